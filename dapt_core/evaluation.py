@@ -1,0 +1,133 @@
+"""Scoring a classifier on test images: predictions, accuracy, confusion, embedding dispersion.
+
+"Before" is zero-shot CLIP (no prompts, template class embeddings); "after" is the tuned model,
+on the same test images, so the two can be compared image by image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from .data import LabeledImage, Skipped
+from .device import autocast
+from .errors import Cancelled
+from .metrics import accuracy, confusion_matrix, dispersion, per_class_accuracy, text_spread
+from .prompts import PromptedCLIP
+from .views import ImageViews, epoch_batches, loader, skipped_records
+
+
+@dataclass
+class Evaluation:
+    """Scores of one classifier on a set of test images (rows follow `paths`)."""
+
+    classnames: list[str]
+    paths: list[str]
+    labels: torch.Tensor
+    logits: torch.Tensor
+    features: torch.Tensor  # L2-normalised image embeddings
+    text_features: torch.Tensor  # L2-normalised class embeddings
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        return self.logits.argmax(dim=1)
+
+    @property
+    def accuracy(self) -> float:
+        return accuracy(self.predictions, self.labels)
+
+    @property
+    def confusion(self) -> torch.Tensor:
+        return confusion_matrix(self.predictions, self.labels, len(self.classnames))
+
+    @property
+    def per_class(self) -> dict[str, float]:
+        return dict(zip(self.classnames, per_class_accuracy(self.confusion)))
+
+    @property
+    def dispersion(self) -> dict[str, float]:
+        if len(self.labels) == 0:
+            return {"intra": float("nan"), "inter": float("nan"), "ratio": float("nan")}
+        return {**dispersion(self.features, self.labels), "text_inter": text_spread(self.text_features)}
+
+    def summary(self) -> dict:
+        """JSON-ready numbers: accuracy, per-class accuracy, confusion matrix and dispersion."""
+        return {
+            "accuracy": self.accuracy,
+            "per_class": self.per_class,
+            "confusion": self.confusion.tolist(),
+            "dispersion": self.dispersion,
+            "n_images": len(self.labels),
+        }
+
+
+@torch.no_grad()
+def encode_images(model: PromptedCLIP, items: list[LabeledImage], *, prompted: bool, batch_size: int = 100,
+                  num_workers: int = 0, cancel=None,
+                  on_batch: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
+    """Normalised features of `items` (test view). Returns features, labels, the indices of the
+    images that loaded, and the skipped ones. Under torch.distributed each rank encodes a share
+    and the results are gathered, so every rank returns all of them in order."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    views = ImageViews(items, model.backbone.preprocessing, train=False)
+    batches = epoch_batches(len(items), batch_size, 0, 0, shuffle=False)
+    device = model.backbone.device
+    features, labels, indices, skipped = [], [], [], []
+    mine = batches[rank::world]
+    for done, batch in enumerate(loader(views, mine, num_workers), start=1):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Evaluation was cancelled.")
+        skipped.extend(batch.skipped)
+        if len(batch.labels):
+            with autocast(device):
+                features.append(model.image_features(batch.images.to(device), prompted=prompted).float().cpu())
+            labels.append(batch.labels)
+            indices.extend(batch.indices.tolist())
+        if on_batch is not None:
+            on_batch(done, len(mine))
+    width = model.backbone.embed_dim
+    features = torch.cat(features) if features else torch.empty(0, width)
+    labels = torch.cat(labels) if labels else torch.empty(0, dtype=torch.long)
+    if world > 1:
+        features, labels, indices, skipped = _gather(features, labels, indices, skipped)
+    return features, labels, indices, skipped_records(views, skipped)
+
+
+def _gather(features, labels, indices, skipped):
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, (features, labels, indices, skipped))
+    features = torch.cat([p[0] for p in parts])
+    labels = torch.cat([p[1] for p in parts])
+    indices = [i for p in parts for i in p[2]]
+    skipped = sorted(s for p in parts for s in p[3])
+    order = torch.tensor(indices).argsort()
+    return features[order], labels[order], sorted(indices), skipped
+
+
+def score(model: PromptedCLIP, items: list[LabeledImage], features: torch.Tensor, labels: torch.Tensor,
+          indices: list[int], skipped: list[Skipped], text_features: torch.Tensor) -> Evaluation:
+    text_features = text_features.float().cpu()
+    logits = model.logit_scale.cpu() * features @ text_features.t()
+    return Evaluation(model.classnames, [str(items[i].path) for i in indices], labels, logits, features,
+                      text_features, skipped)
+
+
+def evaluate_before_after(model: PromptedCLIP, zero_shot_text: torch.Tensor, items: list[LabeledImage], *,
+                          batch_size: int = 100, num_workers: int = 0, cancel=None,
+                          on_batch: Callable[[int, int], None] | None = None) -> tuple[Evaluation, Evaluation]:
+    """Zero-shot ("before") and tuned ("after") scores on the same test images."""
+    before_features = encode_images(model, items, prompted=False, batch_size=batch_size,
+                                    num_workers=num_workers, cancel=cancel, on_batch=on_batch)
+    before = score(model, items, *before_features, zero_shot_text)
+    if model.visual_prompt is None:
+        after_features = before_features  # no visual prompt: the tuned image features are the frozen ones
+    else:
+        after_features = encode_images(model, items, prompted=True, batch_size=batch_size,
+                                       num_workers=num_workers, cancel=cancel, on_batch=on_batch)
+    with torch.no_grad(), autocast(model.backbone.device):
+        tuned_text = model.text_features().float()
+    return before, score(model, items, *after_features, tuned_text)

@@ -1,0 +1,192 @@
+"""CLIP with learnable prompts: a text context shared by all classes and visual prompt tokens.
+
+Text prompt (CoOp): the token sequence is [SOS] ctx_1..ctx_n [class-name tokens] "." [EOS]; the n
+context vectors replace the embeddings of n placeholder tokens and the feature is read at EOS.
+Visual prompt (VPT): n tokens inserted after the patch embedding, positional embedding and
+ln_pre, between the CLS token and the patch tokens, without positional embedding; "shallow"
+feeds them to the first layer only, "deep" replaces them with fresh tokens before every layer.
+Every backbone weight stays frozen; only `text_ctx` and `visual_prompt` are parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import text_global_pool
+from torch import nn
+
+from .backbone import Backbone
+from .errors import ConfigError
+
+PLACEHOLDER = "X"  # one BPE token in CLIP's vocabulary; its embedding is replaced by a context vector
+
+
+class PromptedCLIP(nn.Module):
+    """A frozen CLIP whose text and/or image encoders read learnable prompt vectors.
+
+    Args:
+        backbone: the frozen CLIP (see dapt_core.backbone).
+        classnames: class names in label order, as they should appear in the prompt.
+        text_prompt: learn a text context; otherwise `fixed_text_features` are the classifier.
+        visual_prompt: learn visual prompt tokens (vision-transformer backbones only).
+        n_ctx / n_vis: number of text context vectors / visual prompt tokens.
+        deep_visual: fresh visual prompt tokens before every vision layer instead of the first only.
+        fixed_text_features: (C, D) class embeddings used when there is no text prompt.
+        generator: randomness for the initial prompt values (seeded by the caller).
+    """
+
+    def __init__(self, backbone: Backbone, classnames: list[str], *, text_prompt: bool, visual_prompt: bool,
+                 n_ctx: int = 16, n_vis: int = 16, deep_visual: bool = False,
+                 fixed_text_features: torch.Tensor | None = None, generator: torch.Generator | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.clip = backbone.model  # registered so .to() and DDP see it; its weights stay frozen
+        self.classnames = list(classnames)
+        self.n_ctx, self.n_vis, self.deep_visual = n_ctx, n_vis, deep_visual
+        device = backbone.device
+
+        if visual_prompt and not backbone.supports_visual_prompt:
+            raise ConfigError(
+                f"Backbone '{backbone.spec}' has no vision transformer (e.g. a ResNet image tower), so it "
+                f"cannot take visual prompts. Use the text-prompt method 'coop' or a ViT backbone.")
+        if text_prompt and not backbone.supports_text_prompt:
+            raise ConfigError(f"Backbone '{backbone.spec}' has a text tower that cannot take a learned context; "
+                              f"use the visual-prompt method 'vpt'.")
+
+        if text_prompt:
+            ctx = torch.empty(n_ctx, backbone.text_width).normal_(0.0, 0.02, generator=generator)
+            self.text_ctx = nn.Parameter(ctx.to(device))
+            self._prepare_text_tokens(classnames)
+        else:
+            self.text_ctx = None
+            if fixed_text_features is None:
+                raise ConfigError("Without a text prompt, class text features must be given.")
+            self.register_buffer("fixed_text_features", F.normalize(fixed_text_features.float(), dim=-1).to(device))
+
+        if visual_prompt:
+            width, patch = backbone.vision_width, backbone.patch_size
+            bound = math.sqrt(6.0 / float(3 * patch * patch + width))
+            layers = len(backbone.visual.transformer.resblocks) if deep_visual else 1
+            tokens = torch.empty(layers, n_vis, width).uniform_(-bound, bound, generator=generator)
+            self.visual_prompt = nn.Parameter(tokens.to(device))
+        else:
+            self.visual_prompt = None
+
+    # ----------------------------------------------------------------- text
+    def _prepare_text_tokens(self, classnames: list[str]) -> None:
+        tower, tokenizer = self.backbone.text_tower, self.backbone.tokenizer
+        context = self.backbone.context_length
+        placeholder = " ".join([PLACEHOLDER] * self.n_ctx)
+        for name in classnames:
+            needed = 1 + self.n_ctx + _token_count(tokenizer, name + ".") + 1
+            if needed > context:
+                raise ConfigError(
+                    f"Class name '{name}' is too long for this backbone: {self.n_ctx} context tokens plus the "
+                    f"name need {needed} tokens but the text encoder takes {context}. Shorten the name or "
+                    f"use fewer context tokens.")
+        ids = tokenizer([f"{placeholder} {name}." for name in classnames]).to(self.backbone.device)
+        pool_type = getattr(tower, "pool_type", None) or getattr(tower, "text_pool_type", "argmax")
+        eos_id = getattr(tower, "eos_id", None) or getattr(tower, "text_eos_id", None)
+        if pool_type == "argmax":
+            eos_positions = ids.argmax(dim=-1)
+        elif pool_type == "eos":
+            eos_positions = (ids == eos_id).int().argmax(dim=-1)
+        else:
+            eos_positions = None
+        # With a causal mask the feature at EOS never sees later (padding) tokens, so the sequence
+        # can stop after the longest prompt's EOS: an exact result at a fraction of 77 tokens.
+        causal = getattr(tower, "attn_mask", None) is not None
+        length = int(eos_positions.max()) + 1 if (causal and eos_positions is not None) else ids.shape[1]
+        ids = ids[:, :length]
+        with torch.no_grad():
+            embedded = tower.token_embedding(ids)
+        self.register_buffer("token_ids", ids, persistent=False)
+        self.register_buffer("token_prefix", embedded[:, :1].clone(), persistent=False)
+        self.register_buffer("token_suffix", embedded[:, 1 + self.n_ctx:].clone(), persistent=False)
+        self._pool_type, self._eos_id = pool_type, eos_id
+
+    def text_features(self) -> torch.Tensor:
+        """L2-normalised class text features, (C, D)."""
+        if self.text_ctx is None:
+            return self.fixed_text_features
+        tower = self.backbone.text_tower
+        n_classes = self.token_prefix.shape[0]
+        length = self.token_ids.shape[1]
+        cast = tower.transformer.get_cast_dtype()
+        ctx = self.text_ctx.unsqueeze(0).expand(n_classes, -1, -1)
+        x = torch.cat([self.token_prefix, ctx.to(self.token_prefix.dtype), self.token_suffix], dim=1).to(cast)
+        x = x + tower.positional_embedding[:length].to(cast)
+        mask = tower.attn_mask[:length, :length] if tower.attn_mask is not None else None
+        x = tower.transformer(x, attn_mask=mask)
+        x = tower.ln_final(x)
+        x = text_global_pool(x, self.token_ids, self._pool_type, eos_token_id=self._eos_id)
+        projection = tower.text_projection
+        if isinstance(projection, nn.Linear):
+            x = projection(x)
+        elif projection is not None:
+            x = x @ projection
+        return F.normalize(x.float(), dim=-1)
+
+    # ---------------------------------------------------------------- image
+    def image_features(self, images: torch.Tensor, prompted: bool = True) -> torch.Tensor:
+        """L2-normalised image features, (B, D); `prompted=False` gives the frozen CLIP's."""
+        visual = self.backbone.visual
+        if self.visual_prompt is None or not prompted:
+            return F.normalize(visual(images).float(), dim=-1)
+        x = visual._embeds(images)
+        batch = x.shape[0]
+        prompts = self.visual_prompt.to(x.dtype)
+        x = torch.cat([x[:, :1], prompts[0].unsqueeze(0).expand(batch, -1, -1), x[:, 1:]], dim=1)
+        batch_first = visual.transformer.batch_first
+        for index, block in enumerate(visual.transformer.resblocks):
+            if index > 0 and self.deep_visual:
+                fresh = prompts[index].unsqueeze(0).expand(batch, -1, -1)
+                x = torch.cat([x[:, :1], fresh, x[:, 1 + self.n_vis:]], dim=1)
+            x = block(x) if batch_first else block(x.transpose(0, 1)).transpose(0, 1)
+        # Drop the prompt tokens so that pooling sees the layout the backbone was trained with.
+        x = torch.cat([x[:, :1], x[:, 1 + self.n_vis:]], dim=1)
+        pooled, _ = visual._pool(x)
+        if visual.proj is not None:
+            pooled = pooled @ visual.proj
+        return F.normalize(pooled.float(), dim=-1)
+
+    # -------------------------------------------------------------- logits
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        return self.clip.logit_scale.exp().float()
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits (B, C), image features (B, D) and text features (C, D), features normalised."""
+        text = self.text_features()
+        image = self.image_features(images)
+        return self.logit_scale * image @ text.t(), image, text
+
+    def prompt_tensors(self) -> dict[str, torch.Tensor]:
+        """The learned tensors by name, detached, on the CPU."""
+        tensors = {}
+        if self.text_ctx is not None:
+            tensors["text_ctx"] = self.text_ctx.detach().float().cpu().contiguous()
+        if self.visual_prompt is not None:
+            tensors["visual_prompt"] = self.visual_prompt.detach().float().cpu().contiguous()
+        return tensors
+
+    def load_prompt_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            if self.text_ctx is not None:
+                self.text_ctx.copy_(tensors["text_ctx"].to(self.text_ctx))
+            if self.visual_prompt is not None:
+                self.visual_prompt.copy_(tensors["visual_prompt"].to(self.visual_prompt))
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in (self.text_ctx, self.visual_prompt) if p is not None]
+
+
+def _token_count(tokenizer, text: str) -> int:
+    """Number of BPE tokens of `text` without SOS/EOS."""
+    encode = getattr(tokenizer, "encode", None)
+    if callable(encode):
+        return len(encode(text))
+    ids = tokenizer([text])[0]
+    return int((ids != 0).sum()) - 2

@@ -1,0 +1,210 @@
+"""The tuning loop: prompts learn, the backbone stays frozen.
+
+One loop serves every method; a method only decides which prompts exist and which loss terms
+have weight. Runs single-process, or data-parallel when torch.distributed is initialised (each
+rank takes its share of every global batch, so the result matches one process).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .backbone import Backbone
+from .data import LabeledImage, Skipped
+from .device import autocast
+from .errors import Cancelled, DataError
+from .losses import inter_dispersion, intra_dispersion
+from .methods import TuningConfig, learning_rate
+from .prompts import PromptedCLIP
+from .views import ImageViews, epoch_batches, loader, skipped_records
+from .zeroshot import zero_shot_text_features
+
+
+class CancelFlag(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass
+class Progress:
+    """One update for a progress display; sent after every optimisation step."""
+
+    phase: str  # "prototypes" or "train"
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based, over the whole run
+    total_steps: int
+    loss: float = float("nan")
+    ce: float = float("nan")
+    intra: float = float("nan")
+    inter: float = float("nan")
+    train_accuracy: float = float("nan")
+    lr: float = 0.0
+    elapsed: float = 0.0
+    eta: float = float("nan")
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 1.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class TuningResult:
+    prompted: PromptedCLIP
+    config: TuningConfig
+    epochs: int
+    history: list[dict] = field(default_factory=list)  # per-epoch means of each loss term
+    train_seconds: float = 0.0
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig) -> PromptedCLIP:
+    """The prompted CLIP of a method with its seeded initial prompts."""
+    generator = torch.Generator().manual_seed(config.seed)
+    fixed = None if config.text_prompt else zero_shot_text_features(backbone, classnames, config.templates)
+    return PromptedCLIP(backbone, classnames, text_prompt=config.text_prompt, visual_prompt=config.visual_prompt,
+                        n_ctx=config.n_ctx, n_vis=config.n_vis, deep_visual=config.deep_visual,
+                        fixed_text_features=fixed, generator=generator)
+
+
+def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], config: TuningConfig, *,
+         shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
+         cancel: CancelFlag | None = None, num_workers: int = 0) -> TuningResult:
+    """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
+
+    Args:
+        shots: images per class, for the recipe's epoch count (default: the largest class's count).
+        dataset: benchmark name, for its epoch rule (ImageNet: 50 epochs at every shot count).
+        on_progress: called after every step (from this thread).
+        cancel: checked before every step; when set, raises Cancelled and nothing is kept.
+        num_workers: DataLoader worker processes (useful for large benchmark sets only).
+    """
+    if len(classnames) < 2:
+        raise DataError("A task needs at least two classes.")
+    model = build_model(backbone, classnames, config)
+    if not config.trains:
+        return TuningResult(model, config, epochs=0)
+    if not train:
+        raise DataError("There are no training images; add some to every class.")
+    per_class = torch.bincount(torch.tensor([item.label for item in train]), minlength=len(classnames))
+    shots = shots if shots is not None else int(per_class.max())
+    epochs = config.epochs_for(shots, dataset)
+
+    rank, world = _rank_and_world()
+    views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed)
+    steps_per_epoch = len(epoch_batches(len(train), config.batch_size, config.seed, 0))
+    total_steps = steps_per_epoch * epochs
+    started = time.perf_counter()
+    skipped: dict[int, str] = {}
+
+    prototypes = None
+    if config.visual_prompt and config.beta_v > 0:
+        prototypes = compute_prototypes(model, views, len(classnames), config, skipped, cancel, num_workers)
+
+    trained = model
+    if world > 1:
+        device_ids = [backbone.device.index] if backbone.device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    history: list[dict] = []
+    step = 0
+    for epoch in range(epochs):
+        lr = learning_rate(epoch, config.lr, epochs, config.warmup_epochs, config.warmup_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        views.set_epoch(epoch)
+        global_batches = epoch_batches(len(train), config.batch_size, config.seed, epoch)
+        local_batches = [batch[rank::world] for batch in global_batches]
+        sums: dict[str, float] = defaultdict(float)
+        correct = seen = 0
+        for batch, global_batch in zip(loader(views, local_batches, num_workers), global_batches):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("Tuning was cancelled; nothing was saved.")
+            skipped.update(dict(batch.skipped))
+            if len(batch.labels) == 0:  # every image of the batch failed to load
+                continue
+            terms = _step(trained, model, batch, prototypes, config, optimizer,
+                          share=len(batch.labels) * world / max(1, len(global_batch)))
+            step += 1
+            correct += terms.pop("correct")
+            for key, value in terms.items():
+                sums[key] += value
+            seen += len(batch.labels)
+            if on_progress is not None and rank == 0:
+                elapsed = time.perf_counter() - started
+                on_progress(Progress(
+                    "train", epoch + 1, epochs, step, total_steps, terms["loss"], terms["ce"], terms["intra"],
+                    terms["inter"], correct / max(1, seen), lr, elapsed,
+                    elapsed / step * (total_steps - step)))
+        n = max(1, len(local_batches))
+        history.append({"epoch": epoch + 1, "lr": lr, "train_accuracy": correct / max(1, seen),
+                        **{k: sums[k] / n for k in ("loss", "ce", "intra", "inter")}})
+    return TuningResult(model, config, epochs, history, time.perf_counter() - started,
+                        skipped_records(views, sorted(skipped.items())))
+
+
+def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig, optimizer, share: float) -> dict:
+    device = model.backbone.device
+    images = batch.images.to(device, non_blocking=True)
+    labels = batch.labels.to(device, non_blocking=True)
+    with autocast(device):
+        logits, image, text = trained(images)
+    ce = F.cross_entropy(logits.float(), labels)
+    per_sample = ce
+    intra = inter = torch.zeros((), device=device)
+    if prototypes is not None:
+        intra = intra_dispersion(image, prototypes, labels)
+        per_sample = per_sample + config.beta_v * intra
+    if config.text_prompt and config.beta_t > 0:
+        inter = inter_dispersion(text, t=config.inter_temperature)
+    # `share` weights this rank's sample-averaged terms so that DDP's gradient average equals
+    # the mean over the whole global batch; inter-dispersion does not depend on the batch.
+    loss = per_sample * share + config.beta_t * inter
+    optimizer.zero_grad(set_to_none=True)
+    if loss.requires_grad:
+        loss.backward()
+        optimizer.step()
+    correct = int((logits.argmax(dim=1) == labels).sum())
+    ce, intra, inter = ce.item(), intra.item(), inter.item()
+    total = ce + config.beta_v * intra + config.beta_t * inter
+    return {"loss": total, "ce": ce, "intra": intra, "inter": inter, "correct": correct}
+
+
+@torch.no_grad()
+def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, config: TuningConfig,
+                       skipped: dict, cancel: CancelFlag | None = None, num_workers: int = 0) -> torch.Tensor:
+    """Per-class mean of the frozen model's normalised features (no prompts), one augmented view
+    per training image, computed once before tuning and not re-normalised (as in the recipe)."""
+    device = model.backbone.device
+    views.set_epoch(-1)  # a view of its own, not one of the training epochs'
+    batches = epoch_batches(len(views), config.eval_batch_size, config.seed, -1, shuffle=False)
+    sums = torch.zeros(n_classes, model.backbone.embed_dim, device=device)
+    counts = torch.zeros(n_classes, device=device)
+    for batch in loader(views, batches, num_workers):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("Tuning was cancelled; nothing was saved.")
+        skipped.update(dict(batch.skipped))
+        if len(batch.labels) == 0:
+            continue
+        with autocast(device):
+            features = model.image_features(batch.images.to(device), prompted=False)
+        labels = batch.labels.to(device)
+        sums.index_add_(0, labels, features.float())
+        counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
+    return sums / counts.clamp_min(1)[:, None]
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -1,0 +1,116 @@
+"""Labelled images turned into model-ready tensors, in seeded batches.
+
+Training views are augmented with randomness drawn from (seed, epoch, image index), so a run is
+reproducible however the batches are split across loader workers or DistributedDataParallel
+ranks. A file that cannot be read is dropped from its batch and reported, not fatal: benchmark
+readers do not decode every one of tens of thousands of test images up front.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from .data import LabeledImage, Skipped
+from .errors import ImageRejected
+from .images import load_image
+from .transforms import Preprocessing, shrink_for_training, test_view, train_view, view_generator
+
+# Decoded training images are kept in memory up to this many (a few-shot task has tens to a
+# few hundred); larger sets are read from disk at every epoch, by loader workers if asked.
+CACHE_LIMIT = 2000
+
+
+class ImageViews(Dataset):
+    """Images as tensors: augmented training views, or the plain test view.
+
+    Args:
+        items: the labelled images.
+        prep: the backbone's preprocessing.
+        train: augment (random resized crop + flip) rather than centre-crop.
+        seed: run seed, mixed with the epoch and index into each view's randomness.
+    """
+
+    def __init__(self, items: list[LabeledImage], prep: Preprocessing, *, train: bool, seed: int = 0):
+        self.items = list(items)
+        self.prep = prep
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+        self._cache: dict[int, object] = {}
+        self._cache_enabled = train and len(self.items) <= CACHE_LIMIT
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _image(self, index: int):
+        if self._cache_enabled:
+            cached = self._cache.get(index)  # dict access is atomic under the GIL; no lock needed
+            if cached is not None:
+                return cached
+        image = load_image(self.items[index].path)
+        if self.train:
+            image = shrink_for_training(image, self.prep.size)
+        if self._cache_enabled:
+            self._cache[index] = image
+        return image
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        try:
+            image = self._image(index)
+        except (ImageRejected, OSError) as error:
+            return None, item.label, index, str(error)
+        if self.train:
+            tensor = train_view(image, self.prep, view_generator(self.seed, self.epoch, index))
+        else:
+            tensor = test_view(image, self.prep)
+        return tensor, item.label, index, None
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    skipped: list[tuple[int, str]]
+
+
+def collate(samples) -> Batch:
+    good = [s for s in samples if s[0] is not None]
+    skipped = [(s[2], s[3]) for s in samples if s[0] is None]
+    if not good:
+        return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), skipped)
+    return Batch(torch.stack([s[0] for s in good]), torch.tensor([s[1] for s in good]),
+                 torch.tensor([s[2] for s in good]), skipped)
+
+
+def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True,
+                  drop_last: bool | None = None) -> list[list[int]]:
+    """Index lists of one epoch. Shuffled with (seed, epoch); like Dassl, the last partial batch
+    is dropped when the data holds at least one full batch."""
+    if shuffle:
+        order = torch.randperm(n_items, generator=view_generator(seed, epoch, -1)).tolist()
+    else:
+        order = list(range(n_items))
+    if drop_last is None:
+        drop_last = shuffle and n_items >= batch_size
+    batches = [order[i:i + batch_size] for i in range(0, n_items, batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    return batches
+
+
+def loader(views: ImageViews, batches: list[list[int]], num_workers: int = 0) -> DataLoader:
+    """A DataLoader over precomputed index batches (workers only help for large data sets)."""
+    return DataLoader(views, batch_sampler=batches, num_workers=num_workers, collate_fn=collate,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=False)
+
+
+def skipped_records(views: ImageViews, skipped: list[tuple[int, str]]) -> list[Skipped]:
+    return [Skipped(str(views.items[index].path), reason) for index, reason in skipped]

@@ -1,0 +1,29 @@
+"""Zero-shot CLIP: class embeddings from open_clip's prompt templates, no training."""
+
+from __future__ import annotations
+
+import torch
+from open_clip import build_zero_shot_classifier
+from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
+
+from .backbone import Backbone
+from .device import autocast
+from .errors import ConfigError
+
+TEMPLATE_SETS = {
+    "openai": OPENAI_IMAGENET_TEMPLATES,  # CLIP's 80-template ensemble
+    "simple": SIMPLE_IMAGENET_TEMPLATES,  # the 7-template subset open_clip recommends
+    "photo": ("a photo of a {}.",),       # the single template of CoOp's baseline tables
+}
+DEFAULT_TEMPLATES = "openai"
+
+
+def zero_shot_text_features(backbone: Backbone, classnames: list[str], templates: str = DEFAULT_TEMPLATES) -> torch.Tensor:
+    """(C, D) L2-normalised class embeddings: each class's mean over the template set."""
+    if templates not in TEMPLATE_SETS:
+        raise ConfigError(f"Unknown template set '{templates}'. Choose one of: {', '.join(TEMPLATE_SETS)}.")
+    with autocast(backbone.device):
+        weights = build_zero_shot_classifier(
+            backbone.model, backbone.tokenizer, classnames, TEMPLATE_SETS[templates],
+            num_classes_per_batch=10, device=backbone.device)
+    return weights.t().float().contiguous()

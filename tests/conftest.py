@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny CLIP config (no network, seconds on a CPU) and generated image tasks."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
+
+import open_clip  # noqa: E402
+
+TINY = "dapt-tiny-test"
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8, "pool_type": "avg"},
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def register_tiny(tmp_dir: Path, name: str = TINY, config: dict | None = None) -> str:
+    """Register a small architecture with open_clip under `name` (the JSON file's stem)."""
+    path = tmp_dir / f"{name}.json"
+    path.write_text(json.dumps(config or TINY_CONFIG))
+    open_clip.add_model_config(path)
+    return name
+
+
+@pytest.fixture(scope="session")
+def tiny_spec(tmp_path_factory) -> str:
+    register_tiny(tmp_path_factory.mktemp("configs"))
+    return f"{TINY}:random"
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tiny_spec):
+    from dapt_core.backbone import load_backbone
+    return load_backbone(tiny_spec, "cpu")
+
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def write_colour_task(root: Path, per_class: int = 12, size: int = 48, seed: int = 0) -> Path:
+    """Folders of noisy solid-colour images, one per class: a task any CLIP can learn quickly."""
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.normal(0, 25, (size, size, 3))
+            pixels = np.clip(np.array(colour)[None, None, :] + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{name}_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def colour_task(tmp_path) -> Path:
+    return write_colour_task(tmp_path / "colours")

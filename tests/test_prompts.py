@@ -1,0 +1,97 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dapt_core.errors import ConfigError
+from dapt_core.prompts import PromptedCLIP
+
+
+def make(backbone, **kwargs):
+    options = dict(text_prompt=True, visual_prompt=True, generator=torch.Generator().manual_seed(0))
+    options.update(kwargs)
+    return PromptedCLIP(backbone, ["red", "green apple"], **options)
+
+
+def test_text_context_replaces_the_tokens_after_sos(tiny_backbone):
+    """With the context set to the embeddings of real words, the prompted encoder must give
+    exactly CLIP's own encoding of the written sentence: proves the placement
+    [SOS] ctx [name] . [EOS], the EOS read-out and that shortening the sequence is exact."""
+    words = "a photo of a"
+    tokenizer = tiny_backbone.tokenizer
+    word_ids = tokenizer([words])[0][1:5]
+    model = make(tiny_backbone, n_ctx=4, visual_prompt=False, fixed_text_features=None)
+    with torch.no_grad():
+        model.text_ctx.copy_(tiny_backbone.model.token_embedding(word_ids))
+        ours = model.text_features()
+        reference = tiny_backbone.model.encode_text(tokenizer([f"{words} red.", f"{words} green apple."]))
+    assert torch.allclose(ours, F.normalize(reference, dim=-1), atol=1e-5)
+    assert model.token_ids.shape[1] < tiny_backbone.context_length  # padding was cut off
+
+
+def test_visual_prompt_sits_between_cls_and_patches_without_position(tiny_backbone):
+    model = make(tiny_backbone, n_vis=5)
+    seen = {}
+    hook = tiny_backbone.visual.transformer.resblocks[0].register_forward_pre_hook(
+        lambda module, args: seen.setdefault("x", args[0].detach().clone()))
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        model.image_features(images)
+        embeds = tiny_backbone.visual._embeds(images)
+    hook.remove()
+    x = seen["x"]
+    assert x.shape[1] == embeds.shape[1] + 5
+    assert torch.equal(x[:, 0], embeds[:, 0])  # CLS first
+    assert torch.equal(x[:, 1:6], model.visual_prompt[0].expand(2, -1, -1))  # prompts, untouched
+    assert torch.equal(x[:, 6:], embeds[:, 1:])  # then the patches
+
+
+def test_visual_prompt_changes_features_and_order_of_tokens_does_not(tiny_backbone):
+    model = make(tiny_backbone, n_vis=4)
+    images = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        prompted = model.image_features(images)
+        frozen = model.image_features(images, prompted=False)
+        model.visual_prompt.copy_(model.visual_prompt[:, [3, 1, 0, 2]])
+        permuted = model.image_features(images)
+    assert not torch.allclose(prompted, frozen)
+    # no positional embedding on prompts: attention cannot tell their order
+    assert torch.allclose(prompted, permuted, atol=1e-5)
+
+
+def test_deep_prompt_gives_fresh_tokens_to_every_layer(tiny_backbone):
+    model = make(tiny_backbone, n_vis=3, deep_visual=True)
+    assert model.visual_prompt.shape[0] == len(tiny_backbone.visual.transformer.resblocks)
+    seen = {}
+    hook = tiny_backbone.visual.transformer.resblocks[1].register_forward_pre_hook(
+        lambda module, args: seen.setdefault("x", args[0].detach().clone()))
+    with torch.no_grad():
+        model.image_features(torch.randn(1, 3, 32, 32))
+    hook.remove()
+    assert torch.equal(seen["x"][0, 1:4], model.visual_prompt[1])
+
+
+def test_initialisation_follows_the_recipe(tiny_backbone):
+    model = PromptedCLIP(tiny_backbone, [f"class {i}" for i in range(3)], text_prompt=True, visual_prompt=True,
+                         n_ctx=16, n_vis=16, generator=torch.Generator().manual_seed(0))
+    assert model.text_ctx.shape == (16, tiny_backbone.text_width)
+    assert 0.01 < model.text_ctx.std().item() < 0.03
+    bound = math.sqrt(6.0 / (3 * 8 * 8 + 32))
+    assert model.visual_prompt.abs().max().item() <= bound
+    assert model.visual_prompt.abs().max().item() > 0.8 * bound
+
+
+def test_only_prompts_receive_gradients(tiny_backbone):
+    model = make(tiny_backbone)
+    logits, image, text = model(torch.randn(4, 3, 32, 32))
+    F.cross_entropy(logits, torch.tensor([0, 1, 0, 1])).backward()
+    assert model.text_ctx.grad is not None and model.text_ctx.grad.abs().sum() > 0
+    assert model.visual_prompt.grad is not None and model.visual_prompt.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in tiny_backbone.model.parameters())
+    assert set(model.prompt_tensors()) == {"text_ctx", "visual_prompt"}
+
+
+def test_class_name_too_long_for_the_context_is_refused(tiny_backbone):
+    with pytest.raises(ConfigError, match="too long"):
+        PromptedCLIP(tiny_backbone, ["ok", "word " * 20], text_prompt=True, visual_prompt=False, n_ctx=16)
