@@ -120,7 +120,12 @@ def cmd_tune(args) -> int:
     if args.deep:
         settings["deep_visual"] = True
     config = TuningConfig(**settings)
-    split = load_split(args.data_dir, shots=args.shots, seed=args.seed, progress=_scan_bar())
+    try:
+        split = load_split(args.data_dir, shots=args.shots, seed=args.seed, progress=_scan_bar())
+    except DataError as error:
+        if not Path(args.data_dir).is_dir():
+            raise
+        raise DataError(f"{error}. 'dapt scan {args.data_dir}' lists every file and why it was skipped.") from None
     _report_split(split)
     if args.backbone == DEFAULT_BACKBONE:
         backbone, notice = load_backbone_or_demo(args.backbone, args.device)

@@ -35,11 +35,14 @@ class PromptedCLIP(nn.Module):
         deep_visual: fresh visual prompt tokens before every vision layer instead of the first only.
         fixed_text_features: (C, D) class embeddings used when there is no text prompt.
         generator: randomness for the initial prompt values (seeded by the caller).
+        trim_text_padding: stop the text sequence after the longest prompt's EOS (exact with a
+            causal mask); False runs all context positions, as the reference code does.
     """
 
     def __init__(self, backbone: Backbone, classnames: list[str], *, text_prompt: bool, visual_prompt: bool,
                  n_ctx: int = 16, n_vis: int = 16, deep_visual: bool = False,
-                 fixed_text_features: torch.Tensor | None = None, generator: torch.Generator | None = None):
+                 fixed_text_features: torch.Tensor | None = None, generator: torch.Generator | None = None,
+                 trim_text_padding: bool = True):
         super().__init__()
         self.backbone = backbone
         self.clip = backbone.model  # registered so .to() and DDP see it; its weights stay frozen
@@ -58,7 +61,7 @@ class PromptedCLIP(nn.Module):
         if text_prompt:
             ctx = torch.empty(n_ctx, backbone.text_width).normal_(0.0, 0.02, generator=generator)
             self.text_ctx = nn.Parameter(ctx.to(device))
-            self._prepare_text_tokens(classnames)
+            self._prepare_text_tokens(classnames, trim_text_padding)
         else:
             self.text_ctx = None
             if fixed_text_features is None:
@@ -75,7 +78,7 @@ class PromptedCLIP(nn.Module):
             self.visual_prompt = None
 
     # ----------------------------------------------------------------- text
-    def _prepare_text_tokens(self, classnames: list[str]) -> None:
+    def _prepare_text_tokens(self, classnames: list[str], trim_padding: bool = True) -> None:
         tower, tokenizer = self.backbone.text_tower, self.backbone.tokenizer
         context = self.backbone.context_length
         placeholder = " ".join([PLACEHOLDER] * self.n_ctx)
@@ -98,7 +101,8 @@ class PromptedCLIP(nn.Module):
         # With a causal mask the feature at EOS never sees later (padding) tokens, so the sequence
         # can stop after the longest prompt's EOS: an exact result at a fraction of 77 tokens.
         causal = getattr(tower, "attn_mask", None) is not None
-        length = int(eos_positions.max()) + 1 if (causal and eos_positions is not None) else ids.shape[1]
+        trim = trim_padding and causal and eos_positions is not None
+        length = int(eos_positions.max()) + 1 if trim else ids.shape[1]
         ids = ids[:, :length]
         with torch.no_grad():
             embedded = tower.token_embedding(ids)

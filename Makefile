@@ -1,0 +1,12 @@
+# The two commands a newcomer needs (see README.md).
+.PHONY: app test setup
+
+setup:
+	bash scripts/setup.sh
+
+app: setup
+	.venv/bin/streamlit run app.py
+
+test: setup
+	bash scripts/browser.sh
+	.venv/bin/python -m pytest
