@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print("dapt: cancelled; nothing was written.", file=sys.stderr)
+        print("dapt: cancelled by the user.", file=sys.stderr)
         return EXIT_CANCELLED
 
 

@@ -46,7 +46,8 @@ class Evaluation:
 
     @property
     def per_class(self) -> dict[str, float]:
-        return dict(zip(self.classnames, per_class_accuracy(self.confusion)))
+        """Accuracy by class name; a repeated name (ImageNet has two "missile" classes) gets " #2"."""
+        return dict(zip(unique_names(self.classnames), per_class_accuracy(self.confusion)))
 
     @property
     def dispersion(self) -> dict[str, float]:
@@ -63,6 +64,15 @@ class Evaluation:
             "dispersion": self.dispersion,
             "n_images": len(self.labels),
         }
+
+
+def unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
+    return unique
 
 
 @torch.no_grad()

@@ -124,6 +124,10 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             group["lr"] = lr
         views.set_epoch(epoch)
         global_batches = epoch_batches(len(train), config.batch_size, config.seed, epoch)
+        if world > 1:
+            # A rank with no image in a batch would skip the step while the others wait for its
+            # gradients; batches that cannot give every rank an image are left out.
+            global_batches = [batch for batch in global_batches if len(batch) >= world]
         local_batches = [batch[rank::world] for batch in global_batches]
         sums: dict[str, float] = defaultdict(float)
         correct = seen = 0
@@ -137,8 +141,11 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                           share=len(batch.labels) * world / max(1, len(global_batch)))
             step += 1
             correct += terms.pop("correct")
+            # Under DDP each rank holds its share of the batch's means; weighted by that share, the
+            # sums over ranks (reduced after the epoch) are the single-process numbers.
+            weight = 1.0 if world == 1 else len(batch.labels) / max(1, len(global_batch))
             for key, value in terms.items():
-                sums[key] += value
+                sums[key] += value * weight
             seen += len(batch.labels)
             if on_progress is not None and rank == 0:
                 elapsed = time.perf_counter() - started
@@ -146,6 +153,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                     "train", epoch + 1, epochs, step, total_steps, terms["loss"], terms["ce"], terms["intra"],
                     terms["inter"], correct / max(1, seen), lr, elapsed,
                     elapsed / step * (total_steps - step)))
+        if world > 1:
+            correct, seen = _reduce_epoch(sums, correct, seen, backbone.device)
         n = max(1, len(local_batches))
         history.append({"epoch": epoch + 1, "lr": lr, "train_accuracy": correct / max(1, seen),
                         **{k: sums[k] / n for k in ("loss", "ce", "intra", "inter")}})
@@ -202,6 +211,16 @@ def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, c
         sums.index_add_(0, labels, features.float())
         counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
     return sums / counts.clamp_min(1)[:, None]
+
+
+def _reduce_epoch(sums: dict[str, float], correct: int, seen: int, device) -> tuple[int, int]:
+    """Sum an epoch's loss terms (in place), correct predictions and images over the ranks."""
+    keys = ("loss", "ce", "intra", "inter")
+    packed = torch.tensor([sums[k] for k in keys] + [correct, seen], dtype=torch.float64, device=device)
+    dist.all_reduce(packed)
+    for key, value in zip(keys, packed.tolist()):
+        sums[key] = value
+    return int(packed[-2]), int(packed[-1])
 
 
 def _rank_and_world() -> tuple[int, int]:

@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""DAPT training throughput and peak GPU memory against the number of classes (a lent-GPU check).
+
+A random-weight ViT-B/16 CLIP (open_clip "ViT-B-16" with NAME:random weights: nothing to download) runs the
+engine's own DAPT step (dapt_core.training._step: text and visual prompts, cross-entropy + intra- and
+inter-dispersion, SGD) under the engine's autocast, which is bf16 on a GPU that has it, at batch 32, for 10,
+100 and 1000 classes. The text encoder runs over every class at every step, so time and memory grow with the
+class count; this measures by how much. Images are synthetic tensors: no data set is needed.
+
+    python benchmarks/gpu_dapt_scaling.py                       # CUDA, ViT-B/16, about a minute
+    python benchmarks/gpu_dapt_scaling.py --json scaling.json   # also write the numbers as JSON
+    python benchmarks/gpu_dapt_scaling.py --quick               # CPU too: a small ViT and a few steps
+
+Stays within --budget-seconds (default 420, under the 8 minutes a lent GPU allows): the number of timed
+steps per class count shrinks to fit what is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+QUICK_MODEL = "dapt-quick-vit"
+QUICK_CONFIG = {  # a small ViT CLIP with the real text context length: seconds per step on a CPU
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small model and few steps; runs on the CPU")
+    parser.add_argument("--model", help="open_clip architecture (default ViT-B-16; --quick: a small ViT)")
+    parser.add_argument("--classes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, help="timed steps per class count (default 40; --quick 3)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default 5; --quick 1)")
+    parser.add_argument("--budget-seconds", type=float, default=420.0)
+    parser.add_argument("--device", help="default: cuda (required without --quick), else cpu")
+    parser.add_argument("--json", help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    from dapt_core.backbone import load_backbone
+    from dapt_core.device import autocast_dtype, describe
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type != "cuda" and not args.quick:
+        print("No CUDA device: this check is meant for a GPU. Use --quick to try it on the CPU.", file=sys.stderr)
+        return 2
+    steps = args.steps or (3 if args.quick else 40)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 5)
+    name = args.model or (QUICK_MODEL if args.quick else "ViT-B-16")
+    if name == QUICK_MODEL:
+        import open_clip
+        folder = Path(tempfile.mkdtemp(prefix="dapt-quick-"))
+        (folder / f"{QUICK_MODEL}.json").write_text(json.dumps(QUICK_CONFIG))
+        open_clip.add_model_config(folder / f"{QUICK_MODEL}.json")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    backbone = load_backbone(f"{name}:random", device)
+    dtype = autocast_dtype(device)
+    precision = str(dtype).replace("torch.", "") if dtype is not None else "float32"
+    print(f"{name} (random weights) on {describe(device)}, autocast {precision}, batch {args.batch_size}, "
+          f"torch {torch.__version__}", flush=True)
+    if device.type == "cuda" and dtype != torch.bfloat16:
+        print(f"note: this GPU has no bf16; the engine runs {precision} here.", flush=True)
+
+    results = []
+    for index, classes in enumerate(args.classes):
+        left = args.budget_seconds - (time.perf_counter() - started)
+        share = left / (len(args.classes) - index)
+        if left < 5:
+            results.append({"classes": classes, "skipped": "time budget spent"})
+            continue
+        try:
+            results.append(measure(backbone, classes, args.batch_size, steps, warmup, share))
+        except torch.cuda.OutOfMemoryError as error:
+            results.append({"classes": classes, "error": f"out of memory: {str(error).splitlines()[0]}"})
+        finally:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        print_row(results[-1])
+
+    report = {
+        "model": name, "weights": "random", "device": describe(device), "precision": precision,
+        "batch_size": args.batch_size, "torch": torch.__version__, "python": platform.python_version(),
+        "quick": args.quick, "seconds": round(time.perf_counter() - started, 1), "results": results,
+    }
+    print(f"done in {report['seconds']} s", flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    failed = [r for r in results if "error" in r]
+    return 1 if failed and len(failed) == len(results) else 0
+
+
+def measure(backbone, classes: int, batch_size: int, steps: int, warmup: int, budget: float) -> dict:
+    """Images per second and peak memory of DAPT training steps with `classes` classes."""
+    import torch.nn.functional as F
+
+    from dapt_core.methods import TuningConfig
+    from dapt_core.training import _step, build_model
+    from dapt_core.views import Batch
+
+    device = backbone.device
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    setup = time.perf_counter()
+    config = TuningConfig(method="dapt", lr=0.002, batch_size=batch_size)
+    model = build_model(backbone, [f"class {i}" for i in range(classes)], config)
+    optimizer = torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(classes)
+    prototypes = F.normalize(torch.randn(classes, backbone.embed_dim, generator=generator), dim=-1).to(device)
+    size = backbone.preprocessing.size
+    images = torch.randn(batch_size, 3, size, size, generator=generator)
+    if cuda:
+        images = images.pin_memory()
+    labels = torch.randint(0, classes, (batch_size,), generator=generator)
+    batch = Batch(images, labels, torch.arange(batch_size), [])
+
+    def step():
+        return _step(model, model, batch, prototypes, config, optimizer, share=1.0)
+
+    for _ in range(max(1, warmup)):
+        terms = step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    probe = time.perf_counter()
+    step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    per_step = time.perf_counter() - probe
+    left = budget - (time.perf_counter() - setup)
+    timed = max(2, min(steps, int(left / max(per_step, 1e-6)) - 1))
+    began = time.perf_counter()
+    for _ in range(timed):
+        terms = step()
+    if cuda:
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - began
+    row = {
+        "classes": classes,
+        "steps": timed,
+        "ms_per_step": round(1000 * elapsed / timed, 2),
+        "images_per_second": round(timed * batch_size / elapsed, 1),
+        "loss": round(float(terms["loss"]), 4),
+        "text_tokens": int(model.token_ids.shape[1]),
+    }
+    if cuda:
+        row["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 3)
+        row["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved(device) / 2**30, 3)
+    else:
+        # No allocator statistics on the CPU: the process's peak resident memory so far (Linux: KiB).
+        row["process_peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    del model, optimizer
+    return row
+
+
+def print_row(row: dict) -> None:
+    if "images_per_second" not in row:
+        print(f"{row['classes']:>5} classes: {row.get('error') or row.get('skipped')}", flush=True)
+        return
+    memory = (f"peak {row['peak_memory_gib']:.2f} GiB allocated, {row['peak_reserved_gib']:.2f} GiB reserved"
+              if "peak_memory_gib" in row else f"process peak RSS {row['process_peak_rss_gib']:.2f} GiB")
+    print(f"{row['classes']:>5} classes: {row['images_per_second']:>8.1f} images/s, {row['ms_per_step']:>8.1f} ms/step "
+          f"over {row['steps']} steps, {memory}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
