@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--method", default="dapt", choices=["dapt", "coop", "vpt", "zeroshot"])
     tune.add_argument("--shots", type=int, default=16, help="training images per class (default: %(default)s)")
     tune.add_argument("--epochs", type=int, help="default: the recipe's count for the shots")
-    tune.add_argument("--lr", type=float)
+    tune.add_argument("--lr", type=_lr_value,
+                      help="learning rate, or 'auto' to choose it by cross-validation on the training images")
+    tune.add_argument("--lr-grid", type=float, nargs="+", help="candidates for --lr auto")
     tune.add_argument("--beta-v", type=float, help="weight of intra-dispersion (dapt)")
     tune.add_argument("--beta-t", type=float, help="weight of inter-dispersion (dapt)")
     tune.add_argument("--n-ctx", type=int, help="text context vectors (default 16)")
@@ -113,8 +115,9 @@ def cmd_tune(args) -> int:
     from .folders import load_split
     from .methods import TuningConfig
 
+    auto_lr = args.lr == "auto"
     settings = {key: value for key, value in {
-        "method": args.method, "epochs": args.epochs, "lr": args.lr, "beta_v": args.beta_v,
+        "method": args.method, "epochs": args.epochs, "lr": None if auto_lr else args.lr, "beta_v": args.beta_v,
         "beta_t": args.beta_t, "n_ctx": args.n_ctx, "n_vis": args.n_vis, "templates": args.templates,
         "seed": args.seed}.items() if value is not None}
     if args.deep:
@@ -133,10 +136,26 @@ def cmd_tune(args) -> int:
             print(f"note: {notice}", file=sys.stderr)
     else:
         backbone = load_backbone(args.backbone, args.device)
+    selection = None
+    if auto_lr:
+        from dataclasses import replace
+
+        from .selection import DEFAULT_LR_GRID, select_learning_rate
+        with _ProgressBar() as bar:
+            selection = select_learning_rate(backbone, split.classnames, split.train, config,
+                                             grid=tuple(args.lr_grid or DEFAULT_LR_GRID), shots=args.shots,
+                                             on_progress=bar.update)
+        for score in selection.scores:
+            print(f"lr {score['lr']:g}: {_pct(score['accuracy'])} cross-validated accuracy", file=sys.stderr)
+        print(f"chosen lr: {selection.lr:g}", file=sys.stderr)
+        config = replace(config, lr=selection.lr)
     with _ProgressBar() as bar:
         result = run_experiment(backbone, split, config, shots=args.shots, on_progress=bar.update)
-    out = result.save_prompt_file(args.out)
+    extra = {"lr_selection": {"folds": selection.folds, "scores": selection.scores}} if selection else None
+    out = result.save_prompt_file(args.out, extra)
     metrics = result.metrics()
+    if extra:
+        metrics.update(extra)
     if args.json_out:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
@@ -269,6 +288,15 @@ def cmd_demo_data(args) -> int:
 
 
 # -------------------------------------------------------------------------------- helpers
+def _lr_value(text: str):
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
+
+
 def write_json(data: dict, path: str | None) -> None:
     """Write `data` as JSON to `path`, or to stdout for '-'."""
     text = json.dumps(data, indent=2, ensure_ascii=False)
