@@ -1,0 +1,256 @@
+"""Projects and data: create, open, rename and delete projects; classes; uploads; the image grids."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dapt_core.errors import DaptError
+from ui import state
+from ui.i18n import current_language, skipped_reason, t
+from ui.widgets import show_error, thumbnail_grid
+
+state.require_app_shell()
+
+ws = state.workspace()
+st.title(t("projects.title"))
+state.show_flashes()
+
+# ------------------------------------------------------------------ choose / create a project
+listing = ws.list_projects()
+project = state.current_project()
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    if listing:
+        ids = [info.id for info in listing]
+        by_id = {info.id: info for info in listing}
+        current = project.id if project is not None and project.id in ids else ids[0]
+
+        lang = current_language()  # fixed now: a format function may be called outside this run
+
+        def _label(pid: str) -> str:
+            info = by_id[pid]
+            if info.error is not None:
+                return t("projects.damaged_label", lang=lang, name=info.name)
+            return info.name  # only the name: a label that changes with every upload confuses the widget
+
+        chosen = st.selectbox(t("projects.open"), ids, index=ids.index(current), format_func=_label,
+                              key=f"project-picker-{current}-{lang}")
+        if project is None or chosen != project.id:
+            state.open_project(chosen)
+            st.rerun()
+    else:
+        st.info(t("projects.empty"), icon=":material/info:")
+
+with right:
+    with st.form("create-project", clear_on_submit=True, border=True):
+        new_name = st.text_input(t("projects.new_name"), placeholder=t("projects.new_placeholder"))
+        if st.form_submit_button(t("projects.create"), icon=":material/add:", type="primary"):
+            try:
+                created = ws.create_project(new_name)
+                state.open_project(created.id)
+                state.flash(t("projects.created", name=created.name))
+                st.rerun()
+            except DaptError as error:
+                show_error(error)
+    if st.button(t("projects.demo"), icon=":material/auto_awesome:", help=t("projects.demo_help"), key="demo-project"):
+        bar = st.progress(0.0, text=t("projects.demo_progress"))
+        name = t("projects.demo_name")
+        taken = {info.name for info in listing}
+        suffix = 2
+        while name in taken:
+            name = f"{t('projects.demo_name')} ({suffix})"
+            suffix += 1
+        try:
+            demo = ws.create_demo_project(name, progress=lambda done, total: bar.progress(
+                done / total, text=t("projects.demo_progress_n", done=done, total=total)))
+            state.open_project(demo.id)
+            state.flash(t("projects.demo_done", name=demo.name))
+            st.rerun()
+        except DaptError as error:
+            show_error(error)
+
+if project is None:
+    st.stop()
+
+# ------------------------------------------------------------------ a damaged project
+try:
+    manifest = project.manifest()
+except DaptError as error:
+    show_error(error)
+    if getattr(error, "params", {}).get("has_backup"):
+        if st.button(t("projects.restore_backup"), icon=":material/restore:"):
+            try:
+                project.restore_backup()
+                state.flash(t("projects.restored"))
+                st.rerun()
+            except DaptError as restore_error:
+                show_error(restore_error)
+    st.session_state.setdefault("confirm-delete-project", False)
+    if st.button(t("projects.delete"), icon=":material/delete:", key="delete-damaged"):
+        st.session_state["confirm-delete-project"] = True
+    if st.session_state["confirm-delete-project"]:
+        st.warning(t("projects.delete_confirm", name=project.id))
+        if st.button(t("common.yes_delete"), type="primary", key="confirm-delete-damaged"):
+            ws.delete_project(project.id)
+            st.session_state["confirm-delete-project"] = False
+            state.open_project(None)
+            st.rerun()
+    st.stop()
+
+st.divider()
+st.header(manifest["name"])
+counts = project.counts()
+total = sum(counts.values())
+st.caption(t("projects.summary", classes=len(counts), images=total, runs=len(project.run_ids())))
+
+# ------------------------------------------------------------------ project settings
+with st.expander(t("projects.settings"), icon=":material/settings:"):
+    with st.form("rename-project", border=False):
+        renamed = st.text_input(t("projects.rename_label"), value=manifest["name"])
+        if st.form_submit_button(t("projects.rename")):
+            try:
+                project.rename(renamed)
+                state.flash(t("projects.renamed", name=renamed.strip()))
+                st.rerun()
+            except DaptError as error:
+                show_error(error)
+    busy = [j for j in state.queue().jobs(project.id, active_only=True)]
+    confirm_key = f"confirm-delete-{project.id}"
+    if st.button(t("projects.delete"), icon=":material/delete:", key="delete-project", disabled=bool(busy),
+                 help=t("projects.delete_busy") if busy else None):
+        st.session_state[confirm_key] = True
+    if st.session_state.get(confirm_key):
+        runs = len(project.run_ids())
+        st.warning(t("projects.delete_confirm_full", name=manifest["name"], images=total, runs=runs),
+                   icon=":material/warning:")
+        with st.container(horizontal=True):
+            if st.button(t("common.yes_delete"), type="primary", key="confirm-delete-project-yes"):
+                ws.delete_project(project.id)
+                st.session_state.pop(confirm_key, None)
+                state.open_project(None)
+                state.flash(t("projects.deleted", name=manifest["name"]))
+                st.rerun()
+            if st.button(t("common.keep"), key="confirm-delete-project-no"):
+                st.session_state.pop(confirm_key, None)
+                st.rerun()
+
+# ------------------------------------------------------------------ what the last upload did
+report = project.last_intake()
+if report is not None and (report.added or report.skipped):
+    added = report.added_by_class()
+    text = t("data.intake_added", n=len(report.added), detail=", ".join(f"{c}: {n}" for c, n in added.items()) or "–")
+    if report.created_classes:
+        text += " " + t("data.intake_created", classes=", ".join(report.created_classes))
+    (st.warning if report.skipped else st.success)(text + (" " + t("data.intake_skipped", n=len(report.skipped))
+                                                          if report.skipped else ""))
+    if report.skipped:
+        with st.expander(t("data.skipped_title", n=len(report.skipped)), expanded=True, icon=":material/block:"):
+            st.dataframe([{t("data.col_file"): s.name, t("data.col_reason"): skipped_reason(s)} for s in report.skipped],
+                         hide_index=True, width="stretch")
+    if st.button(t("data.intake_dismiss"), type="tertiary", key="dismiss-intake"):
+        project.clear_last_intake()
+        st.rerun()
+
+# ------------------------------------------------------------------ classes
+st.subheader(t("data.classes"))
+st.caption(t("data.classes_help"))
+with st.form("add-class", clear_on_submit=True, border=False):
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    new_class = c1.text_input(t("data.new_class"), placeholder=t("data.new_class_placeholder"))
+    if c2.form_submit_button(t("data.add_class"), icon=":material/add:"):
+        try:
+            added_name = project.add_class(new_class)
+            state.flash(t("data.class_added", name=added_name))
+            st.rerun()
+        except DaptError as error:
+            show_error(error)
+
+with st.expander(t("data.zip_title"), icon=":material/folder_zip:"):
+    st.caption(t("data.zip_help"))
+    zip_key = f"zip-{project.id}-{state.counter('zip-uploads')}"
+    archive = st.file_uploader(t("data.zip_upload"), type=["zip"], key=zip_key)
+    if archive is not None:
+        with st.spinner(t("data.zip_reading")):
+            try:
+                project.import_zip(archive.getvalue(), archive.name)
+            except DaptError as error:
+                show_error(error)
+        state.bump("zip-uploads")
+        st.rerun()
+
+if not counts:
+    st.info(t("data.no_classes"), icon=":material/info:")
+
+for index, class_name in enumerate(list(counts)):
+    records = project.images(class_name)
+    with st.expander(t("data.class_header", name=class_name, n=len(records)), expanded=len(counts) <= 3 or not records):
+        upload_key = f"upload-{project.id}-{index}-{state.counter('uploads-' + class_name)}"
+        files = st.file_uploader(t("data.upload", name=class_name), accept_multiple_files=True, key=upload_key,
+                                 help=t("data.upload_help"))
+        if files:
+            with st.spinner(t("data.checking", n=len(files))):
+                try:
+                    project.add_images(class_name, [(f.name, f.getvalue()) for f in files])
+                except DaptError as error:
+                    show_error(error)
+            state.bump("uploads-" + class_name)
+            st.rerun()
+
+        if records:
+            # Off by default for many classes: every preview shown is sent to the browser on each run.
+            if st.toggle(t("data.show_images"), value=len(counts) <= 3, key=f"show-{project.id}-{index}"):
+                thumbnail_grid(project, records, key=f"{project.id}-{index}")
+            by_sha = {r.sha256: r for r in records}
+            names = [r.name for r in records]
+            repeated = {n for n in names if names.count(n) > 1} if len(set(names)) < len(names) else set()
+
+            def _image_label(sha: str) -> str:  # two files may share a name; their hashes differ
+                name = by_sha[sha].name
+                return f"{name} · {sha[:6]}" if name in repeated else name
+
+            picked = st.multiselect(t("data.select_images"), list(by_sha), format_func=_image_label,
+                                    key=f"pick-{project.id}-{index}", placeholder=t("data.select_placeholder"))
+            if picked:
+                c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+                others = [c for c in counts if c != class_name]
+                target = c1.selectbox(t("data.move_to"), others, key=f"move-target-{project.id}-{index}",
+                                      disabled=not others)
+                if c2.button(t("data.move"), key=f"move-{project.id}-{index}", disabled=not others,
+                             icon=":material/drive_file_move:"):
+                    moved = project.move_images(picked, target)
+                    state.flash(t("data.moved", n=moved, name=target))
+                    st.rerun()
+                if c3.button(t("data.remove"), key=f"remove-{project.id}-{index}", icon=":material/delete:"):
+                    removed = project.remove_images(picked)
+                    state.flash(t("data.removed", n=removed))
+                    st.rerun()
+        else:
+            st.caption(t("data.class_empty"))
+
+        with st.popover(t("data.class_settings"), icon=":material/edit:"):
+            with st.form(f"rename-class-{project.id}-{index}", border=False):
+                renamed_class = st.text_input(t("data.rename_class"), value=class_name)
+                if st.form_submit_button(t("data.rename")):
+                    try:
+                        project.rename_class(class_name, renamed_class)
+                        st.rerun()
+                    except DaptError as error:
+                        show_error(error)
+            confirm = f"confirm-delete-class-{project.id}-{index}"
+            if st.button(t("data.delete_class"), key=f"delete-class-{project.id}-{index}", icon=":material/delete:"):
+                st.session_state[confirm] = True
+            if st.session_state.get(confirm):
+                st.warning(t("data.delete_class_confirm", name=class_name, n=len(records)))
+                if st.button(t("common.yes_delete"), type="primary", key=f"delete-class-yes-{project.id}-{index}"):
+                    project.delete_class(class_name)
+                    st.session_state.pop(confirm, None)
+                    state.flash(t("data.class_deleted", name=class_name))
+                    st.rerun()
+
+if counts:
+    ready = len(counts) >= 2 and all(counts.values())
+    if ready:
+        st.page_link("pages/2_tune.py", label=t("data.next_tune"), icon=":material/arrow_forward:")
+    else:
+        st.caption(t("data.not_ready"))

@@ -1,0 +1,216 @@
+"""Tune: pick the backbone, the method and the split, start a run, follow it live; saved runs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dapt_core import jobs
+from dapt_core.errors import DaptError
+from dapt_core.methods import DEFAULT_BETA_T, DEFAULT_BETA_V, DEFAULT_LR, METHODS, epochs_for_shots
+from ui import state
+from ui.i18n import current_language, t
+from ui.narrative import pct
+from ui.widgets import job_panel, page_header, require_project, run_label, show_error
+
+state.require_app_shell()
+
+project = require_project()
+page_header("tune.title", project)
+state.show_flashes()
+device_key, device_text = state.device()
+
+SOURCES = ("demo", "open_clip", "file", "folder", "spec")
+# Settings live in the session under these keys (app.py keeps them across page changes), so the
+# widgets below take no default values of their own.
+DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-arch": "ViT-B-16", "tune-method": "dapt",
+            "tune-shots": 16, "tune-epochs": 0, "tune-lr": DEFAULT_LR, "tune-beta-v": DEFAULT_BETA_V,
+            "tune-beta-t": DEFAULT_BETA_T, "tune-n-ctx": 16, "tune-n-vis": 16, "tune-seed": 1, "tune-batch-size": 32}
+for _key, _value in DEFAULTS.items():
+    st.session_state.setdefault(_key, _value)
+
+
+@st.cache_data(show_spinner=False)
+def _pretrained() -> list[str]:
+    import open_clip
+
+    return [f"{name}:{tag}" for name, tag in open_clip.list_pretrained()]
+
+
+@st.cache_data(show_spinner=False)
+def _architectures() -> list[str]:
+    import open_clip
+
+    return list(open_clip.list_models())
+
+
+settings_col, live_col = st.columns([5, 6], gap="large")
+
+with settings_col:
+    # ------------------------------------------------------------ backbone
+    st.subheader(t("tune.backbone"))
+    lang = current_language()  # fixed now: format functions may be called outside this run
+    source = st.radio(t("tune.source"), SOURCES, format_func=lambda s: t(f"tune.source.{s}", lang=lang), key="tune-source",
+                      horizontal=True)
+    if source == "demo":
+        spec = "demo"
+    elif source == "open_clip":
+        options = _pretrained()
+        if st.session_state["tune-pretrained"] not in options:
+            st.session_state["tune-pretrained"] = options[0]
+        spec = st.selectbox(t("tune.pretrained"), options, key="tune-pretrained")
+    elif source == "file":
+        architectures = _architectures()
+        if st.session_state["tune-arch"] not in architectures:
+            st.session_state["tune-arch"] = architectures[0]
+        arch = st.selectbox(t("tune.architecture"), architectures, key="tune-arch")
+        path = st.text_input(t("tune.weights_path"), key="tune-weights-path", placeholder="/data/weights/ViT-B-16.pt")
+        spec = f"{arch}:{path.strip()}" if path.strip() else ""
+    elif source == "folder":
+        path = st.text_input(t("tune.folder_path"), key="tune-folder-path", placeholder="/data/weights/my-clip")
+        spec = f"local-dir:{path.strip()}" if path.strip() else ""
+    else:
+        spec = st.text_input(t("tune.spec"), key="tune-spec", placeholder="ViT-B-32:laion2b_s34b_b79k").strip()
+
+    available = None
+    if spec:
+        with st.spinner(t("tune.checking", spec=spec)):
+            available = jobs.BACKBONES.check(spec, device_key)
+        if available.ok:
+            state.backbone(spec, device_key)  # loaded now, so Start begins at once
+            d = available.description or {}
+            st.success(t("tune.ready", spec=spec, weights=str(d.get("weights", ""))[:19], dim=d.get("embed_dim")),
+                       icon=":material/check_circle:")
+        else:
+            st.error(t("tune.unavailable", message=available.message), icon=":material/cloud_off:")
+            c1, c2 = st.columns(2)
+            if c1.button(t("tune.check_again"), key="check-again"):
+                jobs.BACKBONES.check(spec, device_key, again=True)
+                st.rerun()
+            if spec != "demo":
+                c2.button(t("tune.use_demo"), key="use-demo",
+                          on_click=lambda: st.session_state.update({"tune-source": "demo"}))
+    else:
+        st.info(t("tune.need_spec"))
+    st.caption(t("tune.device", device=device_text))
+
+    # ------------------------------------------------------------ method and split
+    st.subheader(t("tune.method"))
+    order = sorted(METHODS, key=("dapt", "coop", "vpt", "zeroshot").index)  # the recommended one first
+    method = st.radio(t("tune.method"), order, format_func=lambda m: t(f"method.{m}.name", lang=lang),
+                      captions=[t(f"method.{m}.help") for m in order], key="tune-method",
+                      label_visibility="collapsed")
+    shots = int(st.number_input(t("tune.shots"), min_value=1, max_value=1000, step=1, key="tune-shots",
+                                help=t("tune.shots_help")))
+
+    with st.expander(t("tune.advanced"), icon=":material/science:"):
+        recipe_epochs = epochs_for_shots(shots)
+        epochs = int(st.number_input(t("tune.epochs", recipe=recipe_epochs), min_value=0, max_value=2000,
+                                     step=1, key="tune-epochs", help=t("tune.epochs_help")))
+        lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr")
+        c1, c2 = st.columns(2)
+        beta_v = c1.number_input(t("tune.beta_v"), min_value=0.0, key="tune-beta-v",
+                                 disabled=method != "dapt", help=t("tune.beta_v_help"))
+        beta_t = c2.number_input(t("tune.beta_t"), min_value=0.0, format="%.4f",
+                                 key="tune-beta-t", disabled=method != "dapt", help=t("tune.beta_t_help"))
+        c1, c2 = st.columns(2)
+        n_ctx = int(c1.number_input(t("tune.n_ctx"), min_value=1, max_value=64, key="tune-n-ctx",
+                                    disabled=method not in ("dapt", "coop")))
+        n_vis = int(c2.number_input(t("tune.n_vis"), min_value=1, max_value=64, key="tune-n-vis",
+                                    disabled=method not in ("dapt", "vpt")))
+        c1, c2 = st.columns(2)
+        seed = int(c1.number_input(t("tune.seed"), min_value=0, max_value=2**31 - 1, key="tune-seed",
+                                   help=t("tune.seed_help")))
+        batch_size = int(c2.number_input(t("tune.batch_size"), min_value=1, max_value=512,
+                                         key="tune-batch-size"))
+
+    split_error = None
+    try:
+        split = project.split(shots, seed)
+    except DaptError as error:
+        split, split_error = None, error
+    if split is not None:
+        train_counts = {c: 0 for c in split.classnames}
+        test_counts = {c: 0 for c in split.classnames}
+        for item in split.train:
+            train_counts[split.classnames[item.label]] += 1
+        for item in split.test:
+            test_counts[split.classnames[item.label]] += 1
+        st.dataframe([{t("common.class"): c, t("common.train_images"): train_counts[c],
+                       t("common.test_images"): test_counts[c]} for c in split.classnames],
+                     hide_index=True, width="stretch")
+        for note in split.notes:
+            st.caption(t("tune.note", note=note))
+    else:
+        show_error(split_error)
+
+    settings = {"method": method, "epochs": epochs or None, "lr": lr, "seed": seed, "batch_size": batch_size,
+                "n_ctx": n_ctx, "n_vis": n_vis}
+    if method == "dapt":
+        settings.update(beta_v=beta_v, beta_t=beta_t)
+    can_start = bool(spec) and available is not None and available.ok and split is not None
+    if st.button(t("tune.start"), type="primary", icon=":material/play_arrow:", disabled=not can_start,
+                 key="start-tuning"):
+        request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
+                                   device=device_key)
+        try:
+            request.validate()
+        except DaptError as error:
+            show_error(error)
+        else:
+            job = state.queue().submit(request)
+            st.session_state.setdefault("_my_jobs", []).append(job.id)
+            # No st.rerun(): the progress panel below is drawn in this same run, so the first
+            # update shows without another round trip.
+
+
+def _done(snap) -> None:
+    result = snap.result or {}
+    st.success(t("tune.done", before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy")),
+                 n=result.get("n_test"), seconds=f"{result.get('train_seconds') or 0:.0f}"),
+               icon=":material/check_circle:")
+    if st.button(t("tune.open_inspect"), key=f"inspect-{snap.id}", icon=":material/scatter_plot:"):
+        state.choose_run(result["run_id"])
+        st.switch_page("pages/3_inspect.py")
+
+
+with live_col:
+    st.subheader(t("tune.live"))
+    for lost in project.interrupted_runs():
+        settings_lost = lost.get("settings") or {}
+        st.warning(t("tune.interrupted", when=str(lost.get("started", ""))[:19].replace("T", " "),
+                     method=t(f"method.{settings_lost.get('method', 'dapt')}.name"), backbone=lost.get("backbone"),
+                     shots=lost.get("shots")), icon=":material/restart_alt:")
+        if st.button(t("job.dismiss"), key=f"forget-{lost.get('job_id')}", type="tertiary"):
+            project.clear_running(str(lost.get("job_id")))
+            st.rerun()
+    job_panel(project, "tune", on_done=_done)
+    if not [j for j in state.queue().jobs(project.id) if j.label.startswith("tune")]:
+        st.caption(t("tune.live_empty"))
+
+    st.subheader(t("tune.runs"))
+    runs = project.runs()
+    if not runs:
+        st.caption(t("tune.no_runs"))
+    for info in runs:
+        if info.error is not None:
+            st.warning(t("tune.run_damaged", run=info.id))
+            continue
+        with st.container(border=True):
+            st.markdown(run_label(info))
+            confirm = f"confirm-delete-run-{info.id}"
+            with st.container(horizontal=True):
+                if st.button(t("tune.inspect"), key=f"open-{info.id}", icon=":material/scatter_plot:"):
+                    state.choose_run(info.id)
+                    st.switch_page("pages/3_inspect.py")
+                if st.button(t("tune.delete_run"), key=f"delete-{info.id}", icon=":material/delete:"):
+                    st.session_state[confirm] = True
+            if st.session_state.get(confirm):
+                st.warning(t("tune.delete_run_confirm", run=info.id))
+                with st.container(horizontal=True):
+                    if st.button(t("common.yes_delete"), key=f"delete-yes-{info.id}", type="primary"):
+                        project.delete_run(info.id)
+                        st.session_state.pop(confirm, None)
+                        st.rerun()
+                    if st.button(t("common.keep"), key=f"delete-no-{info.id}"):
+                        st.session_state.pop(confirm, None)
+                        st.rerun()

@@ -1,0 +1,151 @@
+"""Export: the prompt file, the HTML report, a Python snippet; import a prompt file and score it."""
+
+from __future__ import annotations
+
+import re
+
+import streamlit as st
+
+from dapt_core import jobs, prompt_file
+from dapt_core.errors import DaptError
+from ui import charts, run_view, state
+from ui.i18n import current_language, t
+from ui.narrative import pct
+from ui.report_builder import build_report
+from ui.widgets import job_panel, page_header, require_project, run_picker, show_error
+
+state.require_app_shell()
+
+project = require_project()
+page_header("export.title", project)
+device_key, _ = state.device()
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "dapt"
+
+
+run = run_picker(project, key=f"export-run-{project.id}")
+if run is not None:
+    stem = f"{_file_stem(project.id)}-{run.id}"
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader(t("export.prompt_title"))
+        st.caption(t("export.prompt_help"))
+        try:
+            data = run.prompt_file.read_bytes()
+        except OSError as error:
+            show_error(error)
+            data = None
+        if data is not None:
+            st.download_button(t("export.prompt_download"), data, file_name=f"{stem}.safetensors",
+                               mime="application/octet-stream", icon=":material/download:", type="primary",
+                               key="download-prompt")
+            st.caption(t("export.prompt_size", kb=f"{len(data) / 1024:.0f}"))
+    with right:
+        st.subheader(t("export.report_title"))
+        st.caption(t("export.report_help"))
+        language = current_language()
+
+        def _report() -> str:  # made when clicked: the page itself stays fast
+            return build_report(run_view.load_view(run), project.name, lang=language)
+
+        st.download_button(t("export.report_download"), _report, file_name=f"{stem}-report.html", mime="text/html",
+                           icon=":material/description:", key="download-report")
+
+    st.subheader(t("export.snippet_title"))
+    st.caption(t("export.snippet_help"))
+    spec = (run.data.get("backbone") or {}).get("spec", "demo")
+    st.code(t("export.snippet", file=f"{stem}.safetensors", spec=spec), language="python")
+
+# ---------------------------------------------------------------- import a prompt file
+st.divider()
+st.subheader(t("export.import_title"))
+st.caption(t("export.import_help"))
+upload_key = f"import-{project.id}-{state.counter('prompt-imports')}"
+uploaded = st.file_uploader(t("export.import_upload"), key=upload_key)
+if uploaded is not None:
+    st.session_state["imported-prompt"] = (uploaded.name, uploaded.getvalue())
+    state.bump("prompt-imports")
+    st.rerun()
+
+imported = st.session_state.get("imported-prompt")
+if imported is not None:
+    name, data = imported
+    try:
+        file = prompt_file.load(data, name)
+    except DaptError as error:
+        st.error(t("export.import_bad", name=name), icon=":material/error:")
+        show_error(error)
+        file = None
+    if file is not None:
+        header = file.header
+        metrics = header.get("metrics") or {}
+        st.markdown(t("export.import_summary", name=name, method=t(f"method.{file.method}.name"),
+                      backbone=file.backbone_spec, classes=", ".join(file.classnames),
+                      created=str(header.get("created", ""))[:19].replace("T", " "),
+                      before=pct(metrics.get("zero_shot_accuracy")), after=pct(metrics.get("accuracy"))))
+        comparison = jobs.compare_classes(file.classnames, project.classes)
+        if comparison["case_only"]:
+            st.info(t("export.classes_case", pairs=", ".join(f"{a} ↔ {b}" for a, b in comparison["case_only"])))
+        if comparison["only_file"]:
+            st.warning(t("export.classes_only_file", classes=", ".join(comparison["only_file"])),
+                       icon=":material/warning:")
+        if comparison["only_project"]:
+            st.warning(t("export.classes_only_project", classes=", ".join(comparison["only_project"])),
+                       icon=":material/warning:")
+        if not comparison["only_file"] and not comparison["only_project"] and not comparison["case_only"]:
+            st.success(t("export.classes_match"), icon=":material/check_circle:")
+        with st.spinner(t("tune.checking", spec=file.backbone_spec)):
+            available = jobs.BACKBONES.check(file.backbone_spec, device_key)
+        problem = None
+        if not available.ok:
+            problem = t("export.backbone_missing", spec=file.backbone_spec, message=available.message)
+        else:
+            try:
+                file.check_backbone(state.backbone(file.backbone_spec, device_key))
+            except DaptError as error:
+                problem = t("export.backbone_mismatch", message=str(error))
+        if problem:
+            st.error(problem, icon=":material/error:")
+        usable = comparison["usable"] and problem is None
+        if not comparison["usable"]:
+            st.error(t("export.no_common_classes"), icon=":material/error:")
+        c1, c2 = st.columns([1, 1])
+        if c1.button(t("export.evaluate"), type="primary", disabled=not usable, icon=":material/fact_check:",
+                     key="evaluate-import"):
+            job = state.queue().submit(jobs.EvaluateRequest(str(state.workspace().root), project.id, data, name,
+                                                            device=device_key))
+            st.session_state.setdefault("_my_jobs", []).append(job.id)
+            st.rerun()
+        if c2.button(t("export.import_clear"), key="clear-import", type="tertiary"):
+            st.session_state.pop("imported-prompt", None)
+            st.rerun()
+
+
+def _evaluation_done(snap) -> None:
+    result = snap.result or {}
+    classnames = result.get("classnames") or []
+    st.success(t("export.eval_done", name=result.get("file_name"), n=result.get("n_test"),
+                 before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy"))),
+               icon=":material/check_circle:")
+    left_out = result.get("left_out") or {}
+    if left_out.get("excluded"):
+        st.caption(t("export.eval_excluded", n=left_out["excluded"]))
+    for other, count in (left_out.get("other_classes") or {}).items():
+        st.caption(t("export.eval_other_class", cls=other, n=count))
+    confusion = result.get("confusion") or {}
+    if confusion.get("after"):
+        st.plotly_chart(charts.confusion_heatmap(confusion["after"], classnames, t("inspect.confusion_after")),
+                        key=f"eval-cm-{snap.id}", config={"displaylogo": False})
+    wrong = [row for row in result.get("rows", []) if row["predicted"] != row["true"]]
+    if wrong:
+        st.markdown(t("export.eval_mismatches", n=len(wrong)))
+        st.dataframe([{t("data.col_file"): row["name"], t("chart.true"): row["true"],
+                       t("chart.predicted"): row["predicted"], t("common.zero_shot"): row["zero_shot"]}
+                      for row in wrong], hide_index=True, width="stretch")
+    else:
+        st.caption(t("export.eval_no_mismatch"))
+
+
+job_panel(project, "evaluate", on_done=_evaluation_done)

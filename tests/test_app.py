@@ -1,0 +1,521 @@
+"""The Streamlit app through AppTest: every page, uploads, a short tune with the demo backbone,
+Inspect's two maps and dispersion table, export and import of prompt files, both languages.
+
+The backbone is `demo` (the bundled offline CLIP); DAPT_TEST_BACKBONE names another spec to
+run these tests against (e.g. a local-dir: checkpoint of the same model while it is being made).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import re
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from conftest import write_colour_task  # noqa: E402
+from dapt_core import jobs  # noqa: E402
+from dapt_core.workspace import Workspace  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+BACKBONE = os.environ.get("DAPT_TEST_BACKBONE", "demo")
+PAGES = ["pages/1_projects.py", "pages/2_tune.py", "pages/3_inspect.py", "pages/4_export.py"]
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Workspace:
+    monkeypatch.setenv("DAPT_WORKSPACE", str(tmp_path / "workspace"))
+    return Workspace(tmp_path / "workspace")
+
+
+def new_app(page: str | None = None, lang: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    if lang:
+        at.query_params["lang"] = lang
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    return at
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def button(at: AppTest, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def png(colour, seed=0, size=40) -> bytes:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour)[None, None, :] + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_project(workspace: Workspace, tmp_path: Path, per_class: int = 6):
+    task = write_colour_task(tmp_path / "colours", per_class=per_class)
+    project = workspace.create_project("Colours")
+    for folder in sorted(task.iterdir()):
+        project.add_class(folder.name)
+        project.add_image_paths(folder.name, sorted(folder.glob("*.png")))
+    return project
+
+
+def choose_backbone(at: AppTest) -> None:
+    if BACKBONE != "demo":
+        at.radio(key="tune-source").set_value("spec")
+        at.run()
+        at.text_input(key="tune-spec").input(BACKBONE)
+        at.run()
+
+
+def wait_for_jobs(project_id: str, timeout: float = 300) -> list:
+    deadline = time.time() + timeout
+    found = jobs.get_queue().jobs(project_id)
+    for job in found:
+        assert job.wait(max(1.0, deadline - time.time())), "job did not finish"
+    return [job.snapshot() for job in found]
+
+
+def tune(at: AppTest, project_id: str, *, shots=3, epochs=2, batch=8):
+    at.switch_page("pages/2_tune.py")
+    at.run()
+    choose_backbone(at)
+    at.number_input(key="tune-shots").set_value(shots)
+    at.number_input(key="tune-epochs").set_value(epochs)
+    at.number_input(key="tune-batch-size").set_value(batch)
+    at.run()
+    no_exception(at)
+    at.button(key="start-tuning").click()
+    at.run()
+    no_exception(at)
+    snaps = wait_for_jobs(project_id)
+    assert snaps and snaps[-1].state == jobs.DONE, snaps[-1].error
+    at.run()
+    return snaps[-1]
+
+
+# ------------------------------------------------------------------------------ every page
+
+
+@pytest.mark.parametrize("lang", ["en", "ja"])
+def test_every_page_renders_without_a_project(workspace, lang):
+    at = new_app(lang=lang)
+    no_exception(at)
+    for page in PAGES[1:]:
+        at.switch_page(page)
+        at.run()
+        no_exception(at)
+    at.switch_page(PAGES[0])
+    at.run()
+    assert at.title[0].value == ("Projects and data" if lang == "en" else "プロジェクトとデータ")
+
+
+def test_every_page_renders_with_a_project_and_no_runs(workspace, tmp_path):
+    make_project(workspace, tmp_path, per_class=3)
+    for page in PAGES:
+        at = new_app(page)
+        no_exception(at)
+    assert any("no saved runs" in text for text in texts(at, "info"))
+
+
+# ------------------------------------------------------------------------------ projects and data
+
+
+def test_create_project_classes_and_uploads_change_the_counts(workspace):
+    at = new_app()
+    at.text_input[0].input("Line 7")
+    button(at, "Create project").click()
+    at.run()
+    no_exception(at)
+    assert any("Line 7" in s for s in texts(at, "success"))
+    for name in ("good", "scratch"):
+        [field] = [ti for ti in at.text_input if ti.label == "New class"]
+        field.input(name)
+        button(at, "Add class").click()
+        at.run()
+    project = workspace.project(at.session_state["project_id"])
+    assert project.counts() == {"good": 0, "scratch": 0}
+
+    uploader = at.file_uploader(key=f"upload-{project.id}-0-0")
+    uploader.set_value([(f"g{i}.png", png((40, 200, 40), i), "image/png") for i in range(3)]
+                       + [("readme.txt", b"just text", "text/plain"), ("half.png", png((1, 2, 3))[:60], "image/png")])
+    at.run()
+    no_exception(at)
+    assert project.counts() == {"good": 3, "scratch": 0}
+    assert any("3 images added" in w for w in texts(at, "warning"))
+    skipped = at.dataframe[0].value
+    assert set(skipped.iloc[:, 0]) == {"readme.txt", "half.png"}
+    assert any("text" in reason for reason in skipped.iloc[:, 1])
+    assert any(e.label.startswith("good — 3 images") for e in at.expander)
+
+    # a ZIP with one folder per class adds to 'scratch' and creates 'dent'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("scratch/s1.png", png((200, 40, 40), 1))
+        archive.writestr("dent/d1.png", png((40, 40, 200), 2))
+        archive.writestr("../escape.png", png((1, 1, 1), 3))
+    at.file_uploader(key=f"zip-{project.id}-0").set_value([("batch.zip", buffer.getvalue(), "application/zip")])
+    at.run()
+    no_exception(at)
+    assert project.counts() == {"good": 3, "scratch": 1, "dent": 1}
+
+    # move one image, then remove it
+    sha = project.images("good")[0].sha256
+    at.multiselect(key=f"pick-{project.id}-0").set_value([sha])
+    at.run()
+    at.selectbox(key=f"move-target-{project.id}-0").set_value("scratch")
+    at.button(key=f"move-{project.id}-0").click()
+    at.run()
+    no_exception(at)
+    assert project.counts() == {"good": 2, "scratch": 2, "dent": 1}
+
+
+def test_deleting_a_project_asks_first(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=2)
+    at = new_app()
+    at.button(key="delete-project").click()
+    at.run()
+    assert any("cannot be undone" in w for w in texts(at, "warning"))
+    assert workspace.list_projects()  # not yet
+    at.button(key="confirm-delete-project-no").click()
+    at.run()
+    assert workspace.list_projects()
+    at.button(key="delete-project").click()
+    at.run()
+    at.button(key="confirm-delete-project-yes").click()
+    at.run()
+    no_exception(at)
+    assert workspace.list_projects() == []
+    del project
+
+
+def test_a_damaged_manifest_is_reported_on_the_page(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=2)
+    (project.path / "project.json").write_text("{ not json", encoding="utf-8")
+    at = new_app()
+    no_exception(at)
+    assert any("damaged" in e for e in texts(at, "error"))
+    assert (project.path / "project.json").read_text(encoding="utf-8") == "{ not json"
+    at.button(key="delete-damaged")  # offered, with a confirmation
+
+
+# ------------------------------------------------------------------------------ tune
+
+
+def test_tune_explains_what_to_fix_before_start(workspace):
+    project = workspace.create_project("One class", ["good"])
+    project.add_images("good", [("a.png", png((10, 200, 10)))])
+    at = new_app("pages/2_tune.py")
+    no_exception(at)
+    assert any("at least two classes" in e for e in texts(at, "error"))
+    assert at.button(key="start-tuning").disabled
+
+
+def test_tune_settings_survive_a_visit_to_another_page(workspace, tmp_path):
+    make_project(workspace, tmp_path, per_class=3)
+    at = new_app("pages/2_tune.py")
+    at.number_input(key="tune-shots").set_value(5)
+    at.radio(key="tune-method").set_value("coop")
+    at.run()
+    at.switch_page("pages/3_inspect.py")
+    at.run()
+    at.switch_page("pages/2_tune.py")
+    at.run()
+    no_exception(at)
+    assert at.number_input(key="tune-shots").value == 5
+    assert at.radio(key="tune-method").value == "coop"
+    assert not at.warning or all("default value" not in w for w in texts(at, "warning"))
+
+
+def test_unavailable_weights_are_shown_before_start(workspace, tmp_path):
+    make_project(workspace, tmp_path, per_class=2)
+    at = new_app("pages/2_tune.py")
+    at.radio(key="tune-source").set_value("spec")
+    at.run()
+    at.text_input(key="tune-spec").input("ViT-B-32:openai")
+    at.run()
+    no_exception(at)
+    assert any("cannot be used here" in e for e in texts(at, "error"))
+    assert at.button(key="start-tuning").disabled
+
+
+def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=6)
+    at = new_app()
+    snap = tune(at, project.id)
+    no_exception(at)
+    assert any("Run saved" in s for s in texts(at, "success"))
+    [info] = project.runs()
+    assert info.id == snap.result["run_id"]
+    assert info.n_test == 9  # 6 per class, 3 shots held out... the rest are test images
+
+    # Inspect: the two maps of one shared fit, the dispersion table, the sentence for a manager
+    at.switch_page("pages/3_inspect.py")
+    started = time.perf_counter()
+    at.run()
+    seconds = time.perf_counter() - started
+    no_exception(at)
+    charts = {c.proto.id: c for c in at.get("plotly_chart")}
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(charts) >= 2
+    assert sum('"scatter"' in spec and "star" in spec for spec in specs) == 2  # before and after maps
+    test_names = [row["name"] for row in project.run(info.id).data["test"]]
+    assert all(test_names[0] in spec for spec in specs if "star" in spec)  # hovering names the file
+    table = at.dataframe[0].value
+    assert list(table.iloc[:, 0])[:2] == ["Intra-dispersion", "Inter-dispersion"]
+    assert {"Before", "After", "Change"} <= set(table.columns)
+    assert any("photos per class" in i for i in texts(at, "info"))
+    print(f"\nInspect page (small run) drew in {seconds:.2f} s")
+
+    # Export: the prompt file it offers loads and classifies
+    at.switch_page("pages/4_export.py")
+    at.run()
+    no_exception(at)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download the prompt file", "Download the HTML report"]
+    run = project.run(info.id)
+    from dapt_core.inference import Classifier
+
+    classifier = Classifier.load(run.prompt_file.read_bytes())
+    assert classifier.classnames == ["blue", "green", "red"]
+    assert len(classifier.predict([run.test_image_path(run.data["test"][0])])) == 1
+    assert any("Classifier.load" in c.value for c in at.code)
+
+    # the report: one self-contained page
+    from ui.report_builder import build_report
+    from ui.run_view import load_view
+
+    html = build_report(load_view(run), project.name, lang="en")
+    assert html.startswith("<!DOCTYPE html>") and "Plotly.newPlot" in html
+    assert not re.search(r"<script[^>]+src=", html)  # nothing fetched: opens offline
+    assert "Intra-dispersion" in html and project.name in html
+    assert "日本語" not in html
+    assert "分散" in build_report(load_view(run), project.name, lang="ja")
+
+    # import the exported prompt file back and score it on the project
+    at.file_uploader(key=f"import-{project.id}-0").set_value([("prompts.safetensors", run.prompt_file.read_bytes(),
+                                                               "application/octet-stream")])
+    at.run()
+    no_exception(at)
+    assert any("exactly this project's classes" in s for s in texts(at, "success"))
+    at.button(key="evaluate-import").click()
+    at.run()
+    snaps = [s for s in wait_for_jobs(project.id) if s.label == "evaluate"]
+    assert snaps[-1].state == jobs.DONE, snaps[-1].error
+    at.run()
+    no_exception(at)
+    assert any("with the file's prompts" in s for s in texts(at, "success"))
+    assert snaps[-1].result["left_out"]["excluded"] == 9  # the file's own training images
+
+    # a file that is not a prompt file is explained, not crashed on
+    at.button(key="clear-import").click()
+    at.run()
+    at.file_uploader(key=f"import-{project.id}-1").set_value([("weights.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",
+                                                               "application/octet-stream")])
+    at.run()
+    no_exception(at)
+    assert any("not a DAPT prompt file" in e or "cannot be used as a prompt file" in e for e in texts(at, "error"))
+
+
+def test_a_prompt_file_for_other_classes_is_explained(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=5)
+    at = new_app()
+    tune(at, project.id, shots=2, epochs=1)
+    data = project.run(project.run_ids()[0]).prompt_file.read_bytes()
+    other = workspace.create_project("Other", ["red", "scratch"])
+    other.add_images("red", [("r.png", png((200, 30, 30), 9))])
+    other.add_images("scratch", [("s.png", png((90, 90, 90), 9))])
+    at = new_app("pages/4_export.py")
+    at.session_state["project_id"] = other.id  # as if the user opened the other project
+    at.run()
+    at.file_uploader(key=f"import-{other.id}-0").set_value([("p.safetensors", data, "application/octet-stream")])
+    at.run()
+    no_exception(at)
+    warnings = " ".join(texts(at, "warning"))
+    assert "blue" in warnings and "green" in warnings  # only the file knows them
+    assert "scratch" in warnings  # only the project has it
+
+
+def test_two_sessions_queue_and_each_sees_its_place_and_can_cancel(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=4)
+    first, second = new_app("pages/2_tune.py"), new_app("pages/2_tune.py")
+    for at in (first, second):
+        choose_backbone(at)
+        at.number_input(key="tune-shots").set_value(2)
+        at.number_input(key="tune-epochs").set_value(2000)  # long enough to still be running below
+        at.number_input(key="tune-batch-size").set_value(2)
+        at.run()
+    first.button(key="start-tuning").click()
+    first.run()
+    second.button(key="start-tuning").click()
+    second.run()
+    no_exception(first)
+    no_exception(second)
+    running, waiting = jobs.get_queue().jobs(project.id, active_only=True)
+    assert waiting.snapshot().place == 1
+    assert any("place 1 in the queue" in i for i in texts(second, "info"))
+    # cancel from the page: the waiting one first, then the running one
+    second.button(key=f"cancel-{waiting.id}").click()
+    second.run()
+    assert waiting.snapshot().state == jobs.CANCELLED
+    deadline = time.time() + 60
+    while running.snapshot().state == jobs.RUNNING and running.snapshot().progress.phase != "train" \
+            and time.time() < deadline:
+        time.sleep(0.1)
+    first.run()
+    first.button(key=f"cancel-{running.id}").click()
+    asked = time.perf_counter()
+    first.run()
+    assert running.wait(10) and time.perf_counter() - asked < 10
+    assert running.snapshot().state == jobs.CANCELLED
+    first.run()
+    assert any("Nothing was saved" in i for i in texts(first, "info"))
+    assert project.runs() == []
+
+
+def test_a_prompt_file_for_another_backbone_is_explained(workspace, tmp_path):
+    import json
+
+    from dapt_core import prompt_file
+
+    project = make_project(workspace, tmp_path, per_class=4)
+    at = new_app()
+    tune(at, project.id, shots=2, epochs=1)
+    original = prompt_file.load(project.run(project.run_ids()[0]).prompt_file)
+    elsewhere = json.loads(json.dumps(original.header))
+    elsewhere["backbone"]["spec"] = "ViT-B-32:openai"
+    other_weights = json.loads(json.dumps(original.header))
+    other_weights["backbone"]["weights"] = "sha256:" + "0" * 64
+    at.switch_page("pages/4_export.py")
+    at.run()
+    at.file_uploader(key=f"import-{project.id}-0").set_value(
+        [("vit.safetensors", prompt_file.to_bytes(elsewhere, original.tensors), "application/octet-stream")])
+    at.run()
+    no_exception(at)
+    assert any("'ViT-B-32:openai', whose weights are not available here" in e for e in texts(at, "error"))
+    assert at.button(key="evaluate-import").disabled
+    at.button(key="clear-import").click()
+    at.run()
+    at.file_uploader(key=f"import-{project.id}-1").set_value(
+        [("retrained.safetensors", prompt_file.to_bytes(other_weights, original.tensors), "application/octet-stream")])
+    at.run()
+    no_exception(at)
+    assert any("not the one the file was tuned on" in e for e in texts(at, "error"))
+    assert at.button(key="evaluate-import").disabled
+
+
+def test_the_demo_project_in_one_click_and_inspect_of_2000_points_within_3_seconds(workspace):
+    """The starter project (5 classes x 216 pictures); a 1-epoch run leaves 1,000 test images,
+    i.e. a 2,000-point map. Measured once the map engine is warm, as after a server start."""
+    from dapt_core import projection
+
+    at = new_app()
+    started = time.perf_counter()
+    at.button(key="demo-project").click()
+    at.run()
+    no_exception(at)
+    made = time.perf_counter() - started
+    project = workspace.project(at.session_state["project_id"])
+    assert project.counts() == {name: 216 for name in ("no defect", "scratch", "crack", "dent", "stain")}
+    assert any("Demo project" in s for s in texts(at, "success"))
+    tune(at, project.id, shots=16, epochs=1, batch=32)
+    [info] = project.runs()
+    assert info.n_test == 1000
+    run = project.run(info.id)
+    assert projection.start_warmup().wait(180)
+    (run.path / "projection.json").unlink(missing_ok=True)  # measure the fit, not the cache
+
+    at.switch_page("pages/3_inspect.py")
+    started = time.perf_counter()
+    at.run()
+    fresh = time.perf_counter() - started
+    no_exception(at)
+    specs = [c.proto.spec for c in at.get("plotly_chart") if "star" in c.proto.spec]
+    assert len(specs) == 2
+    started = time.perf_counter()
+    at.run()
+    cached = time.perf_counter() - started
+    print(f"\ndemo project made in {made:.1f} s; Inspect with 2,000 points: {fresh:.2f} s with a fresh UMAP fit, "
+          f"{cached:.2f} s from the cached map")
+    assert fresh < 3.0
+
+
+def test_the_language_switches_everything(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=2)
+    at = new_app()
+    assert at.title[0].value == "Projects and data"
+    at.session_state["lang"] = "ja"
+    at.run()
+    no_exception(at)
+    assert at.title[0].value == "プロジェクトとデータ"
+    assert any("クラス" in e.label for e in at.expander) or any("クラス" in s.value for s in at.subheader)
+    at.switch_page("pages/2_tune.py")
+    at.run()
+    no_exception(at)
+    assert at.title[0].value == "調整"
+    del project
+
+
+# ------------------------------------------------------------------------------ strings
+
+
+def _keys_used_in_code() -> set[str]:
+    keys = set()
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "t" and node.args
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+                keys.add(node.args[0].value)
+    return keys
+
+
+def test_every_string_exists_in_both_languages_with_the_same_placeholders():
+    from dapt_core.methods import METHODS
+    from ui.i18n import STRINGS
+
+    used = _keys_used_in_code()
+    used |= {f"method.{m}.{part}" for m in METHODS for part in ("name", "help")}
+    used |= {f"tune.source.{s}" for s in ("demo", "open_clip", "file", "folder", "spec")}
+    used |= {f"job.phase.{p}" for p in ("queued", "loading", "preparing", "prototypes", "train", "evaluate",
+                                        "saving", "mapping", "cancelled")}
+    missing = sorted(k for k in used if k not in STRINGS)
+    assert not missing, missing
+    field = re.compile(r"{(\w*)")
+    for key, (en, ja) in STRINGS.items():
+        assert en.strip() or key == "disp.col_verdict", key
+        assert ja.strip() or key == "disp.col_verdict", key
+        assert sorted(set(field.findall(en))) == sorted(set(field.findall(ja))), key
+
+
+def test_every_workspace_error_code_is_translated():
+    from ui.i18n import STRINGS
+
+    source = (ROOT / "dapt_core" / "workspace.py").read_text(encoding="utf-8")
+    codes = set(re.findall(r'(?:WorkspaceError|ManifestDamaged|ProjectNotFound)\(\s*"([a-z_]+)"', source))
+    assert codes and not sorted(c for c in codes if f"error.{c}" not in STRINGS)

@@ -1,0 +1,114 @@
+"""The shared UMAP map: one fit for before, after and text points; warm-up; caching; speed."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from dapt_core import projection as P
+
+
+def clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim))
+    labels = np.repeat(np.arange(classes), n_per_class)
+    points = centres[labels] + spread * rng.normal(size=(len(labels), dim))
+    return points.astype(np.float32), labels, centres.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def warm():
+    warmup = P.start_warmup()
+    assert warmup.wait(180), "the UMAP warm-up did not finish"
+    assert warmup.state == "ready", warmup.error
+    return warmup
+
+
+def test_warmup_is_started_once_per_process(warm):
+    assert P.start_warmup() is warm is P.warmup_status()
+    assert warm.seconds is not None and warm.seconds > 0
+    print(f"\nUMAP warm-up (first fit, numba compilation) took {warm.seconds:.1f} s in this process")
+
+
+def test_one_fit_puts_before_after_and_text_in_one_frame(monkeypatch, warm):
+    seen = []
+    real = P._umap
+
+    def spy(points):
+        seen.append(points.shape)
+        return real(points)
+
+    monkeypatch.setattr(P, "_umap", spy)
+    before, labels, centres = clusters(20, 3, 16, 3.0, seed=1)
+    after, _, _ = clusters(20, 3, 16, 0.2, seed=1)
+    projection = P.shared_projection(before, after, centres, centres * 2, labels=labels)
+    assert seen == [(60 + 60 + 3 + 3, 16)]  # a single fit over every point
+    assert projection.before.shape == projection.after.shape == (60, 2)
+    assert projection.text_before.shape == projection.text_after.shape == (3, 2)
+    assert projection.method == "umap"
+
+    def separation(coords):
+        means = np.stack([coords[labels == c].mean(0) for c in range(3)])
+        within = np.mean([np.linalg.norm(coords[labels == c] - means[c], axis=1).mean() for c in range(3)])
+        between = np.mean([np.linalg.norm(means[i] - means[j]) for i in range(3) for j in range(i + 1, 3)])
+        return between / within
+
+    # the tight 'after' clusters read as better separated than the noisy 'before' ones
+    assert separation(projection.after) > separation(projection.before)
+
+
+def test_few_points_fall_back_to_pca():
+    before, labels, centres = clusters(1, 2, 8, 0.5, seed=2)
+    projection = P.shared_projection(before, before, centres, centres, labels=labels)
+    assert projection.method == "pca"
+    assert projection.before.shape == (2, 2)
+
+
+def test_large_sets_are_subsampled_evenly_per_class():
+    labels = np.repeat(np.arange(4), [100, 300, 50, 550])
+    rows = P.subsample_rows(labels, limit=200)
+    assert len(rows) <= 200 and np.all(np.diff(rows) > 0)
+    counts = np.bincount(labels[rows], minlength=4)
+    assert counts.tolist() == [20, 60, 10, 110]
+    assert np.array_equal(P.subsample_rows(labels[:50], limit=200), np.arange(50))
+
+
+def test_projection_roundtrips_and_is_cached_per_run(warm):
+    before, labels, centres = clusters(10, 2, 8, 0.5, seed=3)
+
+    class FakeRun:
+        id = "run"
+        stored = None
+        fits = 0
+
+        def load_projection(self, key):
+            return self.stored if self.stored and self.stored.get("key") == key else None
+
+        def save_projection(self, key, coordinates):
+            self.stored = {"key": key, **coordinates}
+
+        def embeddings(self):
+            FakeRun.fits += 1
+            return {"before_features": before, "after_features": before * 1.1, "before_text": centres,
+                    "after_text": centres, "labels": labels}
+
+    run = FakeRun()
+    first = P.projection_for_run(run)
+    second = P.projection_for_run(run)
+    assert FakeRun.fits == 1
+    assert np.allclose(first.before, second.before, atol=1e-4)
+    assert np.array_equal(second.rows, np.arange(20))
+
+
+def test_a_2000_point_map_fits_within_3_seconds_once_warm(warm):
+    """The Inspect page's budget: 1,000 test images = 2,000 points before + after (+ text)."""
+    before, labels, centres = clusters(200, 5, 192, 2.0, seed=4)
+    after, _, _ = clusters(200, 5, 192, 1.0, seed=4)
+    started = time.perf_counter()
+    projection = P.shared_projection(before, after, centres, centres * 1.1, labels=labels)
+    seconds = time.perf_counter() - started
+    print(f"\nshared UMAP fit of {2 * len(before) + 10} points: {seconds:.2f} s")
+    assert len(projection.rows) == 1000
+    assert seconds < 3.0

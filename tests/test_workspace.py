@@ -1,0 +1,275 @@
+"""The workspace on disk: projects, classes, content-addressed images, ZIP intake, runs, damage."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dapt_core.errors import DataError
+from dapt_core.workspace import (MANIFEST, ManifestDamaged, Project, Workspace, WorkspaceError, clean_display_name)
+
+
+def png_bytes(colour=(200, 40, 40), size=24, seed=0) -> bytes:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour)[None, None, :] + rng.normal(0, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def ws(tmp_path) -> Workspace:
+    return Workspace(tmp_path / "workspace")
+
+
+@pytest.fixture
+def project(ws) -> Project:
+    project = ws.create_project("Bracket line 3", ["good", "scratch"])
+    return project
+
+
+def test_workspace_root_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAPT_WORKSPACE", str(tmp_path / "elsewhere"))
+    assert Workspace().root == tmp_path / "elsewhere"
+    assert (tmp_path / "elsewhere" / "projects").is_dir()
+
+
+def test_create_rename_list_delete_projects(ws):
+    first = ws.create_project("Line 1")
+    second = ws.create_project("ライン 2")  # a name without ASCII still gets a folder id
+    assert {info.name for info in ws.list_projects()} == {"Line 1", "ライン 2"}
+    assert second.id and second.path.is_dir()
+    with pytest.raises(WorkspaceError) as taken:
+        ws.create_project("line 1")
+    assert taken.value.code == "project_exists"
+    first.rename("Line one")
+    assert ws.project(first.id).name == "Line one"
+    ws.delete_project(first.id)
+    assert [info.name for info in ws.list_projects()] == ["ライン 2"]
+    with pytest.raises(WorkspaceError):
+        ws.project(first.id)
+    with pytest.raises(WorkspaceError):
+        ws.project("../../etc")
+
+
+def test_classes_add_rename_delete(project):
+    assert project.classes == ["good", "scratch"]
+    assert project.add_class("  no   defect ") == "no defect"
+    with pytest.raises(WorkspaceError) as taken:
+        project.add_class("Scratch")
+    assert taken.value.code == "class_exists"
+    with pytest.raises(WorkspaceError):
+        project.add_class("   ")
+    project.add_images("scratch", [("a.png", png_bytes(seed=1))])
+    project.rename_class("scratch", "deep scratch")
+    assert project.classes == ["good", "deep scratch", "no defect"]
+    assert project.images("deep scratch")[0].name == "a.png"
+    assert project.delete_class("deep scratch") == 1
+    assert project.classes == ["good", "no defect"]
+    assert project.images() == []
+
+
+def test_upload_keeps_good_files_and_lists_the_others_with_reasons(project):
+    good = png_bytes(seed=1)
+    report = project.add_images("good", [
+        ("ok.png", good),
+        ("notes.txt", b"hello there, not a picture"),
+        ("empty.jpg", b""),
+        ("truncated.png", good[: len(good) // 2]),
+        ("copy-of-ok.png", good),
+        ("../../../etc/passwd.png", png_bytes(seed=2)),
+    ])
+    assert [r.name for r in report.added] == ["ok.png", "passwd.png"]
+    reasons = {s.name: s for s in report.skipped}
+    assert "text" in reasons["notes.txt"].reason
+    assert reasons["empty.jpg"].reason == "empty file"
+    assert "truncated" in reasons["truncated.png"].reason or "corrupt" in reasons["truncated.png"].reason
+    assert reasons["copy-of-ok.png"].code == "duplicate" and reasons["copy-of-ok.png"].params["other"] == "ok.png"
+    assert project.counts() == {"good": 2, "scratch": 0}
+    # stored by content hash, never under the uploaded name
+    stored = sorted(p.name for p in project.images_dir.iterdir())
+    assert all(len(Path(name).stem) == 64 for name in stored)
+    assert not any("passwd" in name for name in stored)
+    assert not (project.workspace.root.parent / "etc").exists()
+    # the last intake is remembered for a browser refresh
+    remembered = project.last_intake()
+    assert len(remembered.added) == 2 and len(remembered.skipped) == 4
+
+
+def test_display_names_are_sanitised():
+    assert clean_display_name("C:\\Users\\x\\photo 1.jpg") == "photo 1.jpg"
+    assert clean_display_name("a/b/../c.png") == "c.png"
+    assert clean_display_name("bad\x00name\n.png") == "badname.png"
+    assert clean_display_name("") == "unnamed"
+    assert len(clean_display_name("x" * 500 + ".png")) <= 200
+
+
+def test_move_and_remove_images(project):
+    report = project.add_images("good", [(f"{i}.png", png_bytes(seed=i)) for i in range(3)])
+    shas = [r.sha256 for r in report.added]
+    assert project.move_images(shas[:2], "scratch") == 2
+    assert project.counts() == {"good": 1, "scratch": 2}
+    with pytest.raises(WorkspaceError):
+        project.move_images(shas, "missing")
+    assert project.remove_images([shas[0]]) == 1
+    assert project.counts() == {"good": 1, "scratch": 1}
+    assert not list(project.images_dir.glob(shas[0] + ".*"))  # no run shows it: the file goes
+
+
+def _zip(entries: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)
+            archive.writestr(info, target)
+    return buffer.getvalue()
+
+
+def test_zip_import_creates_classes_and_refuses_unsafe_entries(project, tmp_path):
+    data = _zip({
+        "photos/no_defect/a.png": png_bytes(seed=1),
+        "photos/no_defect/b.png": png_bytes(seed=2),
+        "photos/scratch/c.png": png_bytes(seed=3),
+        "photos/scratch/readme.txt": b"notes",
+        "photos/scratch/broken.jpg": b"\xff\xd8\xff garbage",
+        "__MACOSX/photos/._a.png": b"junk",
+        "../evil.png": png_bytes(seed=4),
+        "/abs/evil2.png": png_bytes(seed=5),
+    }, links={"photos/scratch/link.png": "/etc/passwd"})
+    report = project.import_zip(data, "photos.zip")
+    assert project.counts() == {"good": 0, "scratch": 1, "no defect": 2}
+    assert report.created_classes == ["no defect"]
+    codes = {s.name: s.code for s in report.skipped}
+    assert codes["../evil.png"] == "zip_unsafe_path"
+    assert codes["/abs/evil2.png"] == "zip_unsafe_path"
+    assert codes["photos/scratch/link.png"] == "zip_link"
+    assert any(name.endswith("readme.txt") for name in codes)
+    assert any(name.endswith("broken.jpg") for name in codes)
+    assert not (tmp_path / "evil.png").exists()
+    with pytest.raises(WorkspaceError) as bad:
+        project.import_zip(b"not a zip", "x.zip")
+    assert bad.value.code == "zip_bad"
+
+
+def test_split_says_what_to_fix(ws):
+    lonely = ws.create_project("Lonely", ["good"])
+    with pytest.raises(DataError) as one:
+        lonely.split(4, 1)
+    assert one.value.code == "need_two_classes"
+    empty = ws.create_project("Empty class", ["good", "scratch"])
+    empty.add_images("good", [("a.png", png_bytes())])
+    with pytest.raises(DataError) as none:
+        empty.split(4, 1)
+    assert none.value.code == "empty_class" and none.value.params["name"] == "scratch"
+
+
+def test_split_draws_shots_per_class(project):
+    project.add_images("good", [(f"g{i}.png", png_bytes((30, 200, 30), seed=i)) for i in range(5)])
+    project.add_images("scratch", [(f"s{i}.png", png_bytes((200, 30, 30), seed=i)) for i in range(2)])
+    split = project.split(3, 1)
+    assert split.classnames == ["good", "scratch"]
+    assert len(split.train) == 5 and len(split.test) == 2
+    assert any("scratch" in note for note in split.notes)
+
+
+def test_damaged_manifest_is_reported_never_replaced(ws, project):
+    project.add_class("dent")  # leaves a backup of the previous manifest
+    path = project.path / MANIFEST
+    path.write_text('{"format": "dapt-studio-project", "name": "x", "classes": [', encoding="utf-8")
+    damaged = path.read_bytes()
+    with pytest.raises(ManifestDamaged) as error:
+        project.manifest()
+    assert "not valid JSON" in str(error.value) and error.value.params["has_backup"]
+    with pytest.raises(ManifestDamaged):
+        project.add_class("rust")
+    with pytest.raises(ManifestDamaged):
+        project.add_images("good", [("a.png", png_bytes())])
+    assert path.read_bytes() == damaged  # untouched
+    listed = {info.id: info for info in ws.list_projects()}
+    assert listed[project.id].error is not None
+    project.restore_backup()
+    assert project.classes == ["good", "scratch"]
+    assert list(project.path.glob("project.damaged-*.json"))  # the damaged copy is kept
+
+
+def test_manifest_with_wrong_content_is_damaged(project):
+    data = json.loads((project.path / MANIFEST).read_text())
+    data["images"] = [{"sha256": "0" * 64, "name": "a.png", "class": "nope"}]
+    (project.path / MANIFEST).write_text(json.dumps(data))
+    with pytest.raises(ManifestDamaged) as error:
+        project.classes
+    assert "nope" in str(error.value)
+
+
+def test_writes_are_atomic(project, monkeypatch):
+    before = (project.path / MANIFEST).read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        project.add_class("dent")
+    monkeypatch.undo()
+    assert (project.path / MANIFEST).read_bytes() == before
+    assert not [p for p in project.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_run_is_saved_whole_and_survives_a_new_workspace_object(ws, tiny_backbone):
+    from dapt_core.experiment import run_experiment
+    from dapt_core.methods import TuningConfig
+
+    project = ws.create_project("Colours", ["red", "green"])
+    project.add_images("red", [(f"r{i}.png", png_bytes((220, 30, 30), seed=i)) for i in range(4)])
+    project.add_images("green", [(f"g{i}.png", png_bytes((30, 220, 30), seed=i)) for i in range(4)])
+    split = project.split(2, 1)
+    result = run_experiment(tiny_backbone, split, TuningConfig(method="dapt", epochs=1, batch_size=4), shots=2)
+    run = project.save_run(result, request={"backbone": tiny_backbone.spec})
+    assert sorted(p.name for p in run.path.iterdir()) == ["embeddings.safetensors", "prompts.safetensors", "run.json"]
+    assert not list(project.runs_dir.glob(".incoming-*"))
+
+    reopened = Workspace(ws.root).project(project.id)  # as after a server restart
+    [info] = reopened.runs()
+    assert info.id == run.id and info.method == "dapt" and info.n_test == 4
+    saved = reopened.run(run.id)
+    emb = saved.embeddings()
+    assert emb["before_features"].shape == emb["after_features"].shape == (4, tiny_backbone.embed_dim)
+    assert emb["before_text"].shape == (2, tiny_backbone.embed_dim)
+    assert [row["name"] for row in saved.data["test"]][0].endswith(".png")
+    assert {row["class"] for row in saved.data["train"]} == {"red", "green"}
+
+    from dapt_core.prompt_file import load
+
+    assert load(saved.prompt_file).classnames == ["green", "red"]
+    # removing an image a run shows keeps its file for that run's gallery
+    sha = saved.data["test"][0]["sha256"]
+    project.remove_images([sha])
+    assert list(project.images_dir.glob(sha + ".*"))
+    reopened.delete_run(run.id)
+    assert reopened.runs() == []
+    assert not list(project.images_dir.glob(sha + ".*"))
+
+
+def test_a_run_cut_short_by_a_server_restart_is_reported(project):
+    project.mark_running("abc123", {"backbone": "demo", "shots": 16, "settings": {"method": "dapt"}})
+    assert project.interrupted_runs() == []  # this process is still running it
+    marker = project.runs_dir / ".running-abc123.json"
+    data = json.loads(marker.read_text())
+    data["process"] = "an-earlier-server"
+    marker.write_text(json.dumps(data))
+    [lost] = project.interrupted_runs()
+    assert lost["backbone"] == "demo" and lost["job_id"] == "abc123"
+    project.clear_running("../../project")  # not a job id: ignored
+    assert (project.path / "project.json").exists()
+    project.clear_running("abc123")
+    assert project.interrupted_runs() == []

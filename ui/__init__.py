@@ -1,0 +1,1 @@
+"""App-only helpers for DAPT Studio's Streamlit pages: strings, session state, charts, widgets."""

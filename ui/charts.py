@@ -1,0 +1,136 @@
+"""Plotly figures of the app and the HTML report: the embedding maps, loss curves, accuracy
+bars and confusion matrices. Builders take plain data and return figures; wording comes from
+ui.i18n, so a figure speaks the language of whoever asked for it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from ui.i18n import t
+
+_PALETTE = qualitative.Safe + qualitative.Dark24  # colour-blind-safe first
+
+
+def class_colours(classnames: list[str]) -> dict[str, str]:
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(classnames)}
+
+
+def _padded_range(values: np.ndarray) -> list[float]:
+    low, high = float(np.min(values)), float(np.max(values))
+    pad = 0.05 * (high - low or 1.0)
+    return [low - pad, high + pad]
+
+
+def embedding_maps(projection, classnames: list[str], labels: np.ndarray, names: list[str],
+                   predictions_before: np.ndarray, predictions_after: np.ndarray, *,
+                   lang: str | None = None) -> tuple[go.Figure, go.Figure]:
+    """The 'before' and 'after' maps of one shared fit, with the same axis ranges so that a
+    position means the same thing in both. Circles are test images coloured by their true class,
+    stars the class text embeddings; hovering shows the file, its class and the prediction."""
+    rows = projection.rows
+    labels = np.asarray(labels)[rows]
+    names = [names[i] for i in rows]
+    preds = {"before": np.asarray(predictions_before)[rows], "after": np.asarray(predictions_after)[rows]}
+    every = np.concatenate([projection.before, projection.after, projection.text_before, projection.text_after])
+    x_range, y_range = _padded_range(every[:, 0]), _padded_range(every[:, 1])
+    colours = class_colours(classnames)
+    figures = []
+    for which, coords, text in (("before", projection.before, projection.text_before),
+                                ("after", projection.after, projection.text_after)):
+        fig = go.Figure()
+        for index, name in enumerate(classnames):
+            mask = labels == index
+            if not mask.any():
+                continue
+            predicted = [classnames[p] for p in preds[which][mask]]
+            fig.add_trace(go.Scatter(
+                x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name, legendgroup=name,
+                marker={"size": 6, "color": colours[name], "opacity": 0.75, "line": {"width": 0}},
+                customdata=np.stack([np.asarray([names[i] for i in np.flatnonzero(mask)], dtype=object),
+                                     np.full(int(mask.sum()), name, dtype=object),
+                                     np.asarray(predicted, dtype=object)], axis=1),
+                hovertemplate=(f"<b>%{{customdata[0]}}</b><br>{t('chart.class', lang=lang)}: %{{customdata[1]}}"
+                               f"<br>{t('chart.predicted', lang=lang)}: %{{customdata[2]}}<extra></extra>")))
+        # No printed labels: CLIP's text embeddings lie close together, far from the images (the
+        # "modality gap"), so labels would pile up; colour and hover name each star.
+        fig.add_trace(go.Scatter(
+            x=text[:, 0], y=text[:, 1], mode="markers", name=t("chart.text_embeddings", lang=lang),
+            text=classnames,
+            marker={"symbol": "star", "size": 17, "color": [colours[c] for c in classnames],
+                    "line": {"width": 1.5, "color": "#222"}},
+            hovertemplate=f"<b>%{{text}}</b><br>{t('chart.text_point', lang=lang)}<extra></extra>"))
+        title = t("inspect.map_before" if which == "before" else "inspect.map_after", lang=lang)
+        fig.update_layout(title=title, height=460, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                          legend={"orientation": "h", "y": -0.05}, hovermode="closest",
+                          xaxis={"range": x_range, "showticklabels": False, "zeroline": False, "title": None},
+                          yaxis={"range": y_range, "showticklabels": False, "zeroline": False, "title": None,
+                                 "scaleanchor": "x", "scaleratio": 1})
+        figures.append(fig)
+    return figures[0], figures[1]
+
+
+def loss_curves(history: list[dict], beta_v: float, beta_t: float, *, lang: str | None = None) -> go.Figure:
+    """The training loss and each of its terms, as they enter the loss (weighted by beta)."""
+    steps = [h["step"] if "step" in h else h["epoch"] for h in history]
+    x_title = t("chart.step", lang=lang) if history and "step" in history[0] else t("chart.epoch", lang=lang)
+    fig = go.Figure()
+    series = [("loss", 1.0, t("chart.loss_total", lang=lang)), ("ce", 1.0, t("chart.loss_ce", lang=lang))]
+    if beta_v:
+        series.append(("intra", beta_v, t("chart.loss_intra", lang=lang, beta=f"{beta_v:g}")))
+    if beta_t:
+        series.append(("inter", beta_t, t("chart.loss_inter", lang=lang, beta=f"{beta_t:g}")))
+    for key, weight, label in series:
+        values = [_finite(h.get(key)) * weight if _finite(h.get(key)) is not None else None for h in history]
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label))
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title=x_title,
+                      yaxis_title=t("chart.loss", lang=lang), legend={"orientation": "h", "y": 1.15})
+    return fig
+
+
+def train_accuracy_curve(history: list[dict], *, lang: str | None = None) -> go.Figure:
+    steps = [h.get("step", h.get("epoch")) for h in history]
+    fig = go.Figure(go.Scatter(x=steps, y=[_finite(h.get("train_accuracy")) for h in history], mode="lines",
+                               name=t("chart.train_accuracy", lang=lang)))
+    fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      yaxis={"range": [0, 1.02], "tickformat": ".0%", "title": t("chart.train_accuracy", lang=lang)},
+                      xaxis_title=t("chart.step", lang=lang) if history and "step" in history[0] else t("chart.epoch", lang=lang))
+    return fig
+
+
+def per_class_bars(classnames: list[str], before: dict, after: dict, *, lang: str | None = None) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=classnames, y=[before.get(c) for c in classnames], name=t("common.zero_shot", lang=lang),
+                         marker_color="#9aa4b5"))
+    fig.add_trace(go.Bar(x=classnames, y=[after.get(c) for c in classnames], name=t("common.tuned", lang=lang),
+                         marker_color="#3b6fe0"))
+    fig.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      yaxis={"range": [0, 1.02], "tickformat": ".0%", "title": t("chart.accuracy", lang=lang)},
+                      legend={"orientation": "h", "y": 1.15})
+    return fig
+
+
+def confusion_heatmap(matrix: list[list[int]], classnames: list[str], title: str, *, lang: str | None = None) -> go.Figure:
+    values = np.asarray(matrix, dtype=float)
+    totals = values.sum(axis=1, keepdims=True)
+    share = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    fig = go.Figure(go.Heatmap(
+        z=share, x=classnames, y=classnames, colorscale="Blues", zmin=0, zmax=1, showscale=False,
+        text=values.astype(int), texttemplate="%{text}",
+        hovertemplate=(f"{t('chart.true', lang=lang)}: %{{y}}<br>{t('chart.predicted', lang=lang)}: %{{x}}"
+                       f"<br>%{{text}} (%{{z:.0%}})<extra></extra>")))
+    fig.update_layout(title=title, height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      xaxis={"title": t("chart.predicted", lang=lang), "side": "bottom"},
+                      yaxis={"title": t("chart.true", lang=lang), "autorange": "reversed"})
+    return fig
+
+
+def _finite(value):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

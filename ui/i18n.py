@@ -1,0 +1,573 @@
+"""Every user-facing string of the app and the report, in English and Japanese, in one place.
+
+    t("tune.start")                          -> "Start tuning" / "調整を開始"
+    t("data.moved", n=3, name="scratch")     -> placeholders are str.format fields
+
+The language is the session's (the sidebar switch; also kept in the URL as ?lang=ja so a
+refresh keeps it). Messages of errors raised by dapt_core carry English text; workspace errors
+and skipped-file reasons have codes and are translated here, the engine's own reasons are shown
+as they are, after a translated lead-in.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = {"en": "English", "ja": "日本語"}
+DEFAULT_LANGUAGE = "en"
+LANG_KEY = "lang"
+SWITCH_KEY = "lang-switch"
+
+# key: (English, Japanese)
+STRINGS: dict[str, tuple[str, str]] = {
+    # ------------------------------------------------------------------ navigation, sidebar
+    "nav.projects": ("Projects and data", "プロジェクトとデータ"),
+    "nav.tune": ("Tune", "調整"),
+    "nav.inspect": ("Inspect", "分析"),
+    "nav.export": ("Export", "エクスポート"),
+    "lang.label": ("Language / 言語", "Language / 言語"),
+    "sidebar.device": ("Device: {device}", "デバイス: {device}"),
+    "sidebar.map_ready": ("Map engine: ready", "マップ描画エンジン: 準備完了"),
+    "sidebar.map_warming": ("Map engine: warming up in the background (about 15 s after start)…",
+                            "マップ描画エンジン: バックグラウンドで準備中(起動後 約15秒)…"),
+    "sidebar.map_failed": ("Map engine unavailable: {error}", "マップ描画エンジンが使えません: {error}"),
+    "sidebar.queue": ("Jobs: {running} running, {waiting} waiting", "ジョブ: 実行中 {running}、待機中 {waiting}"),
+    # ------------------------------------------------------------------ common
+    "common.no_project": ("Open or create a project first.", "まずプロジェクトを開くか作成してください。"),
+    "common.no_runs": ("This project has no saved runs yet. Start one on the Tune page.",
+                       "このプロジェクトにはまだ保存された実行結果がありません。「調整」ページで開始してください。"),
+    "common.project_caption": ("Project: {name}", "プロジェクト: {name}"),
+    "common.run": ("Run", "実行結果"),
+    "common.run_label": ("{when} · {method} · {backbone} · {shots} per class · {before} → {after}",
+                         "{when} · {method} · {backbone} · 1クラス{shots}枚 · {before} → {after}"),
+    "common.seconds": ("{s} s", "{s} 秒"),
+    "common.class": ("Class", "クラス"),
+    "common.train_images": ("Training images", "学習用画像"),
+    "common.test_images": ("Test images (held out)", "テスト画像(学習に不使用)"),
+    "common.zero_shot": ("Zero-shot", "ゼロショット"),
+    "common.tuned": ("Tuned", "調整後"),
+    "common.change_points": ("Change (points)", "変化(ポイント)"),
+    "common.yes_delete": ("Yes, delete", "はい、削除します"),
+    "common.keep": ("No, keep it", "いいえ、残します"),
+    # ------------------------------------------------------------------ projects page
+    "projects.title": ("Projects and data", "プロジェクトとデータ"),
+    "projects.open": ("Open project", "プロジェクトを開く"),
+    "projects.damaged_label": ("⚠ {name} (damaged)", "⚠ {name}(破損)"),
+    "projects.empty": ("No projects yet. Create one, or start from the demo task in one click.",
+                       "プロジェクトがまだありません。新規作成するか、ワンクリックでデモ課題から始めてください。"),
+    "projects.new_name": ("New project", "新しいプロジェクト"),
+    "projects.new_placeholder": ("e.g. Bracket line 3 – surface defects", "例: ブラケット3号ライン 表面欠陥"),
+    "projects.create": ("Create project", "プロジェクトを作成"),
+    "projects.created": ("Project '{name}' created. Add classes and images below.",
+                         "プロジェクト「{name}」を作成しました。下でクラスと画像を追加してください。"),
+    "projects.demo": ("Start from the demo task", "デモ課題から始める"),
+    "projects.demo_help": ("Creates a project with the built-in inspection task: carbon-fibre panels photographed by "
+                           "a monochrome camera, five classes (no defect, scratch, crack, dent, stain), 216 pictures "
+                           "per class. Works offline with the demo backbone.",
+                           "組み込みの検査課題でプロジェクトを作成します。モノクロカメラで撮影したカーボン"
+                           "パネル、5クラス(no defect, scratch, crack, dent, stain)、各216枚。"
+                           "デモ用バックボーンでオフラインでも動きます。"),
+    "projects.demo_name": ("Demo – carbon-fibre panels", "デモ – カーボンパネル"),
+    "projects.demo_progress": ("Rendering the demo pictures…", "デモ画像を生成しています…"),
+    "projects.demo_progress_n": ("Rendering the demo pictures… {done}/{total}", "デモ画像を生成しています… {done}/{total}"),
+    "projects.demo_done": ("Demo project '{name}' is ready. Go to Tune to teach the model.",
+                           "デモプロジェクト「{name}」の準備ができました。「調整」でモデルに教えましょう。"),
+    "projects.summary": ("{classes} classes, {images} images, {runs} saved runs", "{classes} クラス、{images} 枚、保存された実行結果 {runs} 件"),
+    "projects.settings": ("Project settings", "プロジェクト設定"),
+    "projects.rename_label": ("Project name", "プロジェクト名"),
+    "projects.rename": ("Rename", "名前を変更"),
+    "projects.renamed": ("Renamed to '{name}'.", "「{name}」に名前を変更しました。"),
+    "projects.delete": ("Delete project", "プロジェクトを削除"),
+    "projects.delete_busy": ("A run of this project is queued or running; cancel it first.",
+                             "このプロジェクトの実行が待機中または実行中です。先にキャンセルしてください。"),
+    "projects.delete_confirm": ("Delete project '{name}' and everything in it? This cannot be undone.",
+                                "プロジェクト「{name}」とその中身をすべて削除しますか?元に戻せません。"),
+    "projects.delete_confirm_full": ("Delete '{name}' with its {images} images and {runs} runs? This cannot be undone.",
+                                     "「{name}」を画像 {images} 枚と実行結果 {runs} 件ごと削除しますか?元に戻せません。"),
+    "projects.deleted": ("Project '{name}' was deleted.", "プロジェクト「{name}」を削除しました。"),
+    "projects.restore_backup": ("Restore the manifest from before the last change",
+                                "直前の変更前のマニフェストを復元"),
+    "projects.restored": ("The previous manifest was restored; the damaged one was kept next to it.",
+                          "以前のマニフェストを復元しました。破損したファイルは同じフォルダに残してあります。"),
+    # ------------------------------------------------------------------ data (classes, uploads)
+    "data.classes": ("Classes", "クラス"),
+    "data.classes_help": ("The class name is what CLIP reads, inside a sentence such as 'a photo of a scratch.': use "
+                          "plain words (\"scratch\", \"no defect\"), not codes.",
+                          "クラス名は「a photo of a scratch.」のような文の中でCLIPが読む言葉です。"
+                          "コードではなく分かりやすい英単語(\"scratch\"、\"no defect\" など)を使ってください。"),
+    "data.new_class": ("New class", "新しいクラス"),
+    "data.new_class_placeholder": ("e.g. scratch", "例: scratch"),
+    "data.add_class": ("Add class", "クラスを追加"),
+    "data.class_added": ("Class '{name}' added.", "クラス「{name}」を追加しました。"),
+    "data.no_classes": ("No classes yet. Add one class per kind of result, e.g. 'no defect' and 'scratch'.",
+                        "クラスがまだありません。判定結果ごとに1クラス追加してください(例: 'no defect' と 'scratch')。"),
+    "data.class_header": ("{name} — {n} images", "{name} — {n} 枚"),
+    "data.class_empty": ("No images in this class yet.", "このクラスにはまだ画像がありません。"),
+    "data.upload": ("Add images to '{name}' (several at once, drag and drop works)",
+                    "「{name}」に画像を追加(複数可、ドラッグ&ドロップ可)"),
+    "data.upload_help": ("JPEG, PNG, WebP, GIF, BMP or TIFF. Files that cannot be used are listed with the reason; "
+                         "the others are kept.",
+                         "JPEG、PNG、WebP、GIF、BMP、TIFF。使えないファイルは理由付きで一覧表示され、"
+                         "それ以外は保存されます。"),
+    "data.checking": ("Checking {n} files…", "{n} 個のファイルを確認しています…"),
+    "data.zip_title": ("Import a ZIP with one folder per class", "クラスごとのフォルダを含むZIPを取り込む"),
+    "data.zip_help": ("Folder names become class names ('no_defect' → 'no defect'); images go into the class of "
+                      "their folder. A train/ and test/ layout is read too. Existing classes with the same name "
+                      "receive the images.",
+                      "フォルダ名がクラス名になります('no_defect' → 'no defect')。画像はフォルダのクラスに"
+                      "入ります。train/ と test/ の構成も読み込めます。同名のクラスが既にあればそこに追加されます。"),
+    "data.zip_upload": ("ZIP archive", "ZIPアーカイブ"),
+    "data.zip_reading": ("Reading the archive and checking every image…", "アーカイブを読み込み、全画像を確認しています…"),
+    "data.intake_added": ("Last upload: {n} images added ({detail}).", "前回のアップロード: {n} 枚を追加しました({detail})。"),
+    "data.intake_created": ("New classes: {classes}.", "新しいクラス: {classes}。"),
+    "data.intake_skipped": ("{n} files were not used (see the list).", "{n} 個のファイルは使われませんでした(一覧を参照)。"),
+    "data.intake_dismiss": ("Hide this summary", "この要約を閉じる"),
+    "data.skipped_title": ("Files not used ({n}) and why", "使われなかったファイル({n} 個)とその理由"),
+    "data.col_file": ("File", "ファイル"),
+    "data.col_reason": ("Reason", "理由"),
+    "data.grid_page": ("Page (of {pages}; {n} images)", "ページ({pages} ページ中、{n} 枚)"),
+    "data.show_images": ("Show the pictures", "画像を表示"),
+    "data.select_images": ("Select images to move or remove", "移動または削除する画像を選択"),
+    "data.select_placeholder": ("Choose by file name", "ファイル名で選択"),
+    "data.move_to": ("Move to class", "移動先クラス"),
+    "data.move": ("Move", "移動"),
+    "data.moved": ("{n} images moved to '{name}'.", "{n} 枚を「{name}」に移動しました。"),
+    "data.remove": ("Remove", "削除"),
+    "data.removed": ("{n} images removed.", "{n} 枚を削除しました。"),
+    "data.class_settings": ("Rename or delete class", "クラス名の変更・削除"),
+    "data.rename_class": ("Class name", "クラス名"),
+    "data.rename": ("Rename", "名前を変更"),
+    "data.delete_class": ("Delete class", "クラスを削除"),
+    "data.delete_class_confirm": ("Delete class '{name}' and its {n} images?", "クラス「{name}」とその画像 {n} 枚を削除しますか?"),
+    "data.class_deleted": ("Class '{name}' deleted.", "クラス「{name}」を削除しました。"),
+    "data.next_tune": ("Next: tune the model on these classes", "次へ: これらのクラスでモデルを調整"),
+    "data.not_ready": ("To tune, the project needs at least two classes and images in every class.",
+                       "調整するには、2つ以上のクラスと、すべてのクラスに画像が必要です。"),
+    # skipped-file reasons with codes (the engine's own reasons are shown after "rejected")
+    "skip.rejected": ("{reason}", "使用できません: {reason}"),
+    "skip.duplicate": ("the same picture is already in the project as '{other}' in class '{class}'",
+                       "同じ画像が既に「{class}」クラスに「{other}」として登録されています"),
+    "skip.zip_unsafe_path": ("its path leaves the archive folder (absolute or '..'); it was not extracted",
+                             "パスがアーカイブの外を指しています(絶対パスまたは '..')。展開しませんでした"),
+    "skip.zip_link": ("it is a link, not a file; it was not extracted", "ファイルではなくリンクです。展開しませんでした"),
+    "skip.zip_duplicate_path": ("the archive holds this path twice; the first copy was kept",
+                                "アーカイブに同じパスが2つあります。最初のものを使いました"),
+    "skip.zip_too_big": ("it expands to more than {limit_mb} MB; it was not extracted",
+                         "展開後 {limit_mb} MB を超えるため展開しませんでした"),
+    "skip.class_name_empty": ("its folder name gives no class name", "フォルダ名からクラス名が作れません"),
+    "skip.class_name_long": ("its folder name is longer than {limit} characters",
+                             "フォルダ名が {limit} 文字を超えています"),
+    # ------------------------------------------------------------------ methods
+    "method.dapt.name": ("DAPT", "DAPT"),
+    "method.dapt.help": ("Text and visual prompts, with the two dispersion losses (recommended)",
+                         "テキストと画像のプロンプトを2つの分散損失とともに学習(推奨)"),
+    "method.coop.name": ("CoOp", "CoOp"),
+    "method.coop.help": ("Text prompt only, cross-entropy", "テキストプロンプトのみ、交差エントロピー"),
+    "method.vpt.name": ("VPT", "VPT"),
+    "method.vpt.help": ("Visual prompt only, cross-entropy", "画像プロンプトのみ、交差エントロピー"),
+    "method.zeroshot.name": ("Zero-shot", "ゼロショット"),
+    "method.zeroshot.help": ("No training: CLIP as it is, for a baseline", "学習なし: CLIPそのまま(比較の基準)"),
+    # ------------------------------------------------------------------ tune page
+    "tune.title": ("Tune", "調整"),
+    "tune.backbone": ("Backbone (the CLIP model)", "バックボーン(CLIPモデル)"),
+    "tune.source": ("Where the weights come from", "重みの入手元"),
+    "tune.source.demo": ("Demo (offline)", "デモ(オフライン)"),
+    "tune.source.open_clip": ("open_clip name and tag", "open_clip の名前とタグ"),
+    "tune.source.file": ("Local weights file", "ローカルの重みファイル"),
+    "tune.source.folder": ("Local model folder", "ローカルのモデルフォルダ"),
+    "tune.source.spec": ("Type a spec", "指定を入力"),
+    "tune.pretrained": ("Model and pretrained tag", "モデルと学習済みタグ"),
+    "tune.architecture": ("Architecture", "アーキテクチャ"),
+    "tune.weights_path": ("Path of the weights file on this computer (.pt, .bin, .safetensors)",
+                          "このコンピュータ上の重みファイルのパス(.pt、.bin、.safetensors)"),
+    "tune.folder_path": ("Folder with open_clip_config.json and open_clip_model.safetensors",
+                         "open_clip_config.json と open_clip_model.safetensors を含むフォルダ"),
+    "tune.spec": ("Backbone spec (NAME:TAG, NAME:/path, local-dir:/path, demo)",
+                  "バックボーン指定(NAME:TAG、NAME:/path、local-dir:/path、demo)"),
+    "tune.need_spec": ("Choose a backbone to see whether its weights are available.",
+                       "バックボーンを選ぶと、重みが使えるかどうかを表示します。"),
+    "tune.checking": ("Checking the weights of {spec}…", "{spec} の重みを確認しています…"),
+    "tune.ready": ("Weights available: {spec} ({weights}, {dim}-dimensional embeddings).",
+                   "重みは使用可能です: {spec}({weights}、{dim} 次元の埋め込み)。"),
+    "tune.unavailable": ("These weights cannot be used here: {message}", "この重みはここでは使えません: {message}"),
+    "tune.check_again": ("Check again", "再確認"),
+    "tune.use_demo": ("Use the demo backbone", "デモ用バックボーンを使う"),
+    "tune.device": ("Runs on: {device}", "実行デバイス: {device}"),
+    "tune.method": ("Method", "手法"),
+    "tune.shots": ("Training images per class (shots)", "1クラスあたりの学習用画像数(ショット数)"),
+    "tune.shots_help": ("This many images of each class are drawn at random for training; the others are held out "
+                        "to measure accuracy honestly.",
+                        "各クラスからこの枚数をランダムに選んで学習に使い、残りは正解率を公正に測るために取り分けます。"),
+    "tune.advanced": ("Advanced settings", "詳細設定"),
+    "tune.epochs": ("Epochs (0 = the recipe's {recipe})", "エポック数(0 = 推奨値 {recipe})"),
+    "tune.epochs_help": ("Passes over the training images. The recipe uses 50 for 1 shot, 100 for 2-4, 200 for 8+.",
+                         "学習用画像を何周するか。推奨値は1ショットで50、2〜4で100、8以上で200です。"),
+    "tune.lr": ("Learning rate", "学習率"),
+    "tune.beta_v": ("β visual (intra-dispersion)", "β 画像(クラス内分散)"),
+    "tune.beta_v_help": ("Weight of the loss that pulls images of a class together.", "同じクラスの画像を近づける損失の重み。"),
+    "tune.beta_t": ("β text (inter-dispersion)", "β テキスト(クラス間分散)"),
+    "tune.beta_t_help": ("Weight of the loss that pushes the class descriptions apart.", "クラスの説明文どうしを離す損失の重み。"),
+    "tune.n_ctx": ("Text prompt length", "テキストプロンプト長"),
+    "tune.n_vis": ("Visual prompt length", "画像プロンプト長"),
+    "tune.seed": ("Seed", "シード"),
+    "tune.seed_help": ("Decides which images are drawn for training and the random start; the same seed repeats a run.",
+                       "学習用画像の選び方と初期値を決めます。同じシードなら同じ実行を再現できます。"),
+    "tune.batch_size": ("Batch size", "バッチサイズ"),
+    "tune.note": ("Note: {note}", "注: {note}"),
+    "tune.start": ("Start tuning", "調整を開始"),
+    "tune.live": ("Progress", "進捗"),
+    "tune.live_empty": ("Nothing running. Press Start; two people pressing Start queue one after the other.",
+                        "実行中のものはありません。「調整を開始」を押してください。複数人が同時に押した場合は順番待ちになります。"),
+    "tune.done": ("Run saved: accuracy {before} zero-shot → {after} tuned on {n} held-out images (training {seconds} s).",
+                  "保存しました: 学習に使っていない {n} 枚での正解率 ゼロショット {before} → 調整後 {after}(学習 {seconds} 秒)。"),
+    "tune.open_inspect": ("See why it works", "効果の理由を見る"),
+    "tune.interrupted": ("A run started {when} ({method} on {backbone}, {shots} per class) was stopped by a server "
+                         "restart before it finished; nothing of it was saved. Start it again.",
+                         "{when} に開始した実行({method}、{backbone}、1クラス{shots}枚)は、完了前にサーバーが"
+                         "再起動したため停止しました。何も保存されていません。もう一度開始してください。"),
+    "tune.runs": ("Saved runs", "保存された実行結果"),
+    "tune.no_runs": ("No runs yet.", "まだ実行結果はありません。"),
+    "tune.run_damaged": ("Run {run} cannot be read; delete it.", "実行結果 {run} を読み込めません。削除してください。"),
+    "tune.inspect": ("Inspect", "分析"),
+    "tune.delete_run": ("Delete", "削除"),
+    "tune.delete_run_confirm": ("Delete run {run}? Its prompt file and metrics go with it.",
+                                "実行結果 {run} を削除しますか?プロンプトファイルと指標も削除されます。"),
+    # ------------------------------------------------------------------ jobs
+    "job.title_tune": ("Tuning", "調整"),
+    "job.title_tune_detail": ("Tuning: {method} on {backbone}, {shots} per class", "調整: {method}、{backbone}、1クラス{shots}枚"),
+    "job.title_evaluate": ("Scoring an imported prompt file", "取り込んだプロンプトファイルの評価"),
+    "job.queued": ("Waiting for the {device}: place {place} in the queue. It starts by itself.",
+                   "{device} の空き待ち: 待ち順 {place} 番目。順番が来ると自動で始まります。"),
+    "job.phase.queued": ("Waiting…", "待機中…"),
+    "job.phase.loading": ("Loading the model…", "モデルを読み込んでいます…"),
+    "job.phase.preparing": ("Drawing the training and test images…", "学習用とテスト用の画像を選んでいます…"),
+    "job.phase.prototypes": ("Measuring the class centres of the training images…", "学習用画像のクラス中心を計算しています…"),
+    "job.phase.train": ("Training…", "学習中…"),
+    "job.phase.evaluate": ("Scoring the held-out images…", "取り分けた画像で評価しています…"),
+    "job.phase.saving": ("Saving the run…", "実行結果を保存しています…"),
+    "job.phase.mapping": ("Drawing the embedding map…", "埋め込みマップを作成しています…"),
+    "job.phase.cancelled": ("Cancelled", "キャンセルしました"),
+    "job.progress_train": ("Epoch {epoch}/{epochs} · step {step}/{steps} · about {eta} left",
+                           "エポック {epoch}/{epochs} · ステップ {step}/{steps} · 残り約 {eta}"),
+    "job.progress_evaluate": ("Scoring: batch {step}/{steps} · about {eta} left", "評価中: バッチ {step}/{steps} · 残り約 {eta}"),
+    "job.loss": ("Loss", "損失"),
+    "job.train_accuracy": ("Training accuracy", "学習正解率"),
+    "job.elapsed": ("Elapsed", "経過時間"),
+    "job.cancel": ("Cancel", "キャンセル"),
+    "job.cancelled": ("Cancelled. Nothing was saved; the project is as it was.",
+                      "キャンセルしました。何も保存されておらず、プロジェクトは元のままです。"),
+    "job.failed": ("The run stopped: {error}", "実行が停止しました: {error}"),
+    "job.dismiss": ("Hide", "閉じる"),
+    # ------------------------------------------------------------------ charts
+    "chart.class": ("Class", "クラス"),
+    "chart.predicted": ("Predicted", "予測"),
+    "chart.true": ("True class", "正解クラス"),
+    "chart.text_embeddings": ("Class text (★)", "クラスのテキスト(★)"),
+    "chart.text_point": ("text embedding of the class", "クラスのテキスト埋め込み"),
+    "chart.step": ("Step", "ステップ"),
+    "chart.epoch": ("Epoch", "エポック"),
+    "chart.loss": ("Loss", "損失"),
+    "chart.loss_total": ("Total loss", "損失の合計"),
+    "chart.loss_ce": ("Cross-entropy", "交差エントロピー"),
+    "chart.loss_intra": ("β {beta} × intra-dispersion", "β {beta} × クラス内分散"),
+    "chart.loss_inter": ("β {beta} × inter-dispersion", "β {beta} × クラス間分散"),
+    "chart.train_accuracy": ("Training accuracy", "学習正解率"),
+    "chart.accuracy": ("Accuracy", "正解率"),
+    # ------------------------------------------------------------------ inspect page
+    "inspect.title": ("Inspect", "分析"),
+    "inspect.zero_shot": ("Accuracy before (zero-shot)", "調整前の正解率(ゼロショット)"),
+    "inspect.tuned": ("Accuracy after tuning", "調整後の正解率"),
+    "inspect.test_images": ("Held-out test images", "テスト画像(学習に不使用)"),
+    "inspect.train_time": ("Training time (m:ss)", "学習時間(分:秒)"),
+    "inspect.map_title": ("How the images are arranged, before and after", "画像の配置: 調整前と調整後"),
+    "inspect.map_help": ("Each dot is a held-out test image, coloured by its true class; stars are the class "
+                         "descriptions. Both maps come from one shared UMAP fit, so positions compare: after tuning, "
+                         "dots of one colour should gather and sit apart from other colours.",
+                         "点は学習に使っていないテスト画像で、色は正解クラスです。星印はクラスの説明文です。"
+                         "2つのマップは1回の共通UMAPから作られているので位置を比較できます。調整後は同じ色の点が"
+                         "集まり、他の色から離れるのが理想です。"),
+    "inspect.map_before": ("Before: CLIP as it is (zero-shot)", "調整前: CLIPそのまま(ゼロショット)"),
+    "inspect.map_after": ("After: tuned prompts", "調整後: 学習したプロンプト"),
+    "inspect.warming": ("Preparing the map engine (once after a server start, about 15 s)…",
+                        "マップ描画エンジンを準備しています(サーバー起動後に1回だけ、約15秒)…"),
+    "inspect.mapping": ("Drawing the map of {n} image embeddings…", "{n} 個の画像埋め込みのマップを作成しています…"),
+    "inspect.map_subsampled": ("The map shows {shown} of the {total} test images (an even share of every class).",
+                               "マップにはテスト画像 {total} 枚のうち {shown} 枚を表示しています(各クラス同じ割合)。"),
+    "inspect.map_pca": ("Too few images for UMAP: the map is a PCA plane.", "UMAPには画像が少なすぎるため、PCAの平面で表示しています。"),
+    "inspect.dispersion_title": ("Dispersion: tight classes, far apart", "分散: クラスはまとまり、互いに離れているか"),
+    "inspect.dispersion_help": ("Measured on the held-out images' embeddings. DAPT aims to lower the spread within a "
+                                "class and raise the distance between classes.",
+                                "テスト画像の埋め込みで測定しています。DAPTはクラス内のばらつきを小さく、"
+                                "クラス間の距離を大きくすることを狙います。"),
+    "inspect.accuracy_title": ("Accuracy per class", "クラス別の正解率"),
+    "inspect.confusion_title": ("Confusion matrices", "混同行列"),
+    "inspect.confusion_help": ("Rows are the true class, columns the prediction; the diagonal is correct.",
+                               "行が正解クラス、列が予測です。対角線上が正解です。"),
+    "inspect.confusion_before": ("Before (zero-shot)", "調整前(ゼロショット)"),
+    "inspect.confusion_after": ("After tuning", "調整後"),
+    "inspect.training_curve": ("Training curve", "学習曲線"),
+    "inspect.mistakes_title": ("Misclassified test images", "誤分類されたテスト画像"),
+    "inspect.still_wrong": ("Wrong after tuning ({n})", "調整後も誤り({n})"),
+    "inspect.fixed": ("Fixed by tuning ({n})", "調整で正解に({n})"),
+    "inspect.broken": ("Wrong only after tuning ({n})", "調整後に誤りに({n})"),
+    "inspect.none_here": ("None.", "ありません。"),
+    "inspect.caption_wrong": ("{true} → {predicted} · {name}", "{true} → {predicted} · {name}"),
+    "inspect.caption_fixed": ("{true} (was {predicted}) · {name}", "{true}(以前は {predicted})· {name}"),
+    "inspect.to_export": ("Next: export the prompt file and the report", "次へ: プロンプトファイルとレポートをエクスポート"),
+    # ------------------------------------------------------------------ the sentence for a manager
+    "story.up": ("Taught with {shots} photos per class, the model now classifies {after} of {n_test} photos it never "
+                 "saw correctly, up from {before} before tuning.",
+                 "1クラスあたり{shots}枚の写真で教えた結果、学習に使っていない{n_test}枚の写真の正解率は"
+                 "調整前の{before}から{after}に上がりました。"),
+    "story.up_best": ("Taught with {shots} photos per class, the model now classifies {after} of {n_test} photos it "
+                      "never saw correctly, up from {before} before tuning; the biggest gain is on '{cls}' "
+                      "({cls_before} → {cls_after}).",
+                      "1クラスあたり{shots}枚の写真で教えた結果、学習に使っていない{n_test}枚の写真の正解率は"
+                      "調整前の{before}から{after}に上がりました。最も改善したのは「{cls}」({cls_before} → "
+                      "{cls_after})です。"),
+    "story.down": ("Taught with {shots} photos per class, the model classifies {after} of {n_test} unseen photos "
+                   "correctly, down from {before} before tuning: tuning did not help here; try more photos per class "
+                   "or a lower learning rate.",
+                   "1クラスあたり{shots}枚の写真で教えましたが、未使用の{n_test}枚の正解率は調整前の{before}から"
+                   "{after}に下がりました。この条件では効果がありません。写真を増やすか、学習率を下げてください。"),
+    "story.same": ("Taught with {shots} photos per class, the model classifies {after} of {n_test} unseen photos "
+                   "correctly, the same as before tuning ({before}).",
+                   "1クラスあたり{shots}枚の写真で教えた結果、未使用の{n_test}枚の正解率は{after}で、"
+                   "調整前({before})と変わりませんでした。"),
+    "story.no_test": ("This run has no held-out test images, so its accuracy could not be measured.",
+                      "この実行にはテスト画像がないため、正解率を測定できませんでした。"),
+    # ------------------------------------------------------------------ dispersion table
+    "disp.col_measure": ("Measure", "指標"),
+    "disp.col_before": ("Before", "調整前"),
+    "disp.col_after": ("After", "調整後"),
+    "disp.col_change": ("Change", "変化"),
+    "disp.col_verdict": ("", ""),
+    "disp.col_meaning": ("What it means", "意味"),
+    "disp.better": ("✓ better", "✓ 改善"),
+    "disp.worse": ("✗ worse", "✗ 悪化"),
+    "disp.intra": ("Intra-dispersion", "クラス内分散"),
+    "disp.intra_help": ("Spread of the images within a class (lower: photos of one class sit closer together)",
+                        "クラス内の画像のばらつき(小さいほど同じクラスの写真がまとまっている)"),
+    "disp.inter": ("Inter-dispersion", "クラス間分散"),
+    "disp.inter_help": ("Distance between the class centres (higher: classes lie further apart)",
+                        "クラス中心どうしの距離(大きいほどクラスが離れている)"),
+    "disp.ratio": ("Separation (inter ÷ intra)", "分離度(クラス間 ÷ クラス内)"),
+    "disp.ratio_help": ("One number for how easy the classes are to tell apart (higher is better)",
+                        "クラスの見分けやすさを表す1つの数値(大きいほど良い)"),
+    "disp.text_inter": ("Text inter-dispersion", "テキストのクラス間分散"),
+    "disp.text_inter_help": ("Distance between the class descriptions (higher: descriptions further apart)",
+                             "クラスの説明文どうしの距離(大きいほど離れている)"),
+    # ------------------------------------------------------------------ settings rows
+    "settings.method": ("Method", "手法"),
+    "settings.backbone": ("Backbone", "バックボーン"),
+    "settings.weights": ("Weights", "重み"),
+    "settings.shots": ("Training images per class", "1クラスあたりの学習用画像数"),
+    "settings.epochs": ("Epochs", "エポック数"),
+    "settings.lr": ("Learning rate", "学習率"),
+    "settings.beta_v": ("β visual", "β 画像"),
+    "settings.beta_t": ("β text", "β テキスト"),
+    "settings.n_ctx": ("Text prompt length", "テキストプロンプト長"),
+    "settings.n_vis": ("Visual prompt length", "画像プロンプト長"),
+    "settings.seed": ("Seed", "シード"),
+    "settings.device": ("Device", "デバイス"),
+    "settings.train_time": ("Training time", "学習時間"),
+    "settings.created": ("Created", "作成日時"),
+    # ------------------------------------------------------------------ export page
+    "export.title": ("Export", "エクスポート"),
+    "export.prompt_title": ("Prompt file", "プロンプトファイル"),
+    "export.prompt_help": ("The tuned prompts and class embeddings in one safetensors file, with the backbone, class "
+                           "list, settings and metrics in its header. A production line loads it with the snippet below.",
+                           "学習したプロンプトとクラス埋め込みを1つの safetensors ファイルにまとめたものです。"
+                           "ヘッダーにバックボーン、クラス一覧、設定、指標が入っています。生産ラインでは下の"
+                           "コードで読み込めます。"),
+    "export.prompt_download": ("Download the prompt file", "プロンプトファイルをダウンロード"),
+    "export.prompt_size": ("{kb} KB", "{kb} KB"),
+    "export.report_title": ("Report for managers", "管理者向けレポート"),
+    "export.report_help": ("One HTML page with the maps, tables, settings and a data summary; it opens offline in any "
+                           "browser.",
+                           "マップ、表、設定、データ概要をまとめた1枚のHTMLページです。オフラインでも"
+                           "どのブラウザでも開けます。"),
+    "export.report_download": ("Download the HTML report", "HTMLレポートをダウンロード"),
+    "export.snippet_title": ("Use it from Python", "Pythonから使う"),
+    "export.snippet_help": ("Copy this into a script on the machine that classifies the parts.",
+                            "部品を判定するマシンのスクリプトにコピーしてください。"),
+    "export.snippet": ("# Needs dapt_core (this project: pip install -e .) and the weights of the\n"
+                       "# backbone the file was tuned on: '{spec}'.\n"
+                       "from dapt_core.inference import Classifier\n\n"
+                       "# The file names its backbone; load() loads it with the prompts.\n"
+                       "classifier = Classifier.load(\"{file}\")\n"
+                       "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"
+                       "    print(prediction.label, f\"{{prediction.score:.1%}}\")\n",
+                       "# dapt_core(このプロジェクト: pip install -e .)と、調整に使った\n"
+                       "# バックボーン '{spec}' の重みが必要です。\n"
+                       "from dapt_core.inference import Classifier\n\n"
+                       "# ファイルに記録されたバックボーンをプロンプトと一緒に読み込みます。\n"
+                       "classifier = Classifier.load(\"{file}\")\n"
+                       "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"
+                       "    print(prediction.label, f\"{{prediction.score:.1%}}\")\n"),
+    "export.import_title": ("Import a prompt file and score it on this project", "プロンプトファイルを取り込み、このプロジェクトで評価"),
+    "export.import_help": ("Images the file was tuned on are left out of the score. Class names are matched by name.",
+                           "ファイルの学習に使われた画像は評価から除外されます。クラスは名前で対応付けます。"),
+    "export.import_upload": ("Prompt file (.safetensors)", "プロンプトファイル(.safetensors)"),
+    "export.import_bad": ("{name} cannot be used as a prompt file:", "{name} はプロンプトファイルとして使えません:"),
+    "export.import_summary": ("**{name}** — {method} on `{backbone}`, created {created}; classes: {classes}. "
+                              "Its own measurement: {before} zero-shot → {after} tuned.",
+                              "**{name}** — {method}、`{backbone}`、作成 {created}。クラス: {classes}。"
+                              "作成時の測定: ゼロショット {before} → 調整後 {after}。"),
+    "export.classes_match": ("The file's classes are exactly this project's classes.",
+                             "ファイルのクラスはこのプロジェクトのクラスと完全に一致しています。"),
+    "export.classes_case": ("These classes differ only in letter case and are treated as the same: {pairs}.",
+                            "次のクラスは大文字・小文字だけが異なるため同じものとして扱います: {pairs}。"),
+    "export.classes_only_file": ("The file knows classes this project does not have: {classes}. It can still predict "
+                                 "them, so some images may be assigned to them.",
+                                 "ファイルにはこのプロジェクトにないクラスがあります: {classes}。予測には使われる"
+                                 "ため、画像がそのクラスに判定されることがあります。"),
+    "export.classes_only_project": ("This project has classes the file cannot predict: {classes}. Their images are "
+                                    "left out of the score.",
+                                    "このプロジェクトにはファイルが予測できないクラスがあります: {classes}。"
+                                    "それらの画像は評価から除外します。"),
+    "export.no_common_classes": ("The file and this project have no class in common, so there is nothing to score. "
+                                 "Rename the classes to match, or open the project it was made for.",
+                                 "ファイルとこのプロジェクトに共通のクラスがないため評価できません。クラス名を"
+                                 "合わせるか、作成元のプロジェクトを開いてください。"),
+    "export.backbone_missing": ("The file was tuned on '{spec}', whose weights are not available here: {message}",
+                                "このファイルは '{spec}' で調整されましたが、その重みはここでは使えません: {message}"),
+    "export.backbone_mismatch": ("The backbone here is not the one the file was tuned on: {message}",
+                                 "ここにあるバックボーンはファイルの調整に使われたものと異なります: {message}"),
+    "export.evaluate": ("Score it on this project's images", "このプロジェクトの画像で評価"),
+    "export.import_clear": ("Forget this file", "このファイルを閉じる"),
+    "export.eval_done": ("{name}: accuracy on {n} images {before} zero-shot → {after} with the file's prompts.",
+                         "{name}: {n} 枚での正解率 ゼロショット {before} → ファイルのプロンプト使用時 {after}。"),
+    "export.eval_excluded": ("{n} images were left out because the file was tuned on them.",
+                             "ファイルの学習に使われた {n} 枚は除外しました。"),
+    "export.eval_other_class": ("{n} images of class '{cls}' were left out: the file has no such class.",
+                                "クラス「{cls}」の {n} 枚は除外しました(ファイルにそのクラスがありません)。"),
+    "export.eval_mismatches": ("**{n} images disagree with their class:**", "**クラスと一致しなかった画像 {n} 枚:**"),
+    "export.eval_no_mismatch": ("Every image was classified as its class.", "すべての画像が正しいクラスに判定されました。"),
+    # ------------------------------------------------------------------ report
+    "report.title": ("DAPT Studio report — {project}", "DAPT Studio レポート — {project}"),
+    "report.subtitle": ("Run {run} · {created} · {method} on {backbone}", "実行 {run} · {created} · {method}({backbone})"),
+    "report.shots": ("Training photos per class", "1クラスあたりの学習用写真"),
+    "report.mistakes": ("Misclassified test images ({n}; {shown} shown)", "誤分類されたテスト画像({n} 枚中 {shown} 枚を表示)"),
+    "report.mistakes_help": ("Tuning fixed {fixed} images that zero-shot CLIP got wrong and got {broken} wrong that it "
+                             "had right.",
+                             "調整により、ゼロショットで誤っていた {fixed} 枚が正解になり、正解だった {broken} 枚が誤りになりました。"),
+    "report.settings": ("Settings", "設定"),
+    "report.setting": ("Setting", "項目"),
+    "report.value": ("Value", "値"),
+    "report.data": ("Data", "データ"),
+    "report.data_help": ("Training images were drawn at random per class; the rest were held out as test images. "
+                         "Files not used: {skipped}.",
+                         "学習用画像は各クラスからランダムに選び、残りをテスト画像として取り分けました。"
+                         "使われなかったファイル: {skipped} 個。"),
+    "report.footer": ("Made with DAPT Studio {version} on {when}. Distribution-Aware Prompt Tuning (Cho, Kim, Kim, "
+                      "ICCV 2023).",
+                      "DAPT Studio {version} で {when} に作成。Distribution-Aware Prompt Tuning(Cho, Kim, Kim, ICCV 2023)。"),
+    # ------------------------------------------------------------------ errors (workspace codes)
+    "error.engine": ("{message}", "エラー: {message}"),
+    "error.project_not_found": ("There is no project '{project}'. It may have been deleted in another window.",
+                                "プロジェクト '{project}' はありません。別のウィンドウで削除された可能性があります。"),
+    "error.manifest_damaged": ("The project's manifest {path} is damaged ({detail}). It was left exactly as it is; "
+                               "nothing was overwritten. Restore the backup below, fix the file by hand, or delete the "
+                               "project.",
+                               "プロジェクトのマニフェスト {path} が破損しています({detail})。ファイルはそのまま"
+                               "残してあり、上書きしていません。下のボタンでバックアップを復元するか、手で修正するか、"
+                               "プロジェクトを削除してください。"),
+    "error.no_backup": ("There is no backup manifest to restore.", "復元できるバックアップのマニフェストがありません。"),
+    "error.backup_damaged": ("The backup manifest is damaged too ({detail}).", "バックアップのマニフェストも破損しています({detail})。"),
+    "error.project_exists": ("A project named '{name}' already exists; choose another name.",
+                             "「{name}」という名前のプロジェクトは既にあります。別の名前にしてください。"),
+    "error.project_name_empty": ("A project needs a name.", "プロジェクト名を入力してください。"),
+    "error.class_exists": ("A class named '{name}' already exists.", "「{name}」という名前のクラスは既にあります。"),
+    "error.class_name_empty": ("A class needs a name, for example 'scratch' or 'no defect'.",
+                               "クラス名を入力してください(例: 'scratch'、'no defect')。"),
+    "error.class_name_long": ("Class names can have at most {limit} characters; CLIP reads the name inside a short "
+                              "sentence.",
+                              "クラス名は {limit} 文字までです。CLIPは短い文の中でこの名前を読みます。"),
+    "error.class_not_found": ("There is no class '{name}' in this project (it may have been renamed in another window).",
+                              "このプロジェクトにクラス「{name}」はありません(別のウィンドウで名前が変更された可能性があります)。"),
+    "error.need_two_classes": ("A task needs at least two classes; this project has {count}. Add classes on the "
+                               "Projects page.",
+                               "課題には2つ以上のクラスが必要です。このプロジェクトには {count} 個しかありません。"
+                               "「プロジェクトとデータ」ページでクラスを追加してください。"),
+    "error.empty_class": ("Class '{name}' has no images. Upload some or delete the class.",
+                          "クラス「{name}」に画像がありません。画像をアップロードするか、クラスを削除してください。"),
+    "error.bad_image_id": ("That is not an image of this project.", "このプロジェクトの画像ではありません。"),
+    "error.run_not_found": ("There is no run '{run}' in this project.", "このプロジェクトに実行結果 '{run}' はありません。"),
+    "error.run_damaged": ("Run {run} cannot be read ({detail}); delete it on the Tune page.",
+                          "実行結果 {run} を読み込めません({detail})。「調整」ページで削除してください。"),
+    "error.zip_bad": ("{name} is not a readable ZIP archive.", "{name} は読み込めるZIPアーカイブではありません。"),
+    "error.zip_no_classes": ("{name} holds no class folders. Put the images of each class in a folder named after the "
+                             "class, and zip those folders.",
+                             "{name} にクラスのフォルダがありません。クラスごとに、クラス名のフォルダへ画像を入れて"
+                             "ZIPにしてください。"),
+    "error.zip_too_many": ("The archive holds {count} entries; at most {limit} are read. Split it into smaller archives.",
+                           "アーカイブに {count} 個の項目があります。読み込めるのは {limit} 個までです。分割してください。"),
+    "error.zip_total_too_big": ("The archive expands to more than {limit_gb} GB; split it into smaller archives.",
+                                "アーカイブの展開後のサイズが {limit_gb} GB を超えます。分割してください。"),
+}
+
+
+def current_language() -> str:
+    try:
+        import streamlit as st
+
+        lang = st.session_state.get(LANG_KEY)
+        if lang not in LANGUAGES:
+            lang = st.query_params.get("lang")
+        return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+    except Exception:  # outside a Streamlit run (library tests, report scripts)
+        return DEFAULT_LANGUAGE
+
+
+def t(key: str, lang: str | None = None, **params) -> str:
+    """The string `key` in `lang` (default: the session's), with `params` filled in."""
+    lang = lang if lang in LANGUAGES else current_language()
+    entry = STRINGS.get(key)
+    if entry is None:
+        return key  # a missing key shows itself instead of crashing a page (tests catch it)
+    template = entry[list(LANGUAGES).index(lang)] or entry[0]
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return entry[0].format_map(_Lenient(params))
+
+
+class _Lenient(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def error_text(error: BaseException, lang: str | None = None) -> str:
+    """A user-facing message for an error: translated when it has a known code, else its text."""
+    code = getattr(error, "code", None)
+    if code and f"error.{code}" in STRINGS:
+        return t(f"error.{code}", lang=lang, **(getattr(error, "params", None) or {}))
+    return t("error.engine", lang=lang, message=str(error))
+
+
+def skipped_reason(skipped, lang: str | None = None) -> str:
+    """The reason a file was not used, translated where the workspace gave a code."""
+    key = f"skip.{skipped.code}"
+    if key in STRINGS:
+        return t(key, lang=lang, reason=skipped.reason, **(skipped.params or {}))
+    return skipped.reason
+
+
+def language_switch(container) -> None:
+    """The sidebar language switch. The choice lives in a plain session key (which survives page
+    changes, unlike a widget's own state) and in the URL (which survives a refresh)."""
+    import streamlit as st
+
+    if st.session_state.get(LANG_KEY) not in LANGUAGES:
+        wanted = st.query_params.get("lang")
+        st.session_state[LANG_KEY] = wanted if wanted in LANGUAGES else DEFAULT_LANGUAGE
+
+    def _chosen():
+        picked = st.session_state.get(SWITCH_KEY)
+        if picked in LANGUAGES:  # a click on the selected option empties the control: keep the language
+            st.session_state[LANG_KEY] = picked
+
+    st.session_state[SWITCH_KEY] = st.session_state[LANG_KEY]
+    container.segmented_control(STRINGS["lang.label"][0], list(LANGUAGES), format_func=LANGUAGES.get, key=SWITCH_KEY,
+                                selection_mode="single", on_change=_chosen)
+    if st.query_params.get("lang") != st.session_state[LANG_KEY]:
+        st.query_params["lang"] = st.session_state[LANG_KEY]

@@ -1,0 +1,69 @@
+"""Assembles the one-page HTML report of a run (dapt_core.report renders it) in one language."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from dapt_core import __version__
+from dapt_core.report import Picture, ReportContent, Section, Table, render_report
+from ui import run_view
+from ui.i18n import t
+from ui.narrative import accuracy_rows, data_rows, dispersion_rows, manager_sentence, mistakes, pct, settings_rows
+
+MAX_PICTURES = 12
+
+
+def _table(rows: list[dict]) -> Table:
+    columns = list(rows[0]) if rows else []
+    return Table(columns, [[row[c] for c in columns] for row in rows])
+
+
+def build_report(view: run_view.RunView, project_name: str, *, lang: str | None = None) -> str:
+    metrics = view.metrics
+    proj = run_view.projection(view)
+    before_map, after_map = run_view.maps(view, proj, lang=lang)
+    cm_before, cm_after = run_view.confusion_figures(view, lang=lang)
+    groups = mistakes(view.data, view.pred_before, view.pred_after)
+    pictures = [Picture(run_view.thumbnail_bytes(view, i),
+                        t("inspect.caption_wrong", lang=lang, true=view.classnames[view.labels[i]],
+                          predicted=view.classnames[view.pred_after[i]], name=view.names[i]))
+                for i in groups["wrong_after"][:MAX_PICTURES]]
+    skipped = metrics.get("skipped") or []
+    sections = [
+        Section(t("inspect.map_title", lang=lang), t("inspect.map_help", lang=lang),
+                figures=[before_map, after_map], columns=2),
+        Section(t("inspect.dispersion_title", lang=lang), t("inspect.dispersion_help", lang=lang),
+                tables=[_table(dispersion_rows(metrics["dispersion"], lang=lang))]),
+        Section(t("inspect.accuracy_title", lang=lang), tables=[_table(accuracy_rows(metrics, lang=lang))],
+                figures=[run_view.per_class_figure(view, lang=lang)]),
+        Section(t("inspect.confusion_title", lang=lang), t("inspect.confusion_help", lang=lang),
+                figures=[cm_before, cm_after], columns=2),
+        Section(t("report.mistakes", lang=lang, n=len(groups["wrong_after"]), shown=len(pictures)),
+                t("report.mistakes_help", lang=lang, fixed=len(groups["fixed"]), broken=len(groups["broken"])),
+                pictures=pictures),
+        Section(t("report.settings", lang=lang),
+                tables=[Table([t("report.setting", lang=lang), t("report.value", lang=lang)],
+                              [list(row) for row in settings_rows(view.data, lang=lang)])]),
+        Section(t("report.data", lang=lang),
+                t("report.data_help", lang=lang, skipped=len(skipped)),
+                tables=[_table(data_rows(view.data, lang=lang))]
+                + ([Table([t("data.col_file", lang=lang), t("data.col_reason", lang=lang)],
+                          [[s.get("path"), s.get("reason")] for s in skipped])] if skipped else [])),
+    ]
+    if metrics.get("history"):
+        sections.append(Section(t("inspect.training_curve", lang=lang), figures=[run_view.loss_figure(view, lang=lang)]))
+    content = ReportContent(
+        title=t("report.title", lang=lang, project=project_name),
+        subtitle=t("report.subtitle", lang=lang, run=view.run.id, created=str(view.data.get("created", ""))[:19].replace("T", " "),
+                   method=t(f"method.{view.data.get('method', 'dapt')}.name", lang=lang),
+                   backbone=(view.data.get("backbone") or {}).get("spec", "")),
+        headline=manager_sentence(view.data, lang=lang),
+        key_numbers=[(t("inspect.zero_shot", lang=lang), pct(metrics.get("zero_shot_accuracy"))),
+                     (t("inspect.tuned", lang=lang), pct(metrics.get("accuracy"))),
+                     (t("inspect.test_images", lang=lang), str(metrics.get("n_test"))),
+                     (t("report.shots", lang=lang), str(view.data.get("shots")))],
+        sections=sections,
+        footer=t("report.footer", lang=lang, version=__version__, when=datetime.now().strftime("%Y-%m-%d %H:%M")),
+        lang=lang or "en",
+    )
+    return render_report(content)

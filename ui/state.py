@@ -1,0 +1,154 @@
+"""What a page needs from the process and the session: the workspace, the open project, the
+job queue, cached backbones, the map warm-up, the device.
+
+The open project is kept in the session AND in the URL (?project=...), so a browser refresh,
+which starts a new session, reopens it; with neither, the most recently changed project opens.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from dapt_core import jobs, projection
+from dapt_core.workspace import WORKSPACE_ENV, DEFAULT_ROOT, Project, Workspace, WorkspaceError
+
+PROJECT_KEY = "project_id"
+RUN_KEY = "run_id"
+
+
+def workspace() -> Workspace:
+    return _workspace(os.path.abspath(os.environ.get(WORKSPACE_ENV) or DEFAULT_ROOT))
+
+
+@st.cache_resource(show_spinner=False)
+def _workspace(root: str) -> Workspace:
+    return Workspace(root)
+
+
+@st.cache_resource(show_spinner=False)
+def warmup() -> projection.Warmup:
+    """Started once per server process, on the first page view (see app.py)."""
+    return projection.start_warmup()
+
+
+def queue() -> jobs.JobQueue:
+    return jobs.get_queue()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def backbone(spec: str, device: str):
+    """A loaded backbone (shared with the job workers through dapt_core.jobs.BACKBONES)."""
+    return jobs.BACKBONES.get(spec, device)
+
+
+@st.cache_resource(show_spinner=False)
+def device() -> tuple[str, str]:
+    """(device key such as 'cpu' or 'cuda', a human description such as 'CPU (2 threads)')."""
+    from dapt_core.device import describe, pick_device
+
+    picked = pick_device(None)
+    return str(picked), describe(picked)
+
+
+def current_project() -> Project | None:
+    """The open project, or None when the workspace has none (or the chosen one is gone)."""
+    ws = workspace()
+    wanted = st.session_state.get(PROJECT_KEY) or st.query_params.get("project")
+    if wanted:
+        try:
+            project = ws.project(wanted)
+        except WorkspaceError:
+            project = None
+        if project is not None:
+            _remember(project.id)
+            return project
+    listing = [info for info in ws.list_projects() if info.error is None]
+    if not listing:
+        st.session_state.pop(PROJECT_KEY, None)
+        return None
+    project = ws.project(listing[0].id)
+    _remember(project.id)
+    return project
+
+
+def open_project(project_id: str | None) -> None:
+    if project_id is None:
+        st.session_state.pop(PROJECT_KEY, None)
+        st.query_params.pop("project", None)
+    else:
+        _remember(project_id)
+    st.session_state.pop(RUN_KEY, None)
+
+
+def _remember(project_id: str) -> None:
+    st.session_state[PROJECT_KEY] = project_id
+    if st.query_params.get("project") != project_id:
+        st.query_params["project"] = project_id
+
+
+def chosen_run_id(run_ids: list[str]) -> str | None:
+    """The run a page shows: the one last chosen in this session (or the URL), else the newest."""
+    wanted = st.session_state.get(RUN_KEY) or st.query_params.get("run")
+    if wanted in run_ids:
+        return wanted
+    return run_ids[0] if run_ids else None
+
+
+def choose_run(run_id: str) -> None:
+    st.session_state[RUN_KEY] = run_id
+    if st.query_params.get("run") != run_id:
+        st.query_params["run"] = run_id
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """A message to show once on the next run (after st.rerun())."""
+    st.session_state.setdefault("_flash", []).append((kind, message))
+
+
+def show_flashes() -> None:
+    for kind, message in st.session_state.pop("_flash", []):
+        getattr(st, kind)(message)
+
+
+def bump(key: str) -> int:
+    """A counter for widget keys: a new key empties a file uploader after its files were taken."""
+    st.session_state[key] = st.session_state.get(key, 0) + 1
+    return st.session_state[key]
+
+
+def counter(key: str) -> int:
+    return st.session_state.get(key, 0)
+
+
+def require_app_shell() -> None:
+    """Run this page inside app.py's navigation (sidebar, language switch, wide layout).
+
+    While a pages/ folder exists, Streamlit starts in its older multipage mode: until app.py has
+    declared its navigation in this process, a request for a page URL (a bookmark of /inspect
+    right after a server start; every run under AppTest) executes the page file on its own.
+    Then app.py is executed here instead: it declares the navigation, which resolves the same
+    URL to this same file and runs it inside the app's shell, in this same run (so a button
+    press that caused the run is not lost); the outer, shell-less execution then stops.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if not PagesManager.uses_pages_directory:
+        return
+    PagesManager.uses_pages_directory = False
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    exec(compile(app.read_text(encoding="utf-8"), str(app), "exec"), {"__name__": "__main__", "__file__": str(app)})
+    st.stop()
+
+
+def keep_settings(prefix: str = "tune-") -> None:
+    """Keep the values of widgets whose key starts with `prefix` while their page is not shown.
+
+    Streamlit forgets a widget's value once a run does not draw it (another page is open);
+    writing the value back as plain session state each run keeps it. Pages that use this seed
+    their defaults into the session and give their widgets no default value of their own.
+    """
+    for key in [k for k in st.session_state.keys() if isinstance(k, str) and k.startswith(prefix)]:
+        st.session_state[key] = st.session_state[key]
