@@ -71,6 +71,8 @@ class Backbone:
     preprocessing: Preprocessing
     weights_id: str
     device: torch.device
+    # Zero-shot prompt templates ("a photo of a {}.") the model's makers recommend, if any.
+    zero_shot_templates: tuple[str, ...] | None = None
 
     @property
     def visual(self) -> nn.Module:
@@ -151,7 +153,11 @@ def load_backbone(spec: str = DEMO, device: str | torch.device | None = None) ->
         else:
             model, weights_id = _model_from_tag(name, source, spec)
         tokenizer = open_clip.get_tokenizer(name)
-    return _finish(spec, model, tokenizer, weights_id, target)
+    backbone = _finish(spec, model, tokenizer, weights_id, target)
+    if spec == DEMO or spec.startswith(LOCAL_DIR_PREFIX):
+        folder = DEMO_DIR if spec == DEMO else Path(spec[len(LOCAL_DIR_PREFIX):]).expanduser()
+        backbone.zero_shot_templates = _templates_of(folder)
+    return backbone
 
 
 def demo_available() -> bool:
@@ -332,6 +338,23 @@ def _load_local_dir(folder: Path, spec: str) -> tuple[nn.Module, object, str]:
     except Exception as error:
         raise BackboneUnavailable(f"Could not load {folder} ({_first_line(error)}).") from error
     return model, tokenizer, "sha256:" + file_sha256(weights[0])
+
+
+TEMPLATES_FILE = "zero_shot_templates.json"
+
+
+def _templates_of(folder: Path) -> tuple[str, ...] | None:
+    """Templates from `folder`/zero_shot_templates.json: a JSON list of strings with one "{}"."""
+    path = folder / TEMPLATES_FILE
+    if not path.is_file():
+        return None
+    try:
+        templates = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise BackboneUnavailable(f"{path} is not valid JSON ({error}); fix or delete it.") from error
+    if not (isinstance(templates, list) and templates and all(isinstance(t, str) and "{}" in t for t in templates)):
+        raise BackboneUnavailable(f"{path} must be a JSON list of strings that each contain '{{}}' for the class name.")
+    return tuple(templates)
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}

@@ -550,7 +550,7 @@ def cmd_dg(args) -> int:
                 _check_class_map(file, split.classnames, label_map, target, sources[(method, seed)])
                 index = torch.tensor(label_map, dtype=torch.long)
                 config = file.header["config"]
-                templates = config.get("templates", "openai")
+                templates = config.get("templates", "auto")
                 if templates not in zero_shot_cache:
                     zero_shot_cache[templates] = zero_shot_text_features(backbone, file.classnames, templates)
                 visual = file.tensors.get(pf.VISUAL_PROMPT)
@@ -864,7 +864,7 @@ def register(commands, common) -> None:
     overrides.add_argument("--n-ctx", type=int)
     overrides.add_argument("--n-vis", type=int)
     overrides.add_argument("--deep", action="store_true", help="deep visual prompt")
-    overrides.add_argument("--templates", choices=["openai", "simple", "photo"], help="zero-shot template set")
+    overrides.add_argument("--templates", choices=["auto", "openai", "simple", "photo"], help="zero-shot template set")
     _add_machine_options(bench)
     bench.set_defaults(handler=cmd_bench)
 

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--n-ctx", type=int, help="text context vectors (default 16)")
     tune.add_argument("--n-vis", type=int, help="visual prompt tokens (default 16)")
     tune.add_argument("--deep", action="store_true", help="deep visual prompt (fresh tokens at every layer)")
-    tune.add_argument("--templates", choices=["openai", "simple", "photo"], help="zero-shot template set")
+    tune.add_argument("--templates", choices=["auto", "openai", "simple", "photo"], help="zero-shot template set")
     tune.add_argument("--seed", type=int, default=1)
     tune.add_argument("--device", default=None, help="cuda | cuda:N | mps | cpu (default: best available)")
     tune.add_argument("--out", required=True, help="prompt file to write (.safetensors)")
@@ -183,7 +183,7 @@ def cmd_eval(args) -> int:
         raise DataError(f"{args.data_dir} holds no usable images in folders named after the prompt file's classes "
                         f"({', '.join(classifier.classnames)}).")
     model = classifier.model
-    templates = classifier.file.header["config"].get("templates", "openai")
+    templates = classifier.file.header["config"].get("templates", "auto")
     zero_shot = zero_shot_text_features(model.backbone, classifier.classnames, templates)
     bar = tqdm(desc="evaluating", unit="batch", file=sys.stderr, leave=False)
     before, after = evaluate_before_after(model, zero_shot, items, on_batch=lambda *_: bar.update())

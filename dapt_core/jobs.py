@@ -546,7 +546,7 @@ class EvaluateRequest:
             raise DataError("None of this project's images can be scored with this prompt file: its classes "
                             f"({', '.join(file.classnames)}) have no images here that it was not tuned on.")
         context.check_cancel()
-        templates = file.header.get("config", {}).get("templates", "openai")
+        templates = file.header.get("config", {}).get("templates", "auto")
         zero_shot = zero_shot_text_features(backbone, file.classnames, templates)
         total = (2 if classifier.model.visual_prompt is not None else 1) * -(-len(items) // 100)
         started = time.perf_counter()

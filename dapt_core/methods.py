@@ -52,7 +52,7 @@ class TuningConfig:
     warmup_epochs: int = 1
     warmup_lr: float = 1e-5
     inter_temperature: float = 2.0
-    templates: str = "openai"  # zero-shot template set: the classifier of zeroshot and vpt, and "before"
+    templates: str = "auto"  # zero-shot template set: the classifier of zeroshot and vpt, and "before"
     seed: int = 1
 
     def __post_init__(self):
