@@ -31,13 +31,13 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import atomic
 from .errors import ConfigError, DataError
 
 RESULT_KIND = "dapt-bench-result"
@@ -209,21 +209,7 @@ def few_shot_path(out: Path, dataset: str, shots: int, seed: int) -> Path:
 
 
 def write_json_atomic(path: Path, data: dict) -> Path:
-    """Write `data` as JSON via a temporary file in the same folder and a rename: never a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, ensure_ascii=False, allow_nan=False)
-            out.write("\n")
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_json(path, data)
 
 
 def read_result(path: Path) -> dict | None:
@@ -816,10 +802,7 @@ def cmd_report(args) -> int:
     writer.writeheader()
     writer.writerows(rows)
     for path, text in ((md_path, markdown), (csv_path, buffer.getvalue())):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
+        atomic.write_text(path, text)
     print(markdown, end="")
     print(f"\nwrote {md_path} and {csv_path}", file=sys.stderr)
     return 0

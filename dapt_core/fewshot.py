@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .data import LabeledImage, Split
+from . import atomic
 from .errors import ConfigError, DataError
 
 # CoOp caps the validation part at 4 images per class whatever the shot count.
@@ -135,10 +136,7 @@ def save_selection(
         "train": [[image.path.relative_to(base).as_posix(), image.label] for image in train],
         "val": [[image.path.relative_to(base).as_posix(), image.label] for image in val],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(_one_image_per_line(content), encoding="utf-8")
-    os.replace(temporary, path)  # a crash mid-write must not leave a half file that later looks valid
+    atomic.write_text(path, _one_image_per_line(content))
 
 
 def load_selection(path: Path, split: Split, shots: int, seed: int) -> tuple[list[LabeledImage], list[LabeledImage]]:

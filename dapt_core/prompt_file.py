@@ -10,8 +10,6 @@ Nothing is pickled, so a file from anywhere can be opened safely.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from . import __version__
+from . import __version__, atomic
 from .errors import PromptFileError
 
 FORMAT = "dapt-prompt-file"
@@ -106,22 +104,8 @@ def to_bytes(header: dict, tensors: dict[str, torch.Tensor]) -> bytes:
 
 
 def save(path: str | Path, header: dict, tensors: dict[str, torch.Tensor]) -> Path:
-    """Write atomically: a temporary file in the same folder, then a rename, so an interrupted
-    save never leaves a half-written prompt file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = to_bytes(header, tensors)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    """Write atomically, so an interrupted save never leaves a half-written prompt file behind."""
+    return atomic.write_bytes(path, to_bytes(header, tensors))
 
 
 def load(source: str | Path | bytes, name: str | None = None) -> PromptFile:

@@ -52,6 +52,7 @@ from typing import Callable, Iterable
 
 from PIL import Image
 
+from . import atomic
 from .data import Split
 from .errors import DaptError, DataError, ImageRejected
 from .folders import class_prompt_name, scan_folder, split_from_files
@@ -216,24 +217,11 @@ class RunInfo:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see the old file or the new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, data)
 
 
 def atomic_write_json(path: Path, data) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8"))
+    atomic.write_json(path, data, indent=1)
 
 
 def _now() -> str:

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from dapt_core import prompt_file
 from dapt_core.cli import main
