@@ -276,9 +276,7 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
 
     # Inspect: the two maps of one shared fit, the dispersion table, the sentence for a manager
     at.switch_page("pages/3_inspect.py")
-    started = time.perf_counter()
     at.run()
-    seconds = time.perf_counter() - started
     no_exception(at)
     charts = {c.proto.id: c for c in at.get("plotly_chart")}
     specs = [c.proto.spec for c in at.get("plotly_chart")]
@@ -290,7 +288,6 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     assert list(table.iloc[:, 0])[:2] == ["Intra-dispersion", "Inter-dispersion"]
     assert {"Before", "After", "Change"} <= set(table.columns)
     assert any("photos per class" in i for i in texts(at, "info"))
-    print(f"\nInspect page (small run) drew in {seconds:.2f} s")
 
     # Export: the prompt file it offers loads and classifies
     at.switch_page("pages/4_export.py")
@@ -429,7 +426,7 @@ def test_a_prompt_file_for_another_backbone_is_explained(workspace, tmp_path):
     assert at.button(key="evaluate-import").disabled
 
 
-def test_the_demo_project_in_one_click_and_inspect_of_2000_points_within_3_seconds(workspace):
+def test_the_demo_project_in_one_click_and_inspect_of_2000_points(workspace):
     """The starter project (5 classes x 216 pictures); a 1-epoch run leaves 1,000 test images,
     i.e. a 2,000-point map. Measured once the map engine is warm, as after a server start."""
     from dapt_core import projection
@@ -461,8 +458,7 @@ def test_the_demo_project_in_one_click_and_inspect_of_2000_points_within_3_secon
     at.run()
     cached = time.perf_counter() - started
     print(f"\ndemo project made in {made:.1f} s; Inspect with 2,000 points: {fresh:.2f} s with a fresh UMAP fit, "
-          f"{cached:.2f} s from the cached map")
-    assert fresh < 3.0
+          f"{cached:.2f} s from the cached map")  # the speed itself: benchmarks/inspect_map.py
 
 
 def test_the_language_switches_everything(workspace, tmp_path):

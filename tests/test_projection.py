@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -102,13 +101,15 @@ def test_projection_roundtrips_and_is_cached_per_run(warm):
     assert np.array_equal(second.rows, np.arange(20))
 
 
-def test_a_2000_point_map_fits_within_3_seconds_once_warm(warm):
-    """The Inspect page's budget: 1,000 test images = 2,000 points before + after (+ text)."""
+def test_a_2000_point_map_keeps_every_image_and_separates_tight_classes(warm):
+    """The Inspect page's largest map: 1,000 test images = 2,000 points before + after (+ text).
+    Its speed is measured by benchmarks/inspect_map.py."""
     before, labels, centres = clusters(200, 5, 192, 2.0, seed=4)
-    after, _, _ = clusters(200, 5, 192, 1.0, seed=4)
-    started = time.perf_counter()
+    after, _, _ = clusters(200, 5, 192, 0.3, seed=4)
     projection = P.shared_projection(before, after, centres, centres * 1.1, labels=labels)
-    seconds = time.perf_counter() - started
-    print(f"\nshared UMAP fit of {2 * len(before) + 10} points: {seconds:.2f} s")
-    assert len(projection.rows) == 1000
-    assert seconds < 3.0
+    assert projection.method == "umap" and len(projection.rows) == 1000
+    assert projection.before.shape == projection.after.shape == (1000, 2)
+    # tight classes after tuning: each image lies nearer its own class's centre on the map
+    means = np.stack([projection.after[labels == c].mean(0) for c in range(5)])
+    nearest = np.linalg.norm(projection.after[:, None] - means[None], axis=2).argmin(1)
+    assert (nearest == labels).mean() > 0.95
