@@ -1,0 +1,716 @@
+"""Procedural rendering of visual-inspection images with numpy and PIL.
+
+Everything here is a pure function of a ``numpy.random.Generator``: the same generator state gives
+the same pixels, on any machine and with any number of processes. Images are float32 arrays of shape
+(size, size, 3) with values in [0, 1] until ``to_uint8``.
+
+Three kinds of picture are rendered:
+
+- surfaces of a material (metal, wood, fabric, plastic, concrete, glass, paper, leather, rubber,
+  ceramic, carbon fibre) in a named colour, with texture and lighting;
+- defects drawn onto such a surface (scratch, crack, dent, stain, hole, rust, burn, missing piece) at
+  random positions and sizes, with a ``severity`` (contrast) and ``scale`` (size) knob so that a task
+  can ask for subtle defects;
+- generic shapes and simple machine parts on a plain background, for breadth.
+
+``render_group`` renders one surface several times with different defects (pictures that differ
+only in the defect); the pretraining corpus instead renders each picture of a group with
+``render_inspection`` (same material and colour, own texture and lighting). ``apply_style``
+changes how the camera sees the scene (the default colour photograph, or a monochrome industrial
+camera with raking light, vignetting and sensor noise), which lets a demo task use a rendering the
+corpus never shows.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+# --------------------------------------------------------------------------------------------------
+# Vocabulary of the renderer
+# --------------------------------------------------------------------------------------------------
+
+MATERIALS: tuple[str, ...] = (
+    "metal",
+    "wood",
+    "fabric",
+    "plastic",
+    "concrete",
+    "glass",
+    "paper",
+    "leather",
+    "rubber",
+    "ceramic",
+    "carbon fibre",
+)
+
+COLOURS: dict[str, tuple[float, float, float]] = {
+    "red": (0.75, 0.12, 0.10),
+    "blue": (0.12, 0.28, 0.72),
+    "green": (0.15, 0.55, 0.20),
+    "yellow": (0.88, 0.78, 0.15),
+    "orange": (0.90, 0.45, 0.08),
+    "white": (0.90, 0.90, 0.88),
+    "black": (0.10, 0.10, 0.11),
+    "grey": (0.50, 0.50, 0.52),
+    "brown": (0.45, 0.28, 0.14),
+    "purple": (0.45, 0.18, 0.60),
+}
+
+DEFECTS: tuple[str, ...] = (
+    "none",
+    "scratch",
+    "crack",
+    "dent",
+    "stain",
+    "hole",
+    "rust",
+    "burn",
+    "missing piece",
+)
+
+SHAPES: tuple[str, ...] = (
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "hexagon",
+    "ring",
+    "cross",
+    "diamond",
+    "gear",
+    "nut",
+    "bolt",
+    "bottle",
+)
+
+STYLES: tuple[str, ...] = ("photo", "mono")
+
+
+# --------------------------------------------------------------------------------------------------
+# Small numpy helpers
+# --------------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=16)
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates in [0, 1), as (y, x) arrays of shape (size, size)."""
+    c = (np.arange(size, dtype=np.float32) + 0.5) / size
+    y, x = np.meshgrid(c, c, indexing="ij")
+    y.flags.writeable = False
+    x.flags.writeable = False
+    return y, x
+
+
+def _value_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """Smooth noise with about ``cells`` features across the image, zero mean, unit-ish amplitude."""
+    cells = max(1, int(cells))
+    g = rng.standard_normal((cells + 1, cells + 1)).astype(np.float32)
+    return np.asarray(Image.fromarray(g, mode="F").resize((size, size), Image.BICUBIC), dtype=np.float32)
+
+
+def _fractal_noise(rng: np.random.Generator, size: int, cells: int, octaves: int, gain: float = 0.5) -> np.ndarray:
+    out = np.zeros((size, size), np.float32)
+    amp, total = 1.0, 0.0
+    for o in range(octaves):
+        c = cells * (2**o)
+        if c >= size:
+            n = rng.standard_normal((size, size)).astype(np.float32)
+        else:
+            n = _value_noise(rng, size, c)
+        out += amp * n
+        total += amp * amp
+        amp *= gain
+    return out / np.sqrt(total)
+
+
+def _noise_1d(rng: np.random.Generator, coord: np.ndarray, freq: float) -> np.ndarray:
+    """Noise along one coordinate (for streaks and grain): ``coord`` in about [-0.5, 1.5]."""
+    n = int(freq * 2) + 4
+    table = rng.standard_normal(n).astype(np.float32)
+    pos = (coord + 0.5) * freq
+    return np.interp(pos.ravel(), np.arange(n, dtype=np.float32), table).reshape(coord.shape).astype(np.float32)
+
+
+def _blur(a: np.ndarray, radius: int) -> np.ndarray:
+    """Separable box blur (applied twice: close to a Gaussian) of a 2-D float array."""
+    if radius <= 0:
+        return a
+    k = 2 * radius + 1
+    for _ in range(2):
+        for axis in (0, 1):
+            p = np.pad(a, [(radius, radius) if ax == axis else (0, 0) for ax in range(2)], mode="edge")
+            c = np.cumsum(p, axis=axis, dtype=np.float32)
+            c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+            a = (np.take(c, np.arange(k, c.shape[axis]), axis=axis) - np.take(c, np.arange(0, c.shape[axis] - k), axis=axis)) / k
+    return a.astype(np.float32)
+
+
+def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+def _polyline_mask(size: int, lines: list[tuple[list[tuple[float, float]], float]], ss: int = 2) -> np.ndarray:
+    """Anti-aliased mask of polylines. Points in [0, 1] coordinates (x, y); width in output pixels."""
+    big = size * ss
+    im = Image.new("L", (big, big), 0)
+    d = ImageDraw.Draw(im)
+    for pts, width in lines:
+        w = max(1, int(round(width * ss)))
+        xy = [(px * big, py * big) for px, py in pts]
+        d.line(xy, fill=255, width=w, joint="curve")
+    return np.asarray(im.reduce(ss), dtype=np.float32) / 255.0
+
+
+def _polygon_mask(size: int, pts: list[tuple[float, float]], ss: int = 2) -> np.ndarray:
+    big = size * ss
+    im = Image.new("L", (big, big), 0)
+    ImageDraw.Draw(im).polygon([(px * big, py * big) for px, py in pts], fill=255)
+    return np.asarray(im.reduce(ss), dtype=np.float32) / 255.0
+
+
+def _rot(x: np.ndarray, y: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    c, s = np.cos(angle), np.sin(angle)
+    return x * c + y * s, -x * s + y * c
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] to uint8 (rounded, clipped)."""
+    return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------------
+# Surfaces
+# --------------------------------------------------------------------------------------------------
+
+
+def _colour(name_or_rgb) -> np.ndarray:
+    if isinstance(name_or_rgb, str):
+        return np.asarray(COLOURS[name_or_rgb], np.float32)
+    return np.asarray(name_or_rgb, np.float32)
+
+
+def _jitter_colour(rng: np.random.Generator, c: np.ndarray, amount: float = 0.06) -> np.ndarray:
+    return np.clip(c * (1 + rng.uniform(-amount, amount)) + rng.uniform(-amount, amount, 3) * 0.5, 0.02, 0.98)
+
+
+def render_surface(rng: np.random.Generator, material: str, colour, size: int = 64) -> np.ndarray:
+    """A defect-free, unlit surface of ``material`` in ``colour`` (a COLOURS name or an RGB triple)."""
+    if material not in MATERIALS:
+        raise ValueError(f"unknown material {material!r}; choose from {MATERIALS}")
+    s = size
+    y, x = _grid(s)
+    c = _jitter_colour(rng, _colour(colour))
+    ang = rng.uniform(0, np.pi)
+    u, v = _rot(x - 0.5, y - 0.5, ang)
+    white = np.ones(3, np.float32)
+
+    if material == "metal":
+        streak = _noise_1d(rng, v, s * rng.uniform(1.5, 3.0)) * 0.6 + _noise_1d(rng, v, s * 0.4) * 0.4
+        streak = streak * (1 + 0.3 * _noise_1d(rng, u, 6))
+        low = _value_noise(rng, s, 3)
+        tex = 1 + 0.07 * streak + 0.05 * low
+        img = c[None, None] * tex[..., None]
+        # broad specular band across the brushing direction
+        v0 = rng.uniform(-0.4, 0.4)
+        band = np.exp(-(((v - v0) / rng.uniform(0.12, 0.35)) ** 2)) * rng.uniform(0.12, 0.35)
+        img = img + (white - img) * band[..., None]
+    elif material == "wood":
+        warp = _value_noise(rng, s, 2) * rng.uniform(0.05, 0.15)
+        rings = np.sin(2 * np.pi * (v * rng.uniform(5, 11) + warp * 6 + 0.4 * _value_noise(rng, s, 3)))
+        rings = (0.5 + 0.5 * rings) ** rng.uniform(1.5, 3.0)
+        fine = _noise_1d(rng, v + 0.02 * _value_noise(rng, s, 4), s * 1.5)
+        tex = 1 - 0.28 * rings - 0.05 * fine + 0.04 * _value_noise(rng, s, 3)
+        img = c[None, None] * tex[..., None]
+    elif material == "fabric":
+        period = rng.uniform(3.0, 5.0) * s / 64.0
+        fx, fy = _rot(x * s, y * s, rng.uniform(-0.2, 0.2))
+        ix = np.floor(fx / period)
+        iy = np.floor(fy / period)
+        sx = np.abs(np.sin(np.pi * fx / period))
+        sy = np.abs(np.sin(np.pi * fy / period))
+        over = ((ix + iy) % 2) * 2 - 1
+        weave = np.where(over > 0, sx, sy)
+        fuzz = rng.standard_normal((s, s)).astype(np.float32)
+        tex = 0.82 + 0.22 * weave + 0.05 * fuzz + 0.05 * _value_noise(rng, s, 4)
+        img = c[None, None] * tex[..., None]
+    elif material == "plastic":
+        tex = 1 + 0.02 * rng.standard_normal((s, s)).astype(np.float32) + 0.03 * _value_noise(rng, s, 2)
+        img = c[None, None] * tex[..., None]
+        cx, cy = rng.uniform(0.15, 0.85, 2)
+        spot = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * rng.uniform(0.08, 0.25) ** 2)) * rng.uniform(0.15, 0.4)
+        img = img + (white - img) * spot[..., None]
+    elif material == "concrete":
+        grey = np.full(3, c.mean(), np.float32)
+        base = 0.5 * c + 0.5 * grey
+        tex = 1 + 0.13 * _fractal_noise(rng, s, 4, 4, 0.6)
+        r = rng.random((s, s))
+        tex = tex - 0.18 * (r < 0.04) + 0.12 * (r > 0.97)
+        pores = _value_noise(rng, s, s // 6)
+        tex = tex - 0.15 * (pores > 1.9)
+        img = base[None, None] * tex[..., None]
+    elif material == "glass":
+        base = 0.35 * c + 0.45 * np.full(3, 0.75, np.float32)
+        grad = 0.85 + 0.3 * (u + 0.5) * rng.uniform(0.2, 1.0)
+        img = base[None, None] * grad[..., None] + 0.01 * rng.standard_normal((s, s, 1)).astype(np.float32)
+        for _ in range(rng.integers(1, 4)):
+            off = rng.uniform(-0.5, 0.5)
+            w = rng.uniform(0.02, 0.09)
+            refl = _smoothstep(w, 0.0, np.abs(u * 0.7 + v * 0.7 - off)) * rng.uniform(0.15, 0.45)
+            img = img + (white - img) * refl[..., None]
+    elif material == "paper":
+        base = 0.55 * c + 0.45 * white * 0.95
+        fib_u, _ = _rot(x, y, rng.uniform(0, np.pi))
+        tex = 1 + 0.035 * rng.standard_normal((s, s)).astype(np.float32) + 0.03 * _noise_1d(rng, fib_u, s * 2) + 0.03 * _value_noise(rng, s, 5)
+        img = base[None, None] * tex[..., None]
+    elif material == "leather":
+        cells = _fractal_noise(rng, s, max(4, s // 6), 2, 0.5)
+        pebble = 1 - np.abs(cells)
+        tex = 0.85 + 0.2 * pebble ** 2 + 0.05 * _value_noise(rng, s, 3)
+        r = rng.random((s, s))
+        tex = tex - 0.15 * (r < 0.015)
+        img = (c * 0.85)[None, None] * tex[..., None]
+    elif material == "rubber":
+        tex = 1 + 0.05 * rng.standard_normal((s, s)).astype(np.float32) + 0.05 * _value_noise(rng, s, 6)
+        img = (c * 0.45 + 0.03)[None, None] * tex[..., None]
+    elif material == "ceramic":
+        tex = 1 + 0.015 * _value_noise(rng, s, 3)
+        r = rng.random((s, s))
+        tex = tex - 0.1 * (r < 0.01)
+        img = (0.8 * c + 0.15)[None, None] * tex[..., None]
+        # grout lines of a tiled surface
+        pitch = rng.uniform(0.45, 0.9)
+        gx = np.abs(((x - rng.uniform(0, 1)) / pitch + 0.5) % 1.0 - 0.5) * pitch * s
+        gy = np.abs(((y - rng.uniform(0, 1)) / pitch + 0.5) % 1.0 - 0.5) * pitch * s
+        grout = _smoothstep(1.6 * s / 64, 0.4 * s / 64, np.minimum(gx, gy))
+        img = img * (1 - grout[..., None]) + np.float32(rng.uniform(0.35, 0.7)) * grout[..., None]
+        cx, cy = rng.uniform(0.1, 0.9, 2)
+        spot = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * rng.uniform(0.05, 0.15) ** 2)) * rng.uniform(0.25, 0.55)
+        img = img + (white - img) * spot[..., None]
+    else:  # carbon fibre: 2x2 twill of tows, each tow with a sheen along its fibres
+        tow = rng.uniform(5.0, 8.0) * s / 128.0
+        fx, fy = _rot(x * s, y * s, rng.choice([0.0, np.pi / 4]) + rng.uniform(-0.08, 0.08))
+        ix = np.floor(fx / tow)
+        iy = np.floor(fy / tow)
+        horiz = ((ix + iy) % 4) < 2
+        # position across the tow (bulge) and fine fibre streaks along it
+        across = np.where(horiz, (fy / tow) % 1.0, (fx / tow) % 1.0)
+        bulge = np.sin(np.pi * across)
+        fib = np.where(horiz, _noise_1d(rng, fy / s, s * 1.2), _noise_1d(rng, fx / s, s * 1.2))
+        bh, bv = (1.0, 0.55) if rng.random() < 0.5 else (0.55, 1.0)
+        sheen = np.where(horiz, bh, bv)
+        tex = 0.55 + 0.35 * sheen * (0.6 + 0.4 * bulge) + 0.06 * fib
+        img = (0.4 * c + 0.12)[None, None] * tex[..., None]
+    return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+
+def lighting(rng: np.random.Generator, size: int, strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """A multiplicative light field (gradient plus vignette) and the unit light direction (x, y)."""
+    y, x = _grid(size)
+    a = rng.uniform(0, 2 * np.pi)
+    d = np.array([np.cos(a), np.sin(a)], np.float32)
+    g = rng.uniform(0.0, 0.45) * strength
+    field = 1 + g * ((x - 0.5) * d[0] + (y - 0.5) * d[1]) * 2
+    vig = rng.uniform(0.0, 0.25) * strength
+    field = field * (1 - vig * ((x - 0.5) ** 2 + (y - 0.5) ** 2) * 2)
+    field = field * rng.uniform(0.8, 1.15)
+    return field.astype(np.float32), d
+
+
+# --------------------------------------------------------------------------------------------------
+# Defects
+# --------------------------------------------------------------------------------------------------
+
+
+def _place(rng: np.random.Generator, margin: float = 0.15) -> tuple[float, float]:
+    return float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin))
+
+
+def _scratch(img, rng, s, light, sev, scale):
+    lines = []
+    n = int(rng.choice([1, 1, 1, 2, 3]))
+    ang = rng.uniform(0, np.pi)
+    cx, cy = _place(rng, 0.25)
+    length = rng.uniform(0.35, 0.85) * scale
+    width = rng.choice([0.5, 0.75, 1.0, 1.25]) * max(1.0, s / 64)
+    for i in range(n):
+        a = ang + rng.normal(0, 0.04)
+        off = (i - (n - 1) / 2) * rng.uniform(0.03, 0.08)
+        ox, oy = cx - np.sin(a) * off, cy + np.cos(a) * off
+        L = length * rng.uniform(0.7, 1.0)
+        bend = rng.normal(0, 0.05) * L
+        t = np.linspace(-0.5, 0.5, 10)
+        px = ox + np.cos(a) * t * L - np.sin(a) * bend * (1 - 4 * t * t)
+        py = oy + np.sin(a) * t * L + np.cos(a) * bend * (1 - 4 * t * t)
+        lines.append((list(zip(px.tolist(), py.tolist())), width))
+    m = _polyline_mask(s, lines)
+    amt = rng.uniform(0.45, 0.8) * sev
+    if rng.random() < 0.7:  # bright scratch: exposed material catches the light
+        return img + (1 - img) * (m * amt)[..., None]
+    return img * (1 - 0.8 * amt * m)[..., None]
+
+
+def _crack(img, rng, s, light, sev, scale):
+    x0, y0 = _place(rng, 0.2)
+    th = rng.uniform(0, 2 * np.pi)
+    steps = int(rng.integers(10, 20))
+    step = rng.uniform(0.03, 0.05) * scale
+    pts = [(x0, y0)]
+    for _ in range(steps):
+        th += rng.normal(0, 0.5)
+        x0 += np.cos(th) * step
+        y0 += np.sin(th) * step
+        pts.append((x0, y0))
+    width = rng.choice([0.75, 1.0, 1.5]) * max(1.0, s / 64)
+    lines = [(pts, width)]
+    for _ in range(int(rng.integers(0, 3))):
+        bx, by = pts[int(rng.integers(2, len(pts) - 1))]
+        bt = th + rng.choice([-1, 1]) * rng.uniform(0.5, 1.2)
+        br = [(bx, by)]
+        for _ in range(int(rng.integers(3, 8))):
+            bt += rng.normal(0, 0.5)
+            bx += np.cos(bt) * step * 0.8
+            by += np.sin(bt) * step * 0.8
+            br.append((bx, by))
+        lines.append((br, width * 0.7))
+    m = _polyline_mask(s, lines)
+    amt = rng.uniform(0.55, 0.9) * sev
+    out = img * (1 - amt * m)[..., None]
+    # a faint lit edge on one side gives the crack some depth
+    sh = np.roll(m, shift=(int(round(-light[1])), int(round(-light[0]))), axis=(0, 1))
+    return out + (1 - out) * (0.15 * sev * np.clip(sh - m, 0, 1))[..., None]
+
+
+def _dent(img, rng, s, light, sev, scale):
+    y, x = _grid(s)
+    cx, cy = _place(rng, 0.2)
+    r = rng.uniform(0.07, 0.18) * scale
+    ratio = rng.uniform(0.55, 1.0)
+    u, v = _rot(x - cx, y - cy, rng.uniform(0, np.pi))
+    d2 = (u / r) ** 2 + (v / (r * ratio)) ** 2
+    h = -np.exp(-d2 / 2)
+    gy, gx = np.gradient(h * (s * r / 1.65 / max(ratio, 0.3) ** 0.5))
+    shade = -(gx * light[0] + gy * light[1])
+    amp = rng.uniform(0.35, 0.6) * sev
+    shade = np.clip(shade, -1.5, 1.5) * amp - 0.08 * sev * np.exp(-d2 / 2)
+    out = np.where(shade[..., None] > 0, img + (1 - img) * shade[..., None] * 0.8, img * (1 + shade[..., None]))
+    return out
+
+
+def _blob(rng, s, cx, cy, r, lumps: int, edge_noise: float) -> np.ndarray:
+    y, x = _grid(s)
+    f = np.zeros((s, s), np.float32)
+    for _ in range(lumps):
+        ox, oy = rng.normal(0, r * 0.45, 2)
+        rr = r * rng.uniform(0.45, 0.85)
+        f += np.exp(-((x - cx - ox) ** 2 + (y - cy - oy) ** 2) / (2 * rr * rr))
+    f = f + edge_noise * _value_noise(rng, s, max(3, int(s * r / 2)))
+    return f
+
+
+def _stain(img, rng, s, light, sev, scale):
+    cx, cy = _place(rng, 0.2)
+    r = rng.uniform(0.07, 0.18) * scale
+    f = _blob(rng, s, cx, cy, r, int(rng.integers(3, 7)), 0.25)
+    m = _smoothstep(0.35, 0.75, f)
+    kind = rng.integers(0, 4)
+    if kind == 0:
+        col = np.array([0.32, 0.22, 0.10], np.float32)  # coffee / dirt
+    elif kind == 1:
+        col = np.array([0.12, 0.11, 0.10], np.float32)  # oil
+    elif kind == 2:
+        col = np.array([0.72, 0.62, 0.25], np.float32)  # yellowed
+    else:
+        col = None  # darkened material
+    amt = rng.uniform(0.35, 0.7) * sev
+    if rng.random() < 0.3:  # dried ring at the edge
+        m = m + 0.6 * np.clip(m * (1 - m) * 4, 0, 1)
+        m = np.clip(m, 0, 1.2)
+    a = (m * amt)[..., None]
+    target = img * 0.45 if col is None else col[None, None]
+    return img * (1 - a) + target * a
+
+
+def _hole(img, rng, s, light, sev, scale):
+    y, x = _grid(s)
+    cx, cy = _place(rng, 0.2)
+    r = rng.uniform(0.035, 0.09) * scale
+    d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) * s
+    rp = r * s
+    inside = np.clip(rp - d + 0.5, 0, 1)
+    rim = np.clip(1 - np.abs(d - rp - 0.8) / 1.2, 0, 1)
+    lit = ((x - cx) * light[0] + (y - cy) * light[1]) / (r + 1e-6)
+    depth = rng.uniform(0.03, 0.15)
+    inner = depth * (1 + 0.6 * np.clip(-lit, -1, 1))
+    amt = min(1.0, 0.6 + 0.4 * sev)
+    out = img * (1 - amt * inside[..., None]) + inner[..., None] * amt * inside[..., None]
+    rim_shade = (0.35 * sev * np.clip(lit, -1, 1) * rim)[..., None]
+    return np.where(rim_shade > 0, out + (1 - out) * rim_shade, out * (1 + rim_shade))
+
+
+def _rust(img, rng, s, light, sev, scale):
+    cx, cy = _place(rng, 0.2)
+    r = rng.uniform(0.1, 0.25) * scale
+    f = _blob(rng, s, cx, cy, r, int(rng.integers(3, 6)), 0.5)
+    m = _smoothstep(0.3, 0.8, f)
+    speck = (rng.random((s, s)) < 0.05) * _smoothstep(0.1, 0.3, f)
+    m = np.clip(m + 0.6 * speck, 0, 1)
+    t = np.clip(0.5 + 0.5 * _value_noise(rng, s, max(4, s // 6)), 0, 1)[..., None]
+    col = (1 - t) * np.array([0.62, 0.30, 0.09], np.float32) + t * np.array([0.33, 0.14, 0.05], np.float32)
+    grain = 1 + 0.15 * rng.standard_normal((s, s, 1)).astype(np.float32)
+    a = (m * rng.uniform(0.6, 0.95) * sev)[..., None]
+    return img * (1 - a) + col * grain * a
+
+
+def _burn(img, rng, s, light, sev, scale):
+    y, x = _grid(s)
+    cx, cy = _place(rng, 0.2)
+    r = rng.uniform(0.1, 0.24) * scale
+    d = np.sqrt((x - cx) ** 2 + (y - cy) ** 2) / r
+    m = np.clip(1 - d + 0.35 * _value_noise(rng, s, max(3, int(s * r / 2))), 0, 1)
+    core = _smoothstep(0.35, 0.8, m)[..., None]
+    col = (1 - core) * np.array([0.38, 0.22, 0.09], np.float32) + core * np.array([0.05, 0.04, 0.035], np.float32)
+    a = (np.sqrt(m) * rng.uniform(0.7, 0.95) * sev)[..., None]
+    return img * (1 - a) + col * a
+
+
+def _missing(img, rng, s, light, sev, scale):
+    depth = rng.uniform(0.15, 0.35) * scale
+    corner = rng.random() < 0.5
+    n = int(rng.integers(5, 9))
+    if corner:
+        # a bite out of a corner: jagged path from one edge to the other
+        cx, cy = rng.choice([0.0, 1.0]), rng.choice([0.0, 1.0])
+        sx, sy = (1 if cx == 0 else -1), (1 if cy == 0 else -1)
+        a = depth * rng.uniform(0.8, 1.6)
+        b = depth * rng.uniform(0.8, 1.6)
+        pts = [(cx, cy), (cx + sx * a, cy)]
+        for i in range(1, n):
+            t = i / n
+            rad = 1 + rng.normal(0, 0.12)
+            pts.append((cx + sx * a * np.cos(t * np.pi / 2) * rad, cy + sy * b * np.sin(t * np.pi / 2) * rad))
+        pts.append((cx, cy + sy * b))
+    else:
+        # a chip out of one edge
+        edge = int(rng.integers(0, 4))
+        c0 = rng.uniform(0.2, 0.8)
+        w = depth * rng.uniform(1.0, 2.0)
+        pts = []
+        for i in range(n + 1):
+            t = i / n
+            along = c0 - w / 2 + w * t
+            into = depth * np.sin(np.pi * t) * (1 + rng.normal(0, 0.15))
+            pts.append((along, into))
+        pts = [(p[0], p[1] - 0.02) for p in pts]
+        if edge == 0:
+            pts = [(a_, i_) for a_, i_ in pts]
+        elif edge == 1:
+            pts = [(a_, 1 - i_) for a_, i_ in pts]
+        elif edge == 2:
+            pts = [(i_, a_) for a_, i_ in pts]
+        else:
+            pts = [(1 - i_, a_) for a_, i_ in pts]
+    m = _polygon_mask(s, [(float(px), float(py)) for px, py in pts])
+    bg_kind = rng.integers(0, 3)
+    if bg_kind == 0:
+        bg = np.full(3, rng.uniform(0.03, 0.15), np.float32)
+    elif bg_kind == 1:
+        bg = np.full(3, rng.uniform(0.75, 0.92), np.float32)
+    else:
+        bg = np.clip(rng.uniform(0.1, 0.9, 3), 0, 1).astype(np.float32)
+    edge_line = np.clip(_blur(m, 1) * 2.2 - m * 2.2, 0, 1) * rng.uniform(0.3, 0.6)
+    out = img * (1 - edge_line[..., None] * sev)
+    a = (m * min(1.0, 0.7 + 0.3 * sev))[..., None]
+    return out * (1 - a) + bg * a
+
+
+_DEFECT_FN = {
+    "scratch": _scratch,
+    "crack": _crack,
+    "dent": _dent,
+    "stain": _stain,
+    "hole": _hole,
+    "rust": _rust,
+    "burn": _burn,
+    "missing piece": _missing,
+}
+
+
+def add_defect(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    defect: str,
+    light_dir=(0.7, 0.7),
+    severity: float = 1.0,
+    scale: float = 1.0,
+) -> np.ndarray:
+    """Return ``img`` with ``defect`` drawn at a random place.
+
+    ``severity`` scales the defect's contrast (1 = clearly visible, 0.3 = subtle); ``scale`` scales its
+    size. ``light_dir`` is the unit (x, y) direction the light comes from, for shaded defects.
+    """
+    if defect == "none":
+        return img
+    if defect not in _DEFECT_FN:
+        raise ValueError(f"unknown defect {defect!r}; choose from {DEFECTS}")
+    s = img.shape[0]
+    out = _DEFECT_FN[defect](img, rng, s, np.asarray(light_dir, np.float32), float(severity), float(scale))
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Camera styles
+# --------------------------------------------------------------------------------------------------
+
+
+def apply_style(img: np.ndarray, rng: np.random.Generator, style: str = "photo") -> np.ndarray:
+    """How the camera sees the scene.
+
+    ``photo``: a colour photograph with a little sensor noise (the pretraining corpus).
+    ``mono``: a monochrome industrial camera: grey levels, raking light from one side, strong
+    vignetting, compressed contrast and visible sensor noise (the corpus never shows this).
+    """
+    s = img.shape[0]
+    if style == "photo":
+        return np.clip(img + rng.normal(0, 0.012, img.shape).astype(np.float32), 0, 1)
+    if style != "mono":
+        raise ValueError(f"unknown style {style!r}; choose from {STYLES}")
+    y, x = _grid(s)
+    g = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    a = rng.uniform(0, 2 * np.pi)
+    rake = 1 + rng.uniform(0.3, 0.6) * ((x - 0.5) * np.cos(a) + (y - 0.5) * np.sin(a)) * 2
+    vig = 1 - rng.uniform(0.3, 0.55) * ((x - 0.5) ** 2 + (y - 0.5) ** 2) * 2
+    g = g * rake * vig
+    mean = float(g.mean())
+    g = mean + (g - mean) * rng.uniform(0.6, 0.85)
+    g = g * rng.uniform(0.9, 1.3) + rng.uniform(-0.03, 0.08)
+    g = g + rng.normal(0, rng.uniform(0.015, 0.035), g.shape).astype(np.float32)
+    return np.clip(np.repeat(g[..., None], 3, axis=2), 0, 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Whole pictures
+# --------------------------------------------------------------------------------------------------
+
+
+def render_group(
+    rng: np.random.Generator,
+    material: str,
+    colour,
+    defects,
+    size: int = 64,
+    severity=(0.6, 1.0),
+    scale=(0.7, 1.3),
+    style: str = "photo",
+    light_strength: float = 1.0,
+) -> list[np.ndarray]:
+    """One surface rendered once per entry of ``defects`` (float images, same order).
+
+    All pictures share the surface texture, colour and lighting, so they differ only in the defect;
+    ``severity`` and ``scale`` are (low, high) ranges drawn per picture.
+    """
+    base = render_surface(rng, material, colour, size)
+    field, light = lighting(rng, size, light_strength)
+    out = []
+    for d in defects:
+        img = add_defect(base.copy(), rng, d, light, rng.uniform(*severity), rng.uniform(*scale))
+        img = np.clip(img * field[..., None], 0, 1)
+        out.append(apply_style(img, rng, style))
+    return out
+
+
+def render_inspection(
+    rng: np.random.Generator,
+    material: str,
+    colour,
+    defect: str = "none",
+    size: int = 64,
+    severity=(0.6, 1.0),
+    scale=(0.7, 1.3),
+    style: str = "photo",
+    light_strength: float = 1.0,
+) -> np.ndarray:
+    """A single inspection picture (float image)."""
+    return render_group(rng, material, colour, [defect], size, severity, scale, style, light_strength)[0]
+
+
+def _shape_polygon(kind: str, cx: float, cy: float, r: float, rot: float) -> list[tuple[float, float]]:
+    def ngon(n, rr, phase=0.0):
+        return [(cx + rr * np.cos(rot + phase + 2 * np.pi * i / n), cy + rr * np.sin(rot + phase + 2 * np.pi * i / n)) for i in range(n)]
+
+    if kind == "square":
+        return ngon(4, r * 1.2, np.pi / 4)
+    if kind == "triangle":
+        return ngon(3, r * 1.25, -np.pi / 2)
+    if kind in ("hexagon", "nut"):
+        return ngon(6, r * 1.1)
+    if kind == "diamond":
+        pts = ngon(4, r * 1.2)
+        return [(cx + (px - cx) * 0.7, py) if i % 2 == 0 else (px, py) for i, (px, py) in enumerate(pts)]
+    if kind == "star":
+        pts = []
+        for i in range(10):
+            rr = r * 1.25 if i % 2 == 0 else r * 0.5
+            a = rot - np.pi / 2 + np.pi * i / 5
+            pts.append((cx + rr * np.cos(a), cy + rr * np.sin(a)))
+        return pts
+    if kind == "cross":
+        w, l = r * 0.38, r * 1.2
+        base = [(-w, -l), (w, -l), (w, -w), (l, -w), (l, w), (w, w), (w, l), (-w, l), (-w, w), (-l, w), (-l, -w), (-w, -w)]
+    elif kind == "gear":
+        pts = []
+        for i in range(40):
+            a = rot + 2 * np.pi * i / 40
+            rr = r * (1.2 if (i // 2) % 2 == 0 else 0.95)
+            pts.append((cx + rr * np.cos(a), cy + rr * np.sin(a)))
+        return pts
+    elif kind == "bolt":
+        base = [(-0.5, -1.2), (0.5, -1.2), (0.5, -0.7), (0.22, -0.7), (0.22, 1.2), (-0.22, 1.2), (-0.22, -0.7), (-0.5, -0.7)]
+        base = [(px * r, py * r) for px, py in base]
+    elif kind == "bottle":
+        base = [(-0.15, -1.25), (0.15, -1.25), (0.15, -0.8), (0.5, -0.45), (0.5, 1.2), (-0.5, 1.2), (-0.5, -0.45), (-0.15, -0.8)]
+        base = [(px * r, py * r) for px, py in base]
+    else:
+        raise ValueError(kind)
+    c, s_ = np.cos(rot), np.sin(rot)
+    return [(cx + px * c - py * s_, cy + px * s_ + py * c) for px, py in base]
+
+
+def render_shape(
+    rng: np.random.Generator,
+    kind: str,
+    colour,
+    background,
+    size: int = 64,
+    style: str = "photo",
+) -> np.ndarray:
+    """A generic shape or simple machine part of ``colour`` on a plain ``background``."""
+    ss = 2
+    big = size * ss
+    bg = _jitter_colour(rng, _colour(background), 0.04)
+    fg = _jitter_colour(rng, _colour(colour), 0.05)
+    im = Image.new("RGB", (big, big), tuple(int(v * 255) for v in bg))
+    d = ImageDraw.Draw(im)
+    cx, cy = rng.uniform(0.35, 0.65, 2)
+    r = rng.uniform(0.2, 0.3)
+    rot = rng.uniform(0, 2 * np.pi)
+    fill = tuple(int(v * 255) for v in fg)
+    hole = tuple(int(v * 255) for v in bg)
+    B = lambda t: [(px * big, py * big) for px, py in t]
+    if kind in ("circle", "ring"):
+        d.ellipse([(cx - r) * big, (cy - r) * big, (cx + r) * big, (cy + r) * big], fill=fill)
+        if kind == "ring":
+            ri = r * 0.5
+            d.ellipse([(cx - ri) * big, (cy - ri) * big, (cx + ri) * big, (cy + ri) * big], fill=hole)
+    else:
+        d.polygon(B(_shape_polygon(kind, cx, cy, r, rot)), fill=fill)
+        if kind in ("nut", "gear"):
+            ri = r * 0.4
+            d.ellipse([(cx - ri) * big, (cy - ri) * big, (cx + ri) * big, (cy + ri) * big], fill=hole)
+    img = np.asarray(im.reduce(ss), dtype=np.float32) / 255.0
+    field, _ = lighting(rng, size, 0.6)
+    img = np.clip(img * field[..., None], 0, 1)
+    return apply_style(img, rng, style)

@@ -1,0 +1,124 @@
+"""The bundled demo CLIP (assets/demo_clip) and the demo inspection task (dapt_core.demo_task).
+
+Zero-shot accuracy is computed here with plain open_clip, independently of the tuning engine:
+class-name prompts through a few templates, the normalised mean text embedding per class, argmax of
+image . text over the demo task's test pictures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import open_clip
+import torch
+from PIL import Image
+
+from dapt_core.demo_task import (
+    CLASSES,
+    TEST_PER_CLASS,
+    TRAIN_PER_CLASS,
+    ZERO_SHOT_TEMPLATES,
+    render_demo_image,
+    write_demo_task,
+)
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo_clip"
+SPEC = "local-dir:" + str(DEMO_DIR)
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def demo_task(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("demo_task")
+    write_demo_task(root, seed=0)
+    return root
+
+
+def test_assets_are_complete_and_small():
+    cfg = json.loads((DEMO_DIR / "open_clip_config.json").read_text())
+    assert {"model_cfg", "preprocess_cfg"} <= set(cfg)
+    assert cfg["preprocess_cfg"]["size"] == cfg["model_cfg"]["vision_cfg"]["image_size"] == 64
+    # a 16-token learned context plus a class name must fit in the text context
+    assert cfg["model_cfg"]["text_cfg"]["context_length"] >= 32
+    weights = DEMO_DIR / "open_clip_model.safetensors"
+    assert weights.stat().st_size <= 40e6
+    assert (DEMO_DIR / "MODEL_CARD.md").is_file()
+
+
+def test_demo_model_loads_offline_quickly():
+    """In a fresh process with HF_HUB_OFFLINE=1: model, transforms and tokenizer in under 5 s."""
+    code = (
+        "import time, open_clip, torch\n"
+        "t = time.perf_counter()\n"
+        f"model, _, pre = open_clip.create_model_and_transforms({SPEC!r})\n"
+        f"tok = open_clip.get_tokenizer({SPEC!r})\n"
+        "dt = time.perf_counter() - t\n"
+        "assert next(model.parameters()).dtype == torch.float32\n"
+        "assert tok(['a photo of a scratch.']).shape == (1, 32)\n"
+        "print(dt)\n"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seconds = float(out.stdout.strip().splitlines()[-1])
+    assert seconds < 5.0, f"loading took {seconds:.2f} s"
+
+
+def test_write_demo_task_layout_and_counts(demo_task):
+    assert 4 <= len(CLASSES) <= 6 and "no defect" in CLASSES
+    assert TRAIN_PER_CLASS == 16 and TEST_PER_CLASS >= 50
+    for split, n in (("train", TRAIN_PER_CLASS), ("test", TEST_PER_CLASS)):
+        assert sorted(p.name for p in (demo_task / split).iterdir()) == sorted(CLASSES)
+        for c in CLASSES:
+            files = sorted((demo_task / split / c).glob("*.png"))
+            assert len(files) == n
+    with Image.open(demo_task / "train" / "scratch" / "000.png") as im:
+        assert im.size[0] >= 64 and im.size == (im.size[0], im.size[0])
+
+
+def test_write_demo_task_is_deterministic(demo_task, tmp_path):
+    summary = write_demo_task(tmp_path / "again", seed=0)
+    assert summary["classes"] == list(CLASSES)
+    assert _tree_digest(tmp_path / "again") == _tree_digest(demo_task)
+    # another seed gives other pictures
+    with Image.open(demo_task / "train" / "crack" / "000.png") as im:
+        assert (np.asarray(im) != render_demo_image(1, "train", "crack", 0)).any()
+        assert (np.asarray(im) == render_demo_image(0, "train", "crack", 0)).all()
+
+
+def test_demo_model_zero_shot_on_demo_task(demo_task):
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms(SPEC)
+    tokenizer = open_clip.get_tokenizer(SPEC)
+    model.eval()
+    with torch.no_grad():
+        weights = []
+        for c in CLASSES:
+            f = model.encode_text(tokenizer([t.format(c) for t in ZERO_SHOT_TEMPLATES]), normalize=True).mean(0)
+            weights.append(f / f.norm())
+        weights = torch.stack(weights)
+        images, labels = [], []
+        for i, c in enumerate(CLASSES):
+            for p in sorted((demo_task / "test" / c).glob("*.png")):
+                with Image.open(p) as im:
+                    images.append(preprocess(im))
+                labels.append(i)
+        feats = model.encode_image(torch.stack(images), normalize=True)
+        acc = (feats @ weights.T).argmax(1).eq(torch.tensor(labels)).float().mean().item()
+    chance = 1 / len(CLASSES)
+    assert acc > 2 * chance, f"zero-shot {acc:.3f} is not above twice chance ({2 * chance:.2f})"
+    # the demo task is meant to leave room for prompt tuning
+    assert acc < 0.9, f"zero-shot {acc:.3f}: the demo task has become too easy to show tuning"
