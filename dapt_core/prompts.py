@@ -139,22 +139,7 @@ class PromptedCLIP(nn.Module):
         visual = self.backbone.visual
         if self.visual_prompt is None or not prompted:
             return F.normalize(visual(images).float(), dim=-1)
-        x = visual._embeds(images)
-        batch = x.shape[0]
-        prompts = self.visual_prompt.to(x.dtype)
-        x = torch.cat([x[:, :1], prompts[0].unsqueeze(0).expand(batch, -1, -1), x[:, 1:]], dim=1)
-        batch_first = visual.transformer.batch_first
-        for index, block in enumerate(visual.transformer.resblocks):
-            if index > 0 and self.deep_visual:
-                fresh = prompts[index].unsqueeze(0).expand(batch, -1, -1)
-                x = torch.cat([x[:, :1], fresh, x[:, 1 + self.n_vis:]], dim=1)
-            x = block(x) if batch_first else block(x.transpose(0, 1)).transpose(0, 1)
-        # Drop the prompt tokens so that pooling sees the layout the backbone was trained with.
-        x = torch.cat([x[:, :1], x[:, 1 + self.n_vis:]], dim=1)
-        pooled, _ = visual._pool(x)
-        if visual.proj is not None:
-            pooled = pooled @ visual.proj
-        return F.normalize(pooled.float(), dim=-1)
+        return F.normalize(encode_image_with_prompts(visual, images, self.visual_prompt, self.deep_visual).float(), dim=-1)
 
     # -------------------------------------------------------------- logits
     @property
@@ -185,6 +170,31 @@ class PromptedCLIP(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in (self.text_ctx, self.visual_prompt) if p is not None]
+
+
+def encode_image_with_prompts(visual: nn.Module, images: torch.Tensor, prompts: torch.Tensor,
+                              deep: bool = False) -> torch.Tensor:
+    """Image embeddings (not normalised) of an open_clip VisionTransformer reading prompt tokens.
+
+    `prompts` is (layers, n, width): layer 0 is inserted after ln_pre between the CLS token and the
+    patches; with `deep`, layer i replaces them before block i. The prompt outputs are dropped before
+    pooling, so pooling sees the layout the backbone was trained with. Also used by the demo model's
+    pretraining, which feeds it random tokens so that the model learns to tolerate them.
+    """
+    x = visual._embeds(images)
+    batch, n = x.shape[0], prompts.shape[1]
+    prompts = prompts.to(x.dtype)
+    x = torch.cat([x[:, :1], prompts[0].unsqueeze(0).expand(batch, -1, -1), x[:, 1:]], dim=1)
+    batch_first = visual.transformer.batch_first
+    for index, block in enumerate(visual.transformer.resblocks):
+        if index > 0 and deep:
+            x = torch.cat([x[:, :1], prompts[index].unsqueeze(0).expand(batch, -1, -1), x[:, 1 + n:]], dim=1)
+        x = block(x) if batch_first else block(x.transpose(0, 1)).transpose(0, 1)
+    x = torch.cat([x[:, :1], x[:, 1 + n:]], dim=1)
+    pooled, _ = visual._pool(x)
+    if visual.proj is not None:
+        pooled = pooled @ visual.proj
+    return pooled
 
 
 def _token_count(tokenizer, text: str) -> int:
