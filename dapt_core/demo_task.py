@@ -15,7 +15,7 @@ Classes (folder names are the class names used in prompts): no defect, scratch, 
 Pictures are 128 x 128 colour PNGs (the demo model looks at 64 px; the larger picture leaves
 random-resized-crop augmentation something to crop). 16 training and 200 test pictures per class.
 
-Zero-shot (assets/demo_clip/MODEL_CARD.md), the demo model reaches 0.438 +- 0.016 on the test part
+Zero-shot (assets/demo_clip/MODEL_CARD.md), the demo model reaches 0.421 +- 0.016 on the test part
 (chance 0.20) and never answers "no defect": it reads the weave as damage. That is the gap prompt
 tuning is meant to close.
 A monochrome-camera variant (``procedural.apply_style(..., "mono")``) was tried first and left
