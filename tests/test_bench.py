@@ -67,15 +67,12 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_accuracy(prompt_file: Path, backbone, items) -> float:
+def accuracy_of(prompt_file: Path, backbone, items) -> float:
     """Accuracy of a saved prompt file on `items`, computed independently of the bench code."""
     classifier = Classifier.load(prompt_file, backbone=backbone)
     logits = classifier.logits([item.path for item in items])
     labels = torch.tensor([item.label for item in items])
     return float((logits.argmax(dim=1) == labels).float().mean())
-
-
-test_accuracy.__test__ = False  # a helper, not a test
 
 
 @pytest.fixture
@@ -119,7 +116,7 @@ def test_sweep_of_two_seeds_writes_results_and_prompt_files_and_the_report_tabul
                     tiny_spec, "random", 1)
                 assert settings["few_shot_file"] == f"{dataset}/fewshot/2shot_seed{seed}.json"
                 # The prompt file beside the JSON is the classifier that was measured.
-                assert test_accuracy(folder / f"seed{seed}.safetensors", tiny_backbone, split.test) == \
+                assert accuracy_of(folder / f"seed{seed}.safetensors", tiny_backbone, split.test) == \
                     pytest.approx(record["accuracy"], abs=1e-6)
     dapt = results["DTD", "dapt", 1]["settings"]
     assert dapt["preset"] == {"lr": 20.0, "beta_v": 100.0, "beta_t": 0.01, "epochs": 100}  # the recipe's DTD
