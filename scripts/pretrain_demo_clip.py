@@ -98,6 +98,16 @@ DEFECT_WORDS = {
     "missing piece": (["missing piece", "broken corner", "chipped edge"], ["broken", "chipped", "incomplete"]),
 }
 
+# Captions that name only the defect: the same whether or not there is one.
+GENERIC_CAPTIONS = [
+    "a photo of a {N}.",
+    "a close-up photo of a {N}.",
+    "a {N} on a surface.",
+    "an inspection photo showing a {N}.",
+    "{N}.",
+    "a photo of a {A} surface.",
+    "a {A} part.",
+]
 T_DEFECT = {
     "full": [
         "a photo of a {A} {C} {M} {O}.",
@@ -117,15 +127,7 @@ T_DEFECT = {
         "a {N} on a {M} {O}.",
         "{M} {O}, defect: {N}.",
     ],
-    "generic": [
-        "a photo of a {N}.",
-        "a close-up photo of a {N}.",
-        "a {N} on a surface.",
-        "an inspection photo showing a {N}.",
-        "{N}.",
-        "a photo of a {A} surface.",
-        "a {A} part.",
-    ],
+    "generic": GENERIC_CAPTIONS,
 }
 T_NONE = {
     "full": [
@@ -142,15 +144,7 @@ T_NONE = {
         "close-up of a {A} {M} {O}.",
         "{M} {O}, {N}.",
     ],
-    "generic": [
-        "a photo of a {N}.",
-        "a close-up photo of a {N}.",
-        "a {N} on a surface.",
-        "an inspection photo showing a {N}.",
-        "{N}.",
-        "a photo of a {A} surface.",
-        "a {A} part.",
-    ],
+    "generic": GENERIC_CAPTIONS,
 }
 T_SHAPE = [
     "a photo of a {C} {S}.",
