@@ -69,8 +69,8 @@ class PromptedCLIP(nn.Module):
             self.register_buffer("fixed_text_features", F.normalize(fixed_text_features.float(), dim=-1).to(device))
 
         if visual_prompt:
-            width, patch = backbone.vision_width, backbone.patch_size
-            bound = math.sqrt(6.0 / float(3 * patch * patch + width))
+            width = backbone.vision_width
+            bound = visual_prompt_bound(backbone.patch_size, width)
             layers = len(backbone.visual.transformer.resblocks) if deep_visual else 1
             tokens = torch.empty(layers, n_vis, width).uniform_(-bound, bound, generator=generator)
             self.visual_prompt = nn.Parameter(tokens.to(device))
@@ -170,6 +170,11 @@ class PromptedCLIP(nn.Module):
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in (self.text_ctx, self.visual_prompt) if p is not None]
+
+
+def visual_prompt_bound(patch_size: int, width: int) -> float:
+    """Visual prompt tokens start uniform in +-this (the recipe's init: sqrt(6 / (3 p^2 + d)))."""
+    return math.sqrt(6.0 / float(3 * patch_size * patch_size + width))
 
 
 def encode_image_with_prompts(visual: nn.Module, images: torch.Tensor, prompts: torch.Tensor,

@@ -456,7 +456,7 @@ def random_prompt_tokens(rng: np.random.Generator, p: float, most: int):
     CLIPs tolerate such tokens; this 4-layer model with 64 patches did not: one random prompt token
     dropped its zero-shot accuracy on the demo task from 0.438 to 0.36, sixteen to 0.28-0.30, so VPT and
     DAPT started far below zero-shot. Feeding random ones during training teaches it to cope.
-    Drawn as dapt_core.prompts initialises them (uniform in +-sqrt(6 / (3 p^2 + d))), times a
+    Drawn as dapt_core.prompts initialises them (uniform in +-visual_prompt_bound), times a
     log-uniform factor of 1 to 10 because learned prompts grow during tuning.
     """
     import torch
@@ -464,8 +464,10 @@ def random_prompt_tokens(rng: np.random.Generator, p: float, most: int):
     if p <= 0 or rng.random() >= p:
         return None
     count = int(rng.integers(1, most + 1))
-    width, patch = ARCH["vision_cfg"]["width"], ARCH["vision_cfg"]["patch_size"]
-    bound = math.sqrt(6.0 / (3 * patch * patch + width)) * 10 ** rng.uniform(0.0, 1.0)
+    from dapt_core.prompts import visual_prompt_bound
+
+    width = ARCH["vision_cfg"]["width"]
+    bound = visual_prompt_bound(ARCH["vision_cfg"]["patch_size"], width) * 10 ** rng.uniform(0.0, 1.0)
     return torch.from_numpy(rng.uniform(-bound, bound, (1, count, width)).astype(np.float32))
 
 
