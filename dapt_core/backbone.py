@@ -13,7 +13,6 @@ and how to supply it, instead of open_clip's ~46 s of download retries on an off
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from torch import nn
 
 from .device import pick_device
 from .errors import BackboneUnavailable
+from .images import sha256_of
 from .transforms import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -365,11 +365,7 @@ def file_sha256(path: Path) -> str:
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        _SHA_CACHE[key] = digest.hexdigest()
+        _SHA_CACHE[key] = sha256_of(path)
     return _SHA_CACHE[key]
 
 

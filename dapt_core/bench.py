@@ -208,10 +208,6 @@ def few_shot_path(out: Path, dataset: str, shots: int, seed: int) -> Path:
     return Path(out) / dataset / "fewshot" / f"{shots}shot_seed{seed}.json"
 
 
-def write_json_atomic(path: Path, data: dict) -> Path:
-    return atomic.write_json(path, data)
-
-
 def read_result(path: Path) -> dict | None:
     """A finished run's JSON, or None if there is none or it is not a bench result."""
     try:
@@ -431,7 +427,7 @@ def _run_one(ctx, backbone, full, out, dataset, shots, method, seed, config, pre
         }
         result.save_prompt_file(prompt_file, extra={"bench": {k: settings[k] for k in (
             "dataset", "method", "shots", "seed", "preset_source", "overrides", "world_size")}})
-        written = write_json_atomic(result_path(out, dataset, method, shots, seed), record)
+        written = atomic.write_json(result_path(out, dataset, method, shots, seed), record)
         print(f"{label}: {_pct(record['accuracy'])} (zero-shot {_pct(record['zero_shot_accuracy'])}) in "
               f"{total:.1f} s -> {written}", flush=True)
     ctx.barrier()
@@ -622,7 +618,7 @@ def _write_dg_result(out, target, method, shots, seed, file, source_path, before
             **environment, "num_workers": workers, "data_root": str(Path(data_root).expanduser().absolute()),
         },
     })
-    written = write_json_atomic(result_path(out, target, method, shots, seed), record)
+    written = atomic.write_json(result_path(out, target, method, shots, seed), record)
     print(f"{label}: {_pct(record['accuracy'])} (zero-shot {_pct(record['zero_shot_accuracy'])}) -> {written}",
           flush=True)
 
