@@ -16,10 +16,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from dapt_core.backbone import load_backbone
-from dapt_core.device import autocast, describe
-from dapt_core.losses import inter_dispersion, intra_dispersion
-from dapt_core.prompts import PromptedCLIP
+from dapt_core.engine.backbone import load_backbone
+from dapt_core.engine.device import autocast, describe
+from dapt_core.engine.losses import inter_dispersion, intra_dispersion
+from dapt_core.engine.prompts import PromptedCLIP
 
 
 def measure(model: PromptedCLIP, batch: int, steps: int, warmup: int) -> float:

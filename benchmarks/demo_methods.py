@@ -1,6 +1,6 @@
 """Zero-shot, CoOp, VPT and DAPT on the bundled demo task, over seeds: the model card's table.
 
-Every method runs through the same engine as `dapt tune` (dapt_core.experiment.run_experiment) on the
+Every method runs through the same engine as `dapt tune` (dapt_core.engine.experiment.run_experiment) on the
 demo task written by `dapt demo-data` (16 training and 200 test pictures per class). Prints one row
 per method with the mean and standard error over seeds of test accuracy, intra-dispersion of the
 test images and inter-dispersion of the class text embeddings, and writes every run's metrics.
@@ -21,12 +21,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dapt_core.backbone import load_backbone
-from dapt_core.demo_task import write_demo_task
-from dapt_core.experiment import run_experiment
-from dapt_core.folders import load_split
-from dapt_core.methods import TuningConfig
-from dapt_core.selection import select_learning_rate
+from dapt_core.engine.backbone import load_backbone
+from dapt_core.demo.demo_task import write_demo_task
+from dapt_core.engine.experiment import run_experiment
+from dapt_core.data.folders import load_split
+from dapt_core.engine.methods import TuningConfig
+from dapt_core.engine.selection import select_learning_rate
 
 METHODS = ("zeroshot", "coop", "vpt", "dapt")
 

@@ -2,7 +2,7 @@
 """DAPT training throughput and peak GPU memory against the number of classes (a lent-GPU check).
 
 A random-weight ViT-B/16 CLIP (open_clip "ViT-B-16" with NAME:random weights: nothing to download) runs the
-engine's own DAPT step (dapt_core.training._step: text and visual prompts, cross-entropy + intra- and
+engine's own DAPT step (dapt_core.engine.training._step: text and visual prompts, cross-entropy + intra- and
 inter-dispersion, SGD) under the engine's autocast, which is bf16 on a GPU that has it, at batch 32, for 10,
 100 and 1000 classes. The text encoder runs over every class at every step, so time and memory grow with the
 class count; this measures by how much. Images are synthetic tensors: no data set is needed.
@@ -60,8 +60,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    from dapt_core.backbone import load_backbone
-    from dapt_core.device import autocast_dtype, describe
+    from dapt_core.engine.backbone import load_backbone
+    from dapt_core.engine.device import autocast_dtype, describe
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type != "cuda" and not args.quick:
@@ -118,9 +118,9 @@ def measure(backbone, classes: int, batch_size: int, steps: int, warmup: int, bu
     """Images per second and peak memory of DAPT training steps with `classes` classes."""
     import torch.nn.functional as F
 
-    from dapt_core.methods import TuningConfig
-    from dapt_core.training import _step, build_model
-    from dapt_core.views import Batch
+    from dapt_core.engine.methods import TuningConfig
+    from dapt_core.engine.training import _step, build_model
+    from dapt_core.engine.views import Batch
 
     device = backbone.device
     cuda = device.type == "cuda"

@@ -1,7 +1,7 @@
 """How long the Inspect page's shared UMAP map takes for 2,000 points (1,000 test images before and
 after tuning, plus class text embeddings), once umap-learn is warm.
 
-Prints the time of our fit (neighbours found by one matrix product in dapt_core.projection) and
+Prints the time of our fit (neighbours found by one matrix product in dapt_core.studio.projection) and
 the ratio against a reference fit in the same process that lets umap-learn search neighbours
 itself, with the same settings otherwise. The first (compiling) fit is timed separately: that is
 the cost the server's background warm-up takes off the user's path.
@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from dapt_core import projection as P
+from dapt_core.studio import projection as P
 
 
 def clusters(images: int, classes: int, dim: int, spread: float, seed: int):

@@ -1,16 +1,41 @@
-"""DAPT Studio's engine: Distribution-Aware Prompt Tuning of CLIP, with no user-interface code.
+"""DAPT Studio's library: Distribution-Aware Prompt Tuning of CLIP, with no user-interface code.
 
     from dapt_core import Classifier
     classifier = Classifier.load("prompts.safetensors")
     classifier.predict(["part.jpg"])
+
+Subpackages, each importing only from those listed before it:
+
+    errors, atomic   the error types every layer raises; crash-safe file writes
+    data             labelled-image records, image intake, class folders, few-shot draws, benchmark readers
+    engine           the frozen backbone, prompts, losses, methods, training, evaluation and the prompt file
+    demo             the procedural demo task and its renderer
+    bench            the paper-benchmark runner and its report tables
+    studio           the app's backend: projects on disk, background jobs, embedding maps, the HTML report
+    cli              the `dapt` command
 """
 
 __version__ = "0.1.0"
 
+# The public API, imported lazily so that `import dapt_core` (e.g. for the version) does not pay for torch.
+_PUBLIC = {
+    "Classifier": "engine.inference",
+    "Prediction": "engine.inference",
+    "TuningConfig": "engine.methods",
+    "METHODS": "engine.methods",
+    "load_backbone": "engine.backbone",
+    "run_experiment": "engine.experiment",
+    "load_split": "data.folders",
+    "scan_folder": "data.folders",
+    "DaptError": "errors",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
 
 def __getattr__(name):
-    # Imported lazily so that `import dapt_core` (e.g. for the version) does not pay for torch.
-    if name == "Classifier":
-        from .inference import Classifier
-        return Classifier
+    if name in _PUBLIC:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}.{_PUBLIC[name]}"), name)
     raise AttributeError(f"module 'dapt_core' has no attribute {name!r}")

@@ -103,17 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=cmd_demo_data)
 
-    from .bench import register as register_bench
+    from .bench.runner import register as register_bench
     register_bench(commands, common)
     return parser
 
 
 # ------------------------------------------------------------------------------- commands
 def cmd_tune(args) -> int:
-    from .backbone import load_backbone, load_backbone_or_demo
-    from .experiment import run_experiment
-    from .folders import load_split
-    from .methods import TuningConfig
+    from .engine.backbone import load_backbone, load_backbone_or_demo
+    from .engine.experiment import run_experiment
+    from .data.folders import load_split
+    from .engine.methods import TuningConfig
 
     auto_lr = args.lr == "auto"
     settings = {key: value for key, value in {
@@ -140,7 +140,7 @@ def cmd_tune(args) -> int:
     if auto_lr:
         from dataclasses import replace
 
-        from .selection import DEFAULT_LR_GRID, select_learning_rate
+        from .engine.selection import DEFAULT_LR_GRID, select_learning_rate
         with _ProgressBar() as bar:
             selection = select_learning_rate(backbone, split.classnames, split.train, config,
                                              grid=tuple(args.lr_grid or DEFAULT_LR_GRID), shots=args.shots,
@@ -165,11 +165,11 @@ def cmd_tune(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .evaluation import evaluate_before_after
-    from .experiment import _json_safe
-    from .folders import load_split, scan_folder
-    from .inference import Classifier
-    from .zeroshot import zero_shot_text_features
+    from .engine.evaluation import evaluate_before_after
+    from .engine.experiment import _json_safe
+    from .data.folders import load_split, scan_folder
+    from .engine.inference import Classifier
+    from .engine.zeroshot import zero_shot_text_features
 
     classifier = Classifier.load(args.prompt_file, device=args.device)
     scan = scan_folder(args.data_dir, progress=_scan_bar())
@@ -206,8 +206,8 @@ def cmd_eval(args) -> int:
 
 def cmd_predict(args) -> int:
     from .errors import ImageRejected
-    from .images import load_image
-    from .inference import Classifier
+    from .data.images import load_image
+    from .engine.inference import Classifier
 
     classifier = Classifier.load(args.prompt_file, device=args.device)
     loaded, names, failures = [], [], []
@@ -233,7 +233,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import prompt_file
+    from .engine import prompt_file
 
     file = prompt_file.load(args.prompt_file)
     header = file.header
@@ -257,7 +257,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_scan(args) -> int:
-    from .folders import scan_folder
+    from .data.folders import scan_folder
 
     scan = scan_folder(args.data_dir, progress=_scan_bar())
     if args.json:
@@ -280,7 +280,7 @@ def cmd_scan(args) -> int:
 
 
 def cmd_demo_data(args) -> int:
-    from .demo_task import write_demo_task
+    from .demo.demo_task import write_demo_task
 
     summary = write_demo_task(args.out_dir, seed=args.seed)
     print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
@@ -308,8 +308,8 @@ def write_json(data: dict, path: str | None) -> None:
 
 
 def _items_for(part: dict, classnames: list[str]):
-    from .data import LabeledImage
-    from .folders import class_prompt_name
+    from .data.records import LabeledImage
+    from .data.folders import class_prompt_name
 
     index = {name: i for i, name in enumerate(classnames)}
     items, unknown = [], []

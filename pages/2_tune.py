@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dapt_core import jobs
+from dapt_core.studio import jobs
 from dapt_core.errors import DaptError
-from dapt_core.methods import DEFAULT_BETA_T, DEFAULT_BETA_V, DEFAULT_LR, METHODS, epochs_for_shots
+from dapt_core.engine.methods import DEFAULT_BETA_T, DEFAULT_BETA_V, DEFAULT_LR, METHODS, epochs_for_shots
 from ui import state
 from ui.i18n import current_language, t
 from ui.narrative import pct

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core.errors import DaptError
-from dapt_core.projection import settings_key
+from dapt_core.studio.projection import settings_key
 from ui import run_view, state
 from ui.i18n import t
 from ui.narrative import accuracy_rows, dispersion_rows, manager_sentence, mistakes, pct

@@ -6,7 +6,8 @@ import re
 
 import streamlit as st
 
-from dapt_core import jobs, prompt_file
+from dapt_core.studio import jobs
+from dapt_core.engine import prompt_file
 from dapt_core.errors import DaptError
 from ui import charts, run_view, state
 from ui.i18n import current_language, t

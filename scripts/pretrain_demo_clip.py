@@ -47,7 +47,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dapt_core import procedural as P  # noqa: E402
+from dapt_core.demo import procedural as P  # noqa: E402
 
 ARCH_NAME = "dapt-demo-vit-p8-64"
 ARCH = {
@@ -464,7 +464,7 @@ def random_prompt_tokens(rng: np.random.Generator, p: float, most: int):
     if p <= 0 or rng.random() >= p:
         return None
     count = int(rng.integers(1, most + 1))
-    from dapt_core.prompts import visual_prompt_bound
+    from dapt_core.engine.prompts import visual_prompt_bound
 
     width = ARCH["vision_cfg"]["width"]
     bound = visual_prompt_bound(ARCH["vision_cfg"]["patch_size"], width) * 10 ** rng.uniform(0.0, 1.0)
@@ -515,7 +515,7 @@ def main(argv=None) -> int:
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from dapt_core.prompts import encode_image_with_prompts
+    from dapt_core.engine.prompts import encode_image_with_prompts
 
     torch.set_num_threads(2)
     if args.heldout not in P.MATERIALS or args.heldout in DEMO_ONLY_MATERIALS:

@@ -38,7 +38,7 @@ def tiny_spec(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tiny_spec):
-    from dapt_core.backbone import load_backbone
+    from dapt_core.engine.backbone import load_backbone
     return load_backbone(tiny_spec, "cpu")
 
 

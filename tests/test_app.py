@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import write_colour_task  # noqa: E402
 from dapt_core import jobs  # noqa: E402
-from dapt_core.workspace import Workspace  # noqa: E402
+from dapt_core.studio.workspace import Workspace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -296,7 +296,7 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download the prompt file", "Download the HTML report"]
     run = project.run(info.id)
-    from dapt_core.inference import Classifier
+    from dapt_core.engine.inference import Classifier
 
     classifier = Classifier.load(run.prompt_file.read_bytes())
     assert classifier.classnames == ["blue", "green", "red"]
@@ -398,7 +398,7 @@ def test_two_sessions_queue_and_each_sees_its_place_and_can_cancel(workspace, tm
 def test_a_prompt_file_for_another_backbone_is_explained(workspace, tmp_path):
     import json
 
-    from dapt_core import prompt_file
+    from dapt_core.engine import prompt_file
 
     project = make_project(workspace, tmp_path, per_class=4)
     at = new_app()
@@ -429,7 +429,7 @@ def test_a_prompt_file_for_another_backbone_is_explained(workspace, tmp_path):
 def test_the_demo_project_in_one_click_and_inspect_of_2000_points(workspace):
     """The starter project (5 classes x 216 pictures); a 1-epoch run leaves 1,000 test images,
     i.e. a 2,000-point map. Measured once the map engine is warm, as after a server start."""
-    from dapt_core import projection
+    from dapt_core.studio import projection
 
     at = new_app()
     started = time.perf_counter()
@@ -492,7 +492,7 @@ def _keys_used_in_code() -> set[str]:
 
 
 def test_every_string_exists_in_both_languages_with_the_same_placeholders():
-    from dapt_core.methods import METHODS
+    from dapt_core.engine.methods import METHODS
     from ui.i18n import STRINGS
 
     used = _keys_used_in_code()
@@ -512,6 +512,6 @@ def test_every_string_exists_in_both_languages_with_the_same_placeholders():
 def test_every_workspace_error_code_is_translated():
     from ui.i18n import STRINGS
 
-    source = (ROOT / "dapt_core" / "workspace.py").read_text(encoding="utf-8")
+    source = "\n".join(path.read_text(encoding="utf-8") for path in (ROOT / "dapt_core" / "studio").rglob("*.py"))
     codes = set(re.findall(r'(?:WorkspaceError|ManifestDamaged|ProjectNotFound)\(\s*"([a-z_]+)"', source))
     assert codes and not sorted(c for c in codes if f"error.{c}" not in STRINGS)

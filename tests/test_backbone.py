@@ -3,12 +3,12 @@ import time
 import pytest
 import torch
 
-from dapt_core import device as devices
-from dapt_core.backbone import DEMO, load_backbone, load_backbone_or_demo
+from dapt_core.engine import device as devices
+from dapt_core.engine.backbone import DEMO, load_backbone, load_backbone_or_demo
 from dapt_core.errors import BackboneUnavailable, ConfigError
-from dapt_core.folders import load_split
-from dapt_core.methods import TuningConfig
-from dapt_core.training import tune
+from dapt_core.data.folders import load_split
+from dapt_core.engine.methods import TuningConfig
+from dapt_core.engine.training import tune
 
 from conftest import register_tiny
 

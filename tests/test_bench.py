@@ -19,11 +19,11 @@ import pytest
 import torch
 from PIL import Image
 
-from dapt_core.bench import bench_config, preset_for
+from dapt_core.bench.runner import bench_config, preset_for
 from dapt_core.cli import main
-from dapt_core.datasets import FEW_SHOT_BENCHMARKS, imagenet_label_map, read_dataset
+from dapt_core.data.datasets import FEW_SHOT_BENCHMARKS, imagenet_label_map, read_dataset
 from dapt_core.errors import ConfigError
-from dapt_core.inference import Classifier
+from dapt_core.engine.inference import Classifier
 from test_datasets import SPLIT_FILE_CASES, build_imagenet, build_imagenet_variants, build_split_file_dataset
 
 ROOT = Path(__file__).resolve().parent.parent

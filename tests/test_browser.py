@@ -203,7 +203,7 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
             page.get_by_role("button", name="Download the prompt file").click()
         target = tmp_path / download_info.value.suggested_filename
         download_info.value.save_as(target)
-        from dapt_core.prompt_file import load
+        from dapt_core.engine.prompt_file import load
 
         assert load(target).classnames == ["blue", "red"]
         context.close()
@@ -219,7 +219,7 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
 
 
 def test_a_restart_loses_nothing(browser, shared, tmp_path):
-    from dapt_core.workspace import Workspace
+    from dapt_core.studio.workspace import Workspace
 
     workspace = Workspace(shared["workspace"])
     if "project" not in shared:  # the end-to-end test did not get that far: make a project here
@@ -246,7 +246,7 @@ def test_a_restart_loses_nothing(browser, shared, tmp_path):
 
 
 def _project_with_a_run(workspace, tmp_path):
-    from dapt_core import jobs
+    from dapt_core.studio import jobs
 
     task = write_colour_task(tmp_path / "colours", per_class=6, size=40)
     project = workspace.create_project("Restart line", ["red", "blue"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dapt_core import prompt_file
+from dapt_core.engine import prompt_file
 from dapt_core.cli import main
 
 from conftest import TINY_CONFIG, write_colour_task

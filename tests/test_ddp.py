@@ -18,8 +18,8 @@ from safetensors.torch import load_file
 
 from conftest import TINY, TINY_CONFIG
 from dapt_core.cli import main
-from dapt_core.methods import TuningConfig
-from dapt_core.training import build_model
+from dapt_core.engine.methods import TuningConfig
+from dapt_core.engine.training import build_model
 from test_bench import build_colour_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent

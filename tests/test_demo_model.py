@@ -1,4 +1,4 @@
-"""The bundled demo CLIP (assets/demo_clip) and the demo inspection task (dapt_core.demo_task).
+"""The bundled demo CLIP (assets/demo_clip) and the demo inspection task (dapt_core.demo.demo_task).
 
 Zero-shot accuracy is computed here with plain open_clip, independently of the tuning engine:
 class-name prompts through a few templates, the normalised mean text embedding per class, argmax of
@@ -23,8 +23,8 @@ import open_clip
 import torch
 from PIL import Image
 
-from dapt_core.backbone import load_backbone
-from dapt_core.demo_task import (
+from dapt_core.engine.backbone import load_backbone
+from dapt_core.demo.demo_task import (
     CLASSES,
     TEST_PER_CLASS,
     TRAIN_PER_CLASS,
@@ -32,11 +32,11 @@ from dapt_core.demo_task import (
     render_demo_image,
     write_demo_task,
 )
-from dapt_core.evaluation import encode_images
-from dapt_core.experiment import run_experiment
-from dapt_core.folders import load_split
-from dapt_core.methods import TuningConfig
-from dapt_core.prompts import PromptedCLIP
+from dapt_core.engine.evaluation import encode_images
+from dapt_core.engine.experiment import run_experiment
+from dapt_core.data.folders import load_split
+from dapt_core.engine.methods import TuningConfig
+from dapt_core.engine.prompts import PromptedCLIP
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo_clip"
 SPEC = "local-dir:" + str(DEMO_DIR)

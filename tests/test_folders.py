@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dapt_core.data import Split
+from dapt_core.data.records import Split
 from dapt_core.errors import ConfigError, DataError
-from dapt_core.folders import (
+from dapt_core.data.folders import (
     LAYOUT_CLASSES,
     LAYOUT_TRAIN_TEST,
     PART_ALL,

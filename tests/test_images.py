@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image, ImageFile
 
-from dapt_core import images
+from dapt_core.data import images
 from dapt_core.errors import ImageRejected
-from dapt_core.images import IMAGE_SUFFIXES, load_image, sha256_of
+from dapt_core.data.images import IMAGE_SUFFIXES, load_image, sha256_of
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from dapt_core import jobs
+from dapt_core.studio import jobs
 from dapt_core.errors import DataError
-from dapt_core.workspace import Workspace
+from dapt_core.studio.workspace import Workspace
 
 
 def _blocking_work(started: threading.Event, release: threading.Event, log: list, name: str):

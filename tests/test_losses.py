@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from dapt_core.losses import inter_dispersion, intra_dispersion
+from dapt_core.engine.losses import inter_dispersion, intra_dispersion
 
 
 def test_inter_dispersion_matches_hand_computed_value():

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dapt_core import projection as P
+from dapt_core.studio import projection as P
 
 
 def clusters(n_per_class: int, classes: int, dim: int, spread: float, seed: int):

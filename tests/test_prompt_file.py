@@ -4,13 +4,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from dapt_core import Classifier, prompt_file
-from dapt_core.backbone import load_backbone
+from dapt_core import Classifier
+from dapt_core.engine import prompt_file
+from dapt_core.engine.backbone import load_backbone
 from dapt_core.errors import PromptFileError
-from dapt_core.experiment import run_experiment
-from dapt_core.folders import load_split
-from dapt_core.images import sha256_of
-from dapt_core.methods import TuningConfig
+from dapt_core.engine.experiment import run_experiment
+from dapt_core.data.folders import load_split
+from dapt_core.data.images import sha256_of
+from dapt_core.engine.methods import TuningConfig
 
 from conftest import TINY_CONFIG, register_tiny
 

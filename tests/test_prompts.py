@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from dapt_core.errors import ConfigError
-from dapt_core.prompts import PromptedCLIP
+from dapt_core.engine.prompts import PromptedCLIP
 
 
 def make(backbone, **kwargs):

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from dapt_core.errors import DataError
-from dapt_core.workspace import (MANIFEST, ManifestDamaged, Project, Workspace, WorkspaceError, clean_display_name)
+from dapt_core.studio.workspace import (MANIFEST, ManifestDamaged, Project, Workspace, WorkspaceError, clean_display_name)
 
 
 def png_bytes(colour=(200, 40, 40), size=24, seed=0) -> bytes:
@@ -226,8 +226,8 @@ def test_writes_are_atomic(project, monkeypatch):
 
 
 def test_a_run_is_saved_whole_and_survives_a_new_workspace_object(ws, tiny_backbone):
-    from dapt_core.experiment import run_experiment
-    from dapt_core.methods import TuningConfig
+    from dapt_core.engine.experiment import run_experiment
+    from dapt_core.engine.methods import TuningConfig
 
     project = ws.create_project("Colours", ["red", "green"])
     project.add_images("red", [(f"r{i}.png", png_bytes((220, 30, 30), seed=i)) for i in range(4)])
@@ -248,7 +248,7 @@ def test_a_run_is_saved_whole_and_survives_a_new_workspace_object(ws, tiny_backb
     assert [row["name"] for row in saved.data["test"]][0].endswith(".png")
     assert {row["class"] for row in saved.data["train"]} == {"red", "green"}
 
-    from dapt_core.prompt_file import load
+    from dapt_core.engine.prompt_file import load
 
     assert load(saved.prompt_file).classnames == ["green", "red"]
     # removing an image a run shows keeps its file for that run's gallery

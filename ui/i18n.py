@@ -391,14 +391,14 @@ STRINGS: dict[str, tuple[str, str]] = {
                             "部品を判定するマシンのスクリプトにコピーしてください。"),
     "export.snippet": ("# Needs dapt_core (this project: pip install -e .) and the weights of the\n"
                        "# backbone the file was tuned on: '{spec}'.\n"
-                       "from dapt_core.inference import Classifier\n\n"
+                       "from dapt_core import Classifier\n\n"
                        "# The file names its backbone; load() loads it with the prompts.\n"
                        "classifier = Classifier.load(\"{file}\")\n"
                        "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"
                        "    print(prediction.label, f\"{{prediction.score:.1%}}\")\n",
                        "# dapt_core(このプロジェクト: pip install -e .)と、調整に使った\n"
                        "# バックボーン '{spec}' の重みが必要です。\n"
-                       "from dapt_core.inference import Classifier\n\n"
+                       "from dapt_core import Classifier\n\n"
                        "# ファイルに記録されたバックボーンをプロンプトと一緒に読み込みます。\n"
                        "classifier = Classifier.load(\"{file}\")\n"
                        "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"

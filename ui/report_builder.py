@@ -1,11 +1,11 @@
-"""Assembles the one-page HTML report of a run (dapt_core.report renders it) in one language."""
+"""Assembles the one-page HTML report of a run (dapt_core.studio.report renders it) in one language."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from dapt_core import __version__
-from dapt_core.report import Picture, ReportContent, Section, Table, render_report
+from dapt_core.studio.report import Picture, ReportContent, Section, Table, render_report
 from ui import run_view
 from ui.i18n import t
 from ui.narrative import accuracy_rows, data_rows, dispersion_rows, manager_sentence, mistakes, pct, settings_rows

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dapt_core import jobs, projection
-from dapt_core.workspace import WORKSPACE_ENV, DEFAULT_ROOT, Project, Workspace, WorkspaceError
+from dapt_core.studio import jobs, projection
+from dapt_core.studio.workspace import WORKSPACE_ENV, DEFAULT_ROOT, Project, Workspace, WorkspaceError
 
 PROJECT_KEY = "project_id"
 RUN_KEY = "run_id"
@@ -40,14 +40,14 @@ def queue() -> jobs.JobQueue:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def backbone(spec: str, device: str):
-    """A loaded backbone (shared with the job workers through dapt_core.jobs.BACKBONES)."""
+    """A loaded backbone (shared with the job workers through dapt_core.studio.jobs.BACKBONES)."""
     return jobs.BACKBONES.get(spec, device)
 
 
 @st.cache_resource(show_spinner=False)
 def device() -> tuple[str, str]:
     """(device key such as 'cpu' or 'cuda', a human description such as 'CPU (2 threads)')."""
-    from dapt_core.device import describe, pick_device
+    from dapt_core.engine.device import describe, pick_device
 
     picked = pick_device(None)
     return str(picked), describe(picked)

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import atomic
-from .errors import ConfigError, DataError
+from .. import atomic
+from ..errors import ConfigError, DataError
 
 RESULT_KIND = "dapt-bench-result"
 RESULT_VERSION = 1
@@ -81,8 +81,8 @@ def preset_for(dataset: str, method: str, shots: int) -> tuple[dict, str]:
     set's DAPT lr (the recipe has no VPT table; ours); zeroshot trains nothing. Epochs follow the recipe's
     rule by shots (ImageNet: 50 at every shot count).
     """
-    from .datasets import DOMAIN_SHIFT_TARGETS, canonical_name
-    from .methods import METHODS, epochs_for_shots
+    from ..data.datasets import DOMAIN_SHIFT_TARGETS, canonical_name
+    from ..engine.methods import METHODS, epochs_for_shots
 
     canonical = canonical_name(dataset)
     if canonical in DOMAIN_SHIFT_TARGETS:
@@ -106,7 +106,7 @@ def bench_config(dataset: str, method: str, shots: int, seed: int, overrides: di
 
     Returns (config, preset, preset_source, overrides actually applied).
     """
-    from .methods import TuningConfig
+    from ..engine.methods import TuningConfig
 
     preset, source = preset_for(dataset, method, shots)
     applied = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -153,7 +153,7 @@ def distributed(device: str | None = None):
     import torch
     import torch.distributed as dist
 
-    from .device import pick_device
+    from ..engine.device import pick_device
 
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if dist.is_available() and dist.is_initialized():
@@ -183,7 +183,7 @@ def distributed(device: str | None = None):
 def _rank_device(device: str | None):
     import torch
 
-    from .device import pick_device
+    from ..engine.device import pick_device
 
     chosen = pick_device(device)
     if chosen.type == "cuda" and chosen.index is None:
@@ -246,8 +246,8 @@ def _environment(ctx: Distributed, backbone, num_workers: int) -> dict:
     import open_clip
     import torch
 
-    from . import __version__
-    from .device import autocast_dtype, describe
+    from .. import __version__
+    from ..engine.device import autocast_dtype, describe
 
     dtype = autocast_dtype(backbone.device)
     return {
@@ -314,8 +314,8 @@ def _pct(value) -> str:
 # ---------------------------------------------------------------------------------------- the sweep
 def cmd_bench(args) -> int:
     """`dapt bench --data-root R --dataset NAME ...`: tune and score each seed, skipping finished ones."""
-    from .backbone import load_backbone
-    from .datasets import canonical_name
+    from ..engine.backbone import load_backbone
+    from ..data.datasets import canonical_name
 
     missing = [flag for flag, value in (("--data-root", args.data_root), ("--dataset", args.dataset),
                                         ("--out", args.out)) if not value]
@@ -355,7 +355,7 @@ def cmd_bench(args) -> int:
 
 
 def _sweep(ctx, plans, out, backbone, environment, workers, data_root) -> None:
-    from .datasets import read_dataset
+    from ..data.datasets import read_dataset
 
     current = full = None
     for dataset, shots, method, seed, config, preset, source, applied in plans:
@@ -387,8 +387,8 @@ def _sweep(ctx, plans, out, backbone, environment, workers, data_root) -> None:
 
 def _run_one(ctx, backbone, full, out, dataset, shots, method, seed, config, preset, source, applied,
              environment, workers, data_root, label) -> None:
-    from .experiment import run_experiment
-    from .fewshot import few_shot_split
+    from ..engine.experiment import run_experiment
+    from ..data.fewshot import few_shot_split
 
     started = time.perf_counter()
     cache = few_shot_path(out, dataset, shots, seed)
@@ -436,8 +436,8 @@ def _run_one(ctx, backbone, full, out, dataset, shots, method, seed, config, pre
 def _per_class_lists(before, after) -> dict:
     """Per-class accuracy in label order. The per_class dicts are keyed by name, and ImageNet's CLIP class
     names repeat ("missile", "sunglasses" name two classes each), so only these lists hold every class."""
-    from .experiment import _json_safe
-    from .metrics import per_class_accuracy
+    from ..engine.experiment import _json_safe
+    from ..engine.metrics import per_class_accuracy
 
     return _json_safe({"per_class_accuracy": per_class_accuracy(after.confusion),
                        "zero_shot_per_class_accuracy": per_class_accuracy(before.confusion)})
@@ -478,12 +478,12 @@ def cmd_dg(args) -> int:
     """`dapt bench dg`: prompts tuned on K-shot ImageNet, scored on ImageNet-V2, -Sketch, -A and -R."""
     import torch
 
-    from . import prompt_file as pf
-    from .backbone import load_backbone
-    from .datasets import DOMAIN_SHIFT_TARGETS, canonical_name, imagenet_label_map, read_dataset
-    from .evaluation import encode_images, score
-    from .prompts import PromptedCLIP
-    from .zeroshot import zero_shot_text_features
+    from ..engine import prompt_file as pf
+    from ..engine.backbone import load_backbone
+    from ..data.datasets import DOMAIN_SHIFT_TARGETS, canonical_name, imagenet_label_map, read_dataset
+    from ..engine.evaluation import encode_images, score
+    from ..engine.prompts import PromptedCLIP
+    from ..engine.zeroshot import zero_shot_text_features
 
     out = Path(args.out).expanduser()
     targets = _unique([canonical_name(t) for t in (args.targets or DOMAIN_SHIFT_TARGETS)])
@@ -593,7 +593,7 @@ def _check_class_map(file, classnames: list[str], label_map: list[int], target: 
 
 def _write_dg_result(out, target, method, shots, seed, file, source_path, before, after, split, label_map,
                      environment, workers, seconds, data_root, label) -> None:
-    from .experiment import _json_safe
+    from ..engine.experiment import _json_safe
 
     header = file.header
     record = _json_safe({
@@ -651,7 +651,7 @@ def collect_results(results_dir: Path) -> list[dict]:
 
 def build_report(results: list[dict]) -> tuple[str, list[dict]]:
     """The Markdown report and the CSV rows of a set of bench results."""
-    from .datasets import DOMAIN_SHIFT_TARGETS, FEW_SHOT_BENCHMARKS
+    from ..data.datasets import DOMAIN_SHIFT_TARGETS, FEW_SHOT_BENCHMARKS
 
     by_backbone: dict[tuple, list[dict]] = {}
     for r in results:
@@ -816,8 +816,8 @@ examples:
 
 def register(commands, common) -> None:
     """Add `dapt bench` (the sweep) with its sub-commands `report` and `dg` to the dapt command line."""
-    from .datasets import DATASETS, DOMAIN_SHIFT_TARGETS
-    from .methods import METHODS
+    from ..data.datasets import DATASETS, DOMAIN_SHIFT_TARGETS
+    from ..engine.methods import METHODS
 
     bench = commands.add_parser(
         "bench", parents=[common], help="paper benchmarks: few-shot sweeps, domain generalisation, report",

@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import LabeledImage, Skipped, Split
-from .errors import ConfigError, DataError, ImageRejected
+from .records import LabeledImage, Skipped, Split
+from ..errors import ConfigError, DataError, ImageRejected
 from .images import IMAGE_SUFFIXES, load_image
 
 LAYOUT_CLASSES = "classes"

@@ -20,7 +20,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageRejected
+from ..errors import ImageRejected
 
 # Anything that names a file, or the raw bytes of an upload.
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview

@@ -27,14 +27,14 @@ from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
 from .device import pick_device
-from .errors import BackboneUnavailable
-from .images import sha256_of
+from ..errors import BackboneUnavailable
+from ..data.images import sha256_of
 from .transforms import Preprocessing
 
 log = logging.getLogger(__name__)
 
 DEMO = "demo"
-DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo_clip"
+DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_clip"
 RANDOM_TAG = "random"
 LOCAL_DIR_PREFIX = "local-dir:"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")

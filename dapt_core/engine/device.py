@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -12,9 +12,9 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from .data import LabeledImage, Skipped
+from ..data.records import LabeledImage, Skipped
 from .device import autocast
-from .errors import Cancelled
+from ..errors import Cancelled
 from .metrics import accuracy, confusion_matrix, dispersion, per_class_accuracy, text_spread
 from .prompts import PromptedCLIP
 from .views import ImageViews, epoch_batches, loader, skipped_records

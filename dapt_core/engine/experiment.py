@@ -17,10 +17,10 @@ import torch
 
 from . import prompt_file
 from .backbone import Backbone
-from .data import Split
-from .errors import DataError
+from ..data.records import Split
+from ..errors import DataError
 from .evaluation import Evaluation, evaluate_before_after
-from .images import sha256_of
+from ..data.images import sha256_of
 from .methods import TuningConfig
 from .training import CancelFlag, Progress, TuningResult, tune
 from .zeroshot import zero_shot_text_features

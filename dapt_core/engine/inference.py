@@ -16,8 +16,8 @@ from PIL import Image
 from . import prompt_file
 from .backbone import Backbone, load_backbone
 from .device import autocast
-from .errors import ConfigError
-from .images import load_image
+from ..errors import ConfigError
+from ..data.images import load_image
 from .prompts import PromptedCLIP
 from .transforms import Preprocessing, test_view
 

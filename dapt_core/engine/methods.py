@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 METHODS = ("zeroshot", "coop", "vpt", "dapt")
 

@@ -19,8 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
-from . import __version__, atomic
-from .errors import PromptFileError
+from .. import __version__, atomic
+from ..errors import PromptFileError
 
 FORMAT = "dapt-prompt-file"
 FORMAT_VERSION = 1

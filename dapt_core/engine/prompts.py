@@ -18,7 +18,7 @@ from open_clip.transformer import text_global_pool
 from torch import nn
 
 from .backbone import Backbone
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PLACEHOLDER = "X"  # one BPE token in CLIP's vocabulary; its embedding is replaced by a context vector
 

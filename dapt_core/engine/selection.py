@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from .backbone import Backbone
-from .data import LabeledImage
-from .errors import Cancelled, ConfigError
+from ..data.records import LabeledImage
+from ..errors import Cancelled, ConfigError
 from .evaluation import encode_images
 from .methods import TuningConfig
 from .training import CancelFlag, Progress, tune

@@ -17,9 +17,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .backbone import Backbone
-from .data import LabeledImage, Skipped
+from ..data.records import LabeledImage, Skipped
 from .device import autocast
-from .errors import Cancelled, DataError
+from ..errors import Cancelled, DataError
 from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
 from .prompts import PromptedCLIP

@@ -8,7 +8,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGE
 
 from .backbone import Backbone
 from .device import autocast
-from .errors import ConfigError
+from ..errors import ConfigError
 
 TEMPLATE_SETS = {
     "auto": None,                         # the backbone's own templates if it names some, else "openai"

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import Cancelled, DaptError
+from ..errors import Cancelled, DaptError
 
 log = logging.getLogger(__name__)
 
@@ -361,8 +361,8 @@ class BackboneCache:
 
     def get(self, spec: str, device: str | None = None):
         """The loaded backbone; raises BackboneUnavailable."""
-        from .backbone import load_backbone
-        from .device import pick_device
+        from ..engine.backbone import load_backbone
+        from ..engine.device import pick_device
 
         key = (spec.strip(), str(pick_device(device)))
         with self._lock:
@@ -386,7 +386,7 @@ class BackboneCache:
 
     def check(self, spec: str, device: str | None = None, *, again: bool = False) -> Availability:
         """Whether `spec` can be loaded here (loading it if so, which makes Start fast)."""
-        from .device import pick_device
+        from ..engine.device import pick_device
 
         key = (spec.strip(), str(pick_device(device)))
         with self._lock:
@@ -400,7 +400,7 @@ class BackboneCache:
         return Availability(True, key[0], None, backbone.describe(), time.time())
 
     def loaded(self, spec: str, device: str | None = None) -> bool:
-        from .device import pick_device
+        from ..engine.device import pick_device
 
         with self._lock:
             return (spec.strip(), str(pick_device(device))) in self._loaded
@@ -428,12 +428,12 @@ class TuneRequest:
     make_projection: bool = True
 
     def device_key(self) -> str:
-        from .device import pick_device
+        from ..engine.device import pick_device
 
         return str(pick_device(self.device))
 
     def config(self):
-        from .methods import TuningConfig
+        from ..engine.methods import TuningConfig
 
         return TuningConfig(**{k: v for k, v in self.settings.items() if v is not None})
 
@@ -446,7 +446,7 @@ class TuneRequest:
         return config, split
 
     def run(self, context: JobContext) -> dict:
-        from .experiment import run_experiment
+        from ..engine.experiment import run_experiment
         from .workspace import Workspace
 
         context.phase("loading")
@@ -517,19 +517,19 @@ class EvaluateRequest:
     device: str | None = None
 
     def device_key(self) -> str:
-        from .device import pick_device
+        from ..engine.device import pick_device
 
         return str(pick_device(self.device))
 
     def run(self, context: JobContext) -> dict:
         import torch
 
-        from .evaluation import evaluate_before_after
-        from .experiment import _json_safe
-        from .inference import Classifier
-        from .prompt_file import load
+        from ..engine.evaluation import evaluate_before_after
+        from ..engine.experiment import _json_safe
+        from ..engine.inference import Classifier
+        from ..engine.prompt_file import load
         from .workspace import Workspace
-        from .zeroshot import zero_shot_text_features
+        from ..engine.zeroshot import zero_shot_text_features
 
         file = load(self.data, self.file_name)
         context.phase("loading")
@@ -541,7 +541,7 @@ class EvaluateRequest:
         items, left_out = project.labelled_images(file.classnames, exclude=trained_on)
         comparison = compare_classes(file.classnames, project.classes)
         if not items:
-            from .errors import DataError
+            from ..errors import DataError
 
             raise DataError("None of this project's images can be scored with this prompt file: its classes "
                             f"({', '.join(file.classnames)}) have no images here that it was not tuned on.")

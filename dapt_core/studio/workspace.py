@@ -52,11 +52,11 @@ from typing import Callable, Iterable
 
 from PIL import Image
 
-from . import atomic
-from .data import Split
-from .errors import DaptError, DataError, ImageRejected
-from .folders import class_prompt_name, scan_folder, split_from_files
-from .images import IMAGE_SUFFIXES, load_image, sha256_of
+from .. import atomic
+from ..data.records import Split
+from ..errors import DaptError, DataError, ImageRejected
+from ..data.folders import class_prompt_name, scan_folder, split_from_files
+from ..data.images import IMAGE_SUFFIXES, load_image, sha256_of
 
 WORKSPACE_ENV = "DAPT_WORKSPACE"
 DEFAULT_ROOT = "workspace"
@@ -351,7 +351,7 @@ class Workspace:
                             progress: Callable[[int, int], None] | None = None) -> "Project":
         """A project holding the demo inspection task (dapt_core.demo_task), training and test
         pictures together per class; the hold-out split is drawn when tuning starts."""
-        from . import demo_task
+        from ..demo import demo_task
 
         project = self.create_project(name, demo_task.CLASSES)
         counts = {"train": demo_task.TRAIN_PER_CLASS, "test": demo_task.TEST_PER_CLASS}
@@ -515,7 +515,7 @@ class Project:
 
         Returns the LabeledImages and what was left out: {"excluded": n, "other_classes": {name: n}}.
         Class names match exactly, or else ignoring letter case."""
-        from .data import LabeledImage
+        from ..data.records import LabeledImage
 
         index = {name: i for i, name in enumerate(classnames)}
         folded = {name.casefold(): i for i, name in enumerate(classnames)}

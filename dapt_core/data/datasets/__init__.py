@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..data import Split
-from ..errors import DataError
+from ..records import Split
+from ...errors import DataError
 from . import imagenet
 from .fgvc_aircraft import read_fgvc_aircraft
 from .split_file import SPLIT_FILE_LAYOUTS, read_split_file_dataset

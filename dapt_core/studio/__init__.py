@@ -1,0 +1,2 @@
+"""The app's backend, free of Streamlit: projects on disk (workspace), background jobs (jobs), embedding
+maps (projection) and the self-contained HTML report (report)."""

@@ -1,0 +1,39 @@
+"""The package's shape: a light top-level import and a public API that resolves."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import dapt_core
+
+
+def _modules_after(statement: str) -> set[str]:
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return {name.split(".")[0] for name in json.loads(done.stdout)}
+
+
+def test_importing_the_package_and_its_subpackages_loads_no_heavy_dependency():
+    loaded = _modules_after("import dapt_core, dapt_core.engine, dapt_core.data, dapt_core.studio, "
+                            "dapt_core.bench, dapt_core.demo")
+    assert not loaded & {"torch", "umap", "plotly", "streamlit", "open_clip"}
+
+
+def test_the_cli_and_the_engine_need_neither_umap_nor_plotly():
+    # umap-learn and plotly are the app's extras (pyproject's `app`), not dependencies of the library.
+    loaded = _modules_after("import dapt_core.cli, dapt_core.engine.experiment, dapt_core.engine.inference, "
+                            "dapt_core.bench.runner")
+    assert "torch" in loaded  # the statement did reach the engine
+    assert not loaded & {"umap", "plotly", "streamlit"}
+
+
+@pytest.mark.parametrize("name", dapt_core.__all__)
+def test_every_public_name_resolves(name):
+    assert getattr(dapt_core, name) is not None
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        dapt_core.no_such_thing  # noqa: B018
