@@ -165,11 +165,9 @@ def cmd_tune(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .engine.evaluation import evaluate_before_after
-    from .engine.experiment import _json_safe
-    from .data.folders import load_split, scan_folder
+    from .data.folders import scan_folder
+    from .engine.evaluation import comparison_metrics, evaluation_batches
     from .engine.inference import Classifier
-    from .engine.zeroshot import zero_shot_text_features
 
     classifier = Classifier.load(args.prompt_file, device=args.device)
     scan = scan_folder(args.data_dir, progress=_scan_bar())
@@ -182,25 +180,19 @@ def cmd_eval(args) -> int:
     if not items:
         raise DataError(f"{args.data_dir} holds no usable images in folders named after the prompt file's classes "
                         f"({', '.join(classifier.classnames)}).")
-    model = classifier.model
-    templates = classifier.file.header["config"].get("templates", "auto")
-    zero_shot = zero_shot_text_features(model.backbone, classifier.classnames, templates)
-    bar = tqdm(desc="evaluating", unit="batch", file=sys.stderr, leave=False)
-    before, after = evaluate_before_after(model, zero_shot, items, on_batch=lambda *_: bar.update())
+    bar = tqdm(total=evaluation_batches(classifier.model, len(items)), desc="evaluating", unit="batch",
+               file=sys.stderr, leave=False)
+    before, after = classifier.evaluate(items, on_batch=lambda *_: bar.update())
     bar.close()
-    metrics = _json_safe({
-        "prompt_file": str(args.prompt_file), "backbone": model.backbone.spec, "n_test": len(after.labels),
-        "accuracy": after.accuracy, "zero_shot_accuracy": before.accuracy,
-        "per_class": after.per_class, "zero_shot_per_class": before.per_class,
-        "confusion": {"before": before.confusion.tolist(), "after": after.confusion.tolist()},
-        "dispersion": {"before": before.dispersion, "after": after.dispersion},
+    metrics = {
+        "prompt_file": str(args.prompt_file), "backbone": classifier.model.backbone.spec,
+        **comparison_metrics(before, after),
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped + after.skipped],
-    })
+    }
     if args.json_out:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
         _print_summary(metrics)
-    del load_split
     return 0
 
 

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from conftest import write_colour_task  # noqa: E402
-from dapt_core import jobs  # noqa: E402
+from dapt_core.studio import jobs  # noqa: E402
 from dapt_core.studio.workspace import Workspace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
+
 
 import pytest
 
 from dapt_core.studio import jobs
+from dapt_core.engine.progress import Progress
 from dapt_core.errors import DataError
 from dapt_core.studio.workspace import Workspace
 
@@ -106,9 +107,9 @@ def test_progress_snapshots_and_history_are_thread_safe_copies(monkeypatch):
 
     def work(context):
         for step in range(1, 201):
-            context.report(SimpleNamespace(phase="train", epoch=1 + step // 20, epochs=10, step=step, total_steps=200,
-                                           loss=1.0 / step, ce=0.5, intra=0.1, inter=0.2, train_accuracy=0.5, lr=0.1,
-                                           elapsed=step * 0.01, eta=(200 - step) * 0.01))
+            context.report(Progress(phase="train", epoch=1 + step // 20, epochs=10, step=step, total_steps=200,
+                                    loss=1.0 / step, ce=0.5, intra=0.1, inter=0.2, train_accuracy=0.5, lr=0.1,
+                                    elapsed=step * 0.01, eta=(200 - step) * 0.01))
         go.wait(5)
 
     job = queue.submit(work, device="cpu")

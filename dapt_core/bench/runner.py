@@ -436,10 +436,9 @@ def _run_one(ctx, backbone, full, out, dataset, shots, method, seed, config, pre
 def _per_class_lists(before, after) -> dict:
     """Per-class accuracy in label order. The per_class dicts are keyed by name, and ImageNet's CLIP class
     names repeat ("missile", "sunglasses" name two classes each), so only these lists hold every class."""
-    from ..engine.experiment import _json_safe
-    from ..engine.metrics import per_class_accuracy
+    from ..engine.metrics import json_safe, per_class_accuracy
 
-    return _json_safe({"per_class_accuracy": per_class_accuracy(after.confusion),
+    return json_safe({"per_class_accuracy": per_class_accuracy(after.confusion),
                        "zero_shot_per_class_accuracy": per_class_accuracy(before.confusion)})
 
 
@@ -482,7 +481,7 @@ def cmd_dg(args) -> int:
     from ..engine.backbone import load_backbone
     from ..data.datasets import DOMAIN_SHIFT_TARGETS, canonical_name, imagenet_label_map, read_dataset
     from ..engine.evaluation import encode_images, score
-    from ..engine.prompts import PromptedCLIP
+    from ..engine.inference import prompted_model
     from ..engine.zeroshot import zero_shot_text_features
 
     out = Path(args.out).expanduser()
@@ -528,22 +527,13 @@ def cmd_dg(args) -> int:
                 if backbone is None:
                     backbone = load_backbone(args.backbone or file.backbone_spec, ctx.device)
                     environment = _environment(ctx, backbone, workers)
-                file.check_backbone(backbone)
                 _check_class_map(file, split.classnames, label_map, target, sources[(method, seed)])
+                model = prompted_model(file, backbone, label_map)
                 index = torch.tensor(label_map, dtype=torch.long)
                 config = file.header["config"]
                 templates = config.get("templates", "auto")
                 if templates not in zero_shot_cache:
                     zero_shot_cache[templates] = zero_shot_text_features(backbone, file.classnames, templates)
-                visual = file.tensors.get(pf.VISUAL_PROMPT)
-                model = PromptedCLIP(
-                    backbone, split.classnames, text_prompt=False, visual_prompt=visual is not None,
-                    n_vis=visual.shape[1] if visual is not None else int(config.get("n_vis", 16)),
-                    deep_visual=visual is not None and visual.shape[0] > 1,
-                    fixed_text_features=file.tensors[pf.CLASS_EMBEDDINGS][index])
-                if visual is not None:
-                    with torch.no_grad():
-                        model.visual_prompt.copy_(visual.to(model.visual_prompt))
                 batch_size = args.eval_batch_size or int(config.get("eval_batch_size", 100))
                 label = f"{target} {method} seed {seed}"
                 progress = _Progress(label) if ctx.main else None
@@ -554,7 +544,7 @@ def cmd_dg(args) -> int:
                         unprompted = encode_images(model, split.test, prompted=False, batch_size=batch_size,
                                                    num_workers=workers, on_batch=hook)
                     before = score(model, split.test, *unprompted, zero_shot_cache[templates][index])
-                    if visual is None:
+                    if model.visual_prompt is None:
                         after_features = unprompted
                     else:
                         hook = progress.batches(_batch_count(split.test, batch_size, ctx), "prompted features") \
@@ -593,19 +583,18 @@ def _check_class_map(file, classnames: list[str], label_map: list[int], target: 
 
 def _write_dg_result(out, target, method, shots, seed, file, source_path, before, after, split, label_map,
                      environment, workers, seconds, data_root, label) -> None:
-    from ..engine.experiment import _json_safe
+    from ..engine.evaluation import comparison_metrics
+    from ..engine.metrics import json_safe
 
     header = file.header
-    record = _json_safe({
+    metrics = comparison_metrics(before, after)
+    metrics.pop("confusion")  # up to 1000 x 1000; the per-class lists below are kept
+    record = json_safe({
         "kind": RESULT_KIND, "version": RESULT_VERSION, "protocol": DOMAIN_GENERALISATION,
         "dataset": target, "source_dataset": DG_SOURCE, "method": method, "shots": shots, "seed": seed,
         "backbone": header["backbone"]["spec"], "backbone_weights": header["backbone"].get("weights"),
-        "n_test": len(after.labels), "n_classes": len(split.classnames),
-        "accuracy": after.accuracy, "zero_shot_accuracy": before.accuracy,
-        "classnames": list(split.classnames),
-        "per_class": after.per_class, "zero_shot_per_class": before.per_class,
-        **_per_class_lists(before, after),
-        "dispersion": {"before": before.dispersion, "after": after.dispersion},
+        "n_classes": len(split.classnames), "classnames": list(split.classnames),
+        **metrics, **_per_class_lists(before, after),
         "eval_seconds": seconds, "total_seconds": seconds,
         "source_prompt_file": os.path.relpath(source_path, result_path(out, target, method, shots, seed).parent),
         "notes": split.notes,

@@ -6,6 +6,7 @@ on the same test images, so the two can be compared image by image.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -15,7 +16,7 @@ import torch.distributed as dist
 from ..data.records import LabeledImage, Skipped
 from .device import autocast
 from ..errors import Cancelled
-from .metrics import accuracy, confusion_matrix, dispersion, per_class_accuracy, text_spread
+from .metrics import accuracy, confusion_matrix, dispersion, json_safe, per_class_accuracy, text_spread
 from .prompts import PromptedCLIP
 from .views import ImageViews, epoch_batches, loader, skipped_records
 
@@ -54,16 +55,6 @@ class Evaluation:
         if len(self.labels) == 0:
             return {"intra": float("nan"), "inter": float("nan"), "ratio": float("nan")}
         return {**dispersion(self.features, self.labels), "text_inter": text_spread(self.text_features)}
-
-    def summary(self) -> dict:
-        """JSON-ready numbers: accuracy, per-class accuracy, confusion matrix and dispersion."""
-        return {
-            "accuracy": self.accuracy,
-            "per_class": self.per_class,
-            "confusion": self.confusion.tolist(),
-            "dispersion": self.dispersion,
-            "n_images": len(self.labels),
-        }
 
 
 def unique_names(names: list[str]) -> list[str]:
@@ -141,3 +132,23 @@ def evaluate_before_after(model: PromptedCLIP, zero_shot_text: torch.Tensor, ite
     with torch.no_grad(), autocast(model.backbone.device):
         tuned_text = model.text_features().float()
     return before, score(model, items, *after_features, tuned_text)
+
+
+def evaluation_batches(model: PromptedCLIP, n_items: int, batch_size: int = 100) -> int:
+    """How many batches `evaluate_before_after` runs: frozen features, then prompted ones if any."""
+    passes = 2 if model.visual_prompt is not None else 1
+    return passes * math.ceil(n_items / batch_size)
+
+
+def comparison_metrics(before: Evaluation, after: Evaluation) -> dict:
+    """Zero-shot against tuned on the same test images, JSON-ready: the numbers `dapt tune`, `dapt eval`,
+    the app and the benchmark runner report (each adds what is its own)."""
+    return json_safe({
+        "n_test": len(after.labels),
+        "accuracy": after.accuracy,
+        "zero_shot_accuracy": before.accuracy,
+        "per_class": after.per_class,
+        "zero_shot_per_class": before.per_class,
+        "confusion": {"before": before.confusion.tolist(), "after": after.confusion.tolist()},
+        "dispersion": {"before": before.dispersion, "after": after.dispersion},
+    })

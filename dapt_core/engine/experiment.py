@@ -7,7 +7,6 @@ shown in the browser is the number `dapt tune` prints.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +18,12 @@ from . import prompt_file
 from .backbone import Backbone
 from ..data.records import Split
 from ..errors import DataError
-from .evaluation import Evaluation, evaluate_before_after
+from .evaluation import Evaluation, comparison_metrics, evaluate_before_after, evaluation_batches
 from ..data.images import sha256_of
 from .methods import TuningConfig
-from .training import CancelFlag, Progress, TuningResult, tune
+from .metrics import json_safe
+from .progress import Progress, eta_seconds
+from .training import CancelFlag, TuningResult, tune
 from .zeroshot import zero_shot_text_features
 
 
@@ -43,7 +44,7 @@ class ExperimentResult:
     def metrics(self) -> dict:
         """Everything measured, JSON-ready (the --json output of `dapt tune`)."""
         skipped = self.split.skipped + self.tuning.skipped + self.before.skipped
-        return _json_safe({
+        return json_safe({
             "method": self.config.method,
             "backbone": self.backbone.spec,
             "backbone_weights": self.backbone.weights_id,
@@ -52,13 +53,7 @@ class ExperimentResult:
             "epochs": self.tuning.epochs,
             "classnames": self.split.classnames,
             "n_train": len(self.split.train),
-            "n_test": len(self.after.labels),
-            "accuracy": self.after.accuracy,
-            "zero_shot_accuracy": self.before.accuracy,
-            "per_class": self.after.per_class,
-            "zero_shot_per_class": self.before.per_class,
-            "confusion": {"before": self.before.confusion.tolist(), "after": self.after.confusion.tolist()},
-            "dispersion": {"before": self.before.dispersion, "after": self.after.dispersion},
+            **comparison_metrics(self.before, self.after),
             "train_seconds": self.tuning.train_seconds,
             "eval_seconds": self.eval_seconds,
             "history": self.tuning.history,
@@ -103,8 +98,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     started = time.perf_counter()
     zero_shot_text = (tuning.prompted.fixed_text_features if not config.text_prompt
                       else zero_shot_text_features(backbone, split.classnames, config.templates))
-    passes = 2 if config.visual_prompt else 1  # zero-shot features, then prompted ones
-    total = passes * math.ceil(len(split.test) / config.eval_batch_size)
+    total = evaluation_batches(tuning.prompted, len(split.test), config.eval_batch_size)
     done = 0
 
     def on_batch(*_):
@@ -113,7 +107,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
         if on_progress is not None:
             elapsed = time.perf_counter() - started
             on_progress(Progress("evaluate", tuning.epochs, tuning.epochs, done, total, elapsed=elapsed,
-                                 eta=elapsed / done * max(0, total - done)))
+                                 eta=eta_seconds(elapsed, done, total)))
 
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,
                                           batch_size=config.eval_batch_size, num_workers=num_workers,
@@ -128,14 +122,3 @@ def _unique(skipped):
             seen.add(s.path)
             out.append(s)
     return out
-
-
-def _json_safe(value):
-    """NaN/inf become None so the JSON is standard (a class without test images has no accuracy)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value

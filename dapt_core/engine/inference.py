@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,13 @@ from PIL import Image
 from . import prompt_file
 from .backbone import Backbone, load_backbone
 from .device import autocast
+from .evaluation import Evaluation, evaluate_before_after
 from ..errors import ConfigError
 from ..data.images import load_image
+from ..data.records import LabeledImage
 from .prompts import PromptedCLIP
 from .transforms import Preprocessing, test_view
+from .zeroshot import zero_shot_text_features
 
 
 @dataclass
@@ -57,20 +61,16 @@ class Classifier:
                          device: str | None = None) -> "Classifier":
         if not isinstance(backbone, Backbone):
             backbone = load_backbone(backbone or file.backbone_spec, device)
-        file.check_backbone(backbone)
-        config = file.header["config"]
-        visual = file.tensors.get(prompt_file.VISUAL_PROMPT)
-        if visual is not None and not backbone.supports_visual_prompt:
-            raise ConfigError(f"'{backbone.spec}' cannot take the visual prompt stored in this file.")
-        model = PromptedCLIP(
-            backbone, file.classnames, text_prompt=False, visual_prompt=visual is not None,
-            n_vis=visual.shape[1] if visual is not None else config.get("n_vis", 16),
-            deep_visual=visual is not None and visual.shape[0] > 1,
-            fixed_text_features=file.tensors[prompt_file.CLASS_EMBEDDINGS])
-        if visual is not None:
-            with torch.no_grad():
-                model.visual_prompt.copy_(visual.to(model.visual_prompt))
-        return cls(model, file)
+        return cls(prompted_model(file, backbone), file)
+
+    def evaluate(self, items: list[LabeledImage], *, batch_size: int = 100, num_workers: int = 0, cancel=None,
+                 on_batch: Callable[[int, int], None] | None = None) -> tuple[Evaluation, Evaluation]:
+        """Zero-shot ("before", with the template set the file was tuned with) and this file ("after") on
+        labelled images, as `dapt eval` and the app's imported-file check score them."""
+        templates = self.file.header["config"].get("templates", "auto")
+        zero_shot = zero_shot_text_features(self.model.backbone, self.classnames, templates)
+        return evaluate_before_after(self.model, zero_shot, items, batch_size=batch_size, num_workers=num_workers,
+                                     cancel=cancel, on_batch=on_batch)
 
     @torch.no_grad()
     def logits(self, images: list, batch_size: int = 100) -> torch.Tensor:
@@ -96,6 +96,28 @@ class Classifier:
             predictions.append(Prediction(self.classnames[best], float(row[best]),
                                           {name: float(p) for name, p in zip(self.classnames, row)}))
         return predictions
+
+
+def prompted_model(file: prompt_file.PromptFile, backbone: Backbone, labels: list[int] | None = None) -> PromptedCLIP:
+    """The frozen backbone with a prompt file's visual prompt and tuned class embeddings.
+
+    `labels` keeps only those of the file's classes, in that order (a test set that uses a subset of the
+    classes the file was tuned on, as ImageNet-R does of ImageNet's)."""
+    file.check_backbone(backbone)
+    config = file.header["config"]
+    visual = file.tensors.get(prompt_file.VISUAL_PROMPT)
+    if visual is not None and not backbone.supports_visual_prompt:
+        raise ConfigError(f"'{backbone.spec}' cannot take the visual prompt stored in this file.")
+    classnames, class_embeddings = file.classnames, file.tensors[prompt_file.CLASS_EMBEDDINGS]
+    if labels is not None:
+        classnames = [classnames[i] for i in labels]
+        class_embeddings = class_embeddings[torch.as_tensor(labels, dtype=torch.long)]
+    model = PromptedCLIP(
+        backbone, classnames, text_prompt=False, visual_prompt=visual is not None,
+        n_vis=visual.shape[1] if visual is not None else int(config.get("n_vis", 16)),
+        deep_visual=visual is not None and visual.shape[0] > 1, fixed_text_features=class_embeddings)
+    model.load_prompt_tensors(file.tensors)
+    return model
 
 
 def _as_image(item) -> Image.Image:

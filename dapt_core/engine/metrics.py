@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -72,3 +74,14 @@ def mean_pairwise_squared_distance(vectors: torch.Tensor) -> float:
 def text_spread(text_features: torch.Tensor) -> float:
     """Inter-dispersion of the class text embeddings: mean squared distance between classes."""
     return mean_pairwise_squared_distance(F.normalize(text_features.float(), dim=-1))
+
+
+def json_safe(value):
+    """NaN/inf become None so the JSON is standard (a class without test images has no accuracy)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

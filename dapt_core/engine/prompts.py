@@ -27,7 +27,7 @@ class PromptedCLIP(nn.Module):
     """A frozen CLIP whose text and/or image encoders read learnable prompt vectors.
 
     Args:
-        backbone: the frozen CLIP (see dapt_core.backbone).
+        backbone: the frozen CLIP (see dapt_core.engine.backbone).
         classnames: class names in label order, as they should appear in the prompt.
         text_prompt: learn a text context; otherwise `fixed_text_features` are the classifier.
         visual_prompt: learn visual prompt tokens (vision-transformer backbones only).

@@ -21,7 +21,8 @@ from ..data.records import LabeledImage
 from ..errors import Cancelled, ConfigError
 from .evaluation import encode_images
 from .methods import TuningConfig
-from .training import CancelFlag, Progress, tune
+from .progress import Progress
+from .training import CancelFlag, tune
 
 # Spans the recipe's per-data-set presets (0.002 ... 20) in steps of about 10x.
 DEFAULT_LR_GRID = (0.002, 0.02, 0.2, 2.0, 20.0)

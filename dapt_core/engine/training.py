@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 import torch.distributed as dist
@@ -22,6 +22,7 @@ from .device import autocast
 from ..errors import Cancelled, DataError
 from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
+from .progress import Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
 from .views import ImageViews, epoch_batches, loader, skipped_records
 from .zeroshot import zero_shot_text_features
@@ -31,30 +32,6 @@ class CancelFlag(Protocol):
     def is_set(self) -> bool: ...
 
 
-@dataclass
-class Progress:
-    """One update for a progress display; sent after every optimisation step."""
-
-    phase: str  # "prototypes" or "train"
-    epoch: int  # 1-based
-    epochs: int
-    step: int  # 1-based, over the whole run
-    total_steps: int
-    loss: float = float("nan")
-    ce: float = float("nan")
-    intra: float = float("nan")
-    inter: float = float("nan")
-    train_accuracy: float = float("nan")
-    lr: float = 0.0
-    elapsed: float = 0.0
-    eta: float = float("nan")
-
-    @property
-    def fraction(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 1.0
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass
@@ -151,8 +128,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                 elapsed = time.perf_counter() - started
                 on_progress(Progress(
                     "train", epoch + 1, epochs, step, total_steps, terms["loss"], terms["ce"], terms["intra"],
-                    terms["inter"], correct / max(1, seen), lr, elapsed,
-                    elapsed / step * (total_steps - step)))
+                    terms["inter"], correct / max(1, seen), lr, elapsed, eta_seconds(elapsed, step, total_steps)))
         if world > 1:
             correct, seen = _reduce_epoch(sums, correct, seen, backbone.device)
         n = max(1, len(local_batches))

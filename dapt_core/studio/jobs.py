@@ -17,7 +17,6 @@ the engine checks before every step, so a run stops within one step and saves no
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import traceback
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..engine.progress import Progress, eta_seconds
 from ..errors import Cancelled, DaptError
 
 log = logging.getLogger(__name__)
@@ -46,33 +46,6 @@ KEEP_FINISHED = 200
 
 
 @dataclass(frozen=True)
-class ProgressSnapshot:
-    """What a progress display shows; phases before training carry only `phase`.
-
-    phase: 'queued', 'loading' (the backbone), 'preparing' (the split), 'prototypes', 'train',
-    'evaluate', 'saving', 'mapping' (the Inspect projection)."""
-
-    phase: str
-    epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    total_steps: int = 0
-    loss: float = math.nan
-    ce: float = math.nan
-    intra: float = math.nan
-    inter: float = math.nan
-    train_accuracy: float = math.nan
-    lr: float = 0.0
-    elapsed: float = 0.0
-    eta: float = math.nan
-    updated: float = 0.0  # time.time() of this update
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-
-@dataclass(frozen=True)
 class JobSnapshot:
     id: str
     label: str
@@ -83,7 +56,7 @@ class JobSnapshot:
     submitted: float
     started: float | None
     finished: float | None
-    progress: ProgressSnapshot
+    progress: Progress
     history: tuple[dict, ...]  # per training step: step, epoch, loss, ce, intra, inter, train_accuracy
     error: str | None
     error_code: str | None
@@ -108,7 +81,7 @@ class JobContext:
         self.cancel = job.cancel_event
 
     def phase(self, name: str) -> None:
-        self._job._set_progress(ProgressSnapshot(name, updated=time.time()))
+        self._job._set_progress(Progress(name, updated=time.time()))
 
     def report(self, progress) -> None:
         """Callback for dapt_core's on_progress (called from this worker thread)."""
@@ -134,7 +107,7 @@ class Job:
         self._submitted = time.time()
         self._started: float | None = None
         self._finished: float | None = None
-        self._progress = ProgressSnapshot("queued", updated=self._submitted)
+        self._progress = Progress("queued", updated=self._submitted)
         self._history: list[dict] = []
         self._stride = 1  # record every n-th step once the history has been thinned
         self._error: str | None = None
@@ -145,14 +118,12 @@ class Job:
         self.done_event = threading.Event()
 
     # -- written by the worker thread
-    def _set_progress(self, progress: ProgressSnapshot) -> None:
+    def _set_progress(self, progress: Progress) -> None:
         with self._lock:
             self._progress = progress
 
-    def _record(self, progress) -> None:
-        snap = ProgressSnapshot(progress.phase, progress.epoch, progress.epochs, progress.step, progress.total_steps,
-                                progress.loss, progress.ce, progress.intra, progress.inter, progress.train_accuracy,
-                                progress.lr, progress.elapsed, progress.eta, time.time())
+    def _record(self, progress: Progress) -> None:
+        snap = replace(progress, updated=time.time())
         with self._lock:
             self._progress = snap
             if progress.phase != "train" or progress.step % self._stride:
@@ -245,7 +216,7 @@ class JobQueue:
                 with job._lock:
                     job._state = RUNNING
                     job._started = time.time()
-                    job._progress = ProgressSnapshot("loading", updated=job._started)
+                    job._progress = Progress("loading", updated=job._started)
             self._run(job)
             with self._lock:
                 self._running.pop(device, None)
@@ -522,47 +493,36 @@ class EvaluateRequest:
         return str(pick_device(self.device))
 
     def run(self, context: JobContext) -> dict:
-        import torch
-
-        from ..engine.evaluation import evaluate_before_after
-        from ..engine.experiment import _json_safe
+        from ..engine.evaluation import comparison_metrics, evaluation_batches
         from ..engine.inference import Classifier
         from ..engine.prompt_file import load
+        from ..errors import DataError
         from .workspace import Workspace
-        from ..engine.zeroshot import zero_shot_text_features
 
         file = load(self.data, self.file_name)
         context.phase("loading")
-        backbone = BACKBONES.get(file.backbone_spec, self.device)
-        file.check_backbone(backbone)
-        classifier = Classifier.from_prompt_file(file, backbone)
+        classifier = Classifier.from_prompt_file(file, BACKBONES.get(file.backbone_spec, self.device))
         project = Workspace(self.workspace_root).project(self.project_id)
         trained_on = {item.get("sha256") for item in file.header.get("training_images", [])}
         items, left_out = project.labelled_images(file.classnames, exclude=trained_on)
         comparison = compare_classes(file.classnames, project.classes)
         if not items:
-            from ..errors import DataError
-
             raise DataError("None of this project's images can be scored with this prompt file: its classes "
                             f"({', '.join(file.classnames)}) have no images here that it was not tuned on.")
         context.check_cancel()
-        templates = file.header.get("config", {}).get("templates", "auto")
-        zero_shot = zero_shot_text_features(backbone, file.classnames, templates)
-        total = (2 if classifier.model.visual_prompt is not None else 1) * -(-len(items) // 100)
+        total = evaluation_batches(classifier.model, len(items))
         started = time.perf_counter()
-        done = [0]
+        done = 0
 
         def on_batch(*_):
-            done[0] += 1
+            nonlocal done
+            done += 1
             elapsed = time.perf_counter() - started
-            context._job._set_progress(ProgressSnapshot("evaluate", 0, 0, done[0], total, elapsed=elapsed,
-                                                        eta=elapsed / done[0] * max(0, total - done[0]),
-                                                        updated=time.time()))
+            context.report(Progress("evaluate", step=done, total_steps=total, elapsed=elapsed,
+                                    eta=eta_seconds(elapsed, done, total)))
 
         context.phase("evaluate")
-        with torch.no_grad():
-            before, after = evaluate_before_after(classifier.model, zero_shot, items, cancel=context.cancel,
-                                                  on_batch=on_batch)
+        before, after = classifier.evaluate(items, cancel=context.cancel, on_batch=on_batch)
         records = project.names_by_sha()
         rows = []
         for path, label, b, a in zip(after.paths, after.labels.tolist(), before.predictions.tolist(),
@@ -572,11 +532,9 @@ class EvaluateRequest:
             rows.append({"sha256": sha, "name": record.name if record else Path(path).name,
                          "project_class": record.class_name if record else "", "true": file.classnames[label],
                          "zero_shot": file.classnames[b], "predicted": file.classnames[a]})
-        return _json_safe({
+        return {
             "file_name": self.file_name, "backbone": file.backbone_spec, "method": file.method,
             "classnames": file.classnames, "comparison": comparison, "left_out": left_out,
-            "n_test": len(after.labels), "accuracy": after.accuracy, "zero_shot_accuracy": before.accuracy,
-            "per_class": after.per_class, "zero_shot_per_class": before.per_class,
-            "confusion": {"before": before.confusion.tolist(), "after": after.confusion.tolist()},
+            **comparison_metrics(before, after),
             "rows": rows, "skipped": [{"path": Path(s.path).name, "reason": s.reason} for s in after.skipped],
-        })
+        }

@@ -145,7 +145,7 @@ def _pca(points: np.ndarray) -> np.ndarray:
 
 
 def projection_for_run(run) -> Projection:
-    """The map of a saved run (dapt_core.workspace.SavedRun): cached in the run folder, made once."""
+    """The map of a saved run (dapt_core.studio.workspace.SavedRun): cached in the run folder, made once."""
     key = settings_key()
     cached = run.load_projection(key)
     if cached is not None:

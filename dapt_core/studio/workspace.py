@@ -349,7 +349,7 @@ class Workspace:
 
     def create_demo_project(self, name: str, *, seed: int = 0,
                             progress: Callable[[int, int], None] | None = None) -> "Project":
-        """A project holding the demo inspection task (dapt_core.demo_task), training and test
+        """A project holding the demo inspection task (dapt_core.demo.demo_task), training and test
         pictures together per class; the hold-out split is drawn when tuning starts."""
         from ..demo import demo_task
 

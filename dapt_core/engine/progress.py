@@ -1,0 +1,46 @@
+"""The one progress record of long work (tuning, evaluation, the app's job phases) and its ETA.
+
+Free of torch so that the app's job queue can hold progress without loading the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One update for a progress display (the CLI's bars, the app's job panel).
+
+    phase: 'prototypes', 'train' and 'evaluate' come from the engine; the app's jobs add 'queued',
+    'loading' (the backbone), 'preparing' (the split), 'saving' and 'mapping', which carry only `phase`.
+    """
+
+    phase: str
+    epoch: int = 0  # 1-based
+    epochs: int = 0
+    step: int = 0  # 1-based, over the whole phase
+    total_steps: int = 0
+    loss: float = math.nan
+    ce: float = math.nan
+    intra: float = math.nan
+    inter: float = math.nan
+    train_accuracy: float = math.nan
+    lr: float = 0.0
+    elapsed: float = 0.0
+    eta: float = math.nan
+    updated: float = 0.0  # time.time() of this update, stamped by whoever keeps it (the app's jobs)
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def eta_seconds(elapsed: float, done: int, total: int) -> float:
+    """Seconds left at the pace so far: `done` of `total` steps took `elapsed` seconds."""
+    return elapsed / done * max(0, total - done) if done else math.nan
