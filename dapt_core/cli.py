@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .engine.methods import DEFAULT_SHOTS, METHODS_RECOMMENDED_FIRST, TEMPLATE_SET_NAMES, TuningConfig
 from .errors import DaptError, DataError
 
 EXIT_USER_ERROR = 2
@@ -56,19 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--backbone", default=DEFAULT_BACKBONE,
                       help="demo | NAME:TAG | NAME:/path/to/weights | local-dir:/path (default: %(default)s, "
                            "falling back to demo where its weights cannot be had)")
-    tune.add_argument("--method", default="dapt", choices=["dapt", "coop", "vpt", "zeroshot"])
-    tune.add_argument("--shots", type=int, default=16, help="training images per class (default: %(default)s)")
+    tune.add_argument("--method", default=TuningConfig.method, choices=METHODS_RECOMMENDED_FIRST)
+    tune.add_argument("--shots", type=int, default=DEFAULT_SHOTS,
+                      help="training images per class (default: %(default)s)")
     tune.add_argument("--epochs", type=int, help="default: the recipe's count for the shots")
     tune.add_argument("--lr", type=_lr_value,
                       help="learning rate, or 'auto' to choose it by cross-validation on the training images")
     tune.add_argument("--lr-grid", type=float, nargs="+", help="candidates for --lr auto")
     tune.add_argument("--beta-v", type=float, help="weight of intra-dispersion (dapt)")
     tune.add_argument("--beta-t", type=float, help="weight of inter-dispersion (dapt)")
-    tune.add_argument("--n-ctx", type=int, help="text context vectors (default 16)")
-    tune.add_argument("--n-vis", type=int, help="visual prompt tokens (default 16)")
+    tune.add_argument("--n-ctx", type=int, help=f"text context vectors (default {TuningConfig.n_ctx})")
+    tune.add_argument("--n-vis", type=int, help=f"visual prompt tokens (default {TuningConfig.n_vis})")
     tune.add_argument("--deep", action="store_true", help="deep visual prompt (fresh tokens at every layer)")
-    tune.add_argument("--templates", choices=["auto", "openai", "simple", "photo"], help="zero-shot template set")
-    tune.add_argument("--seed", type=int, default=1)
+    tune.add_argument("--templates", choices=TEMPLATE_SET_NAMES, help="zero-shot template set")
+    tune.add_argument("--seed", type=int, default=TuningConfig.seed)
     tune.add_argument("--device", default=None, help="cuda | cuda:N | mps | cpu (default: best available)")
     tune.add_argument("--out", required=True, help="prompt file to write (.safetensors)")
     tune.add_argument("--json", dest="json_out", help="write the metrics as JSON here ('-' for stdout)")
@@ -113,7 +115,6 @@ def cmd_tune(args) -> int:
     from .engine.backbone import load_backbone, load_backbone_or_demo
     from .engine.experiment import run_experiment
     from .data.folders import load_split
-    from .engine.methods import TuningConfig
 
     auto_lr = args.lr == "auto"
     settings = {key: value for key, value in {

@@ -6,7 +6,15 @@ import streamlit as st
 
 from dapt_core.studio import jobs
 from dapt_core.errors import DaptError
-from dapt_core.engine.methods import DEFAULT_BETA_T, DEFAULT_BETA_V, DEFAULT_LR, METHODS, epochs_for_shots
+from dapt_core.engine.methods import (
+    DEFAULT_SHOTS,
+    DISPERSION_METHODS,
+    METHODS_RECOMMENDED_FIRST,
+    TEXT_PROMPT_METHODS,
+    VISUAL_PROMPT_METHODS,
+    TuningConfig,
+    epochs_for_shots,
+)
 from ui import state
 from ui.i18n import current_language, t
 from ui.narrative import pct
@@ -21,10 +29,12 @@ device_key, device_text = state.device()
 
 SOURCES = ("demo", "open_clip", "file", "folder", "spec")
 # Settings live in the session under these keys (app.py keeps them across page changes), so the
-# widgets below take no default values of their own.
-DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-arch": "ViT-B-16", "tune-method": "dapt",
-            "tune-shots": 16, "tune-epochs": 0, "tune-lr": DEFAULT_LR, "tune-beta-v": DEFAULT_BETA_V,
-            "tune-beta-t": DEFAULT_BETA_T, "tune-n-ctx": 16, "tune-n-vis": 16, "tune-seed": 1, "tune-batch-size": 32}
+# widgets below take no default values of their own. The tuning settings start at the library's defaults.
+_CONFIG = TuningConfig()  # the default method (dapt), so its betas are set too
+DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-arch": "ViT-B-16",
+            "tune-method": _CONFIG.method, "tune-shots": DEFAULT_SHOTS, "tune-epochs": 0, "tune-lr": _CONFIG.lr,
+            "tune-beta-v": _CONFIG.beta_v, "tune-beta-t": _CONFIG.beta_t, "tune-n-ctx": _CONFIG.n_ctx,
+            "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -95,7 +105,7 @@ with settings_col:
 
     # ------------------------------------------------------------ method and split
     st.subheader(t("tune.method"))
-    order = sorted(METHODS, key=("dapt", "coop", "vpt", "zeroshot").index)  # the recommended one first
+    order = METHODS_RECOMMENDED_FIRST
     method = st.radio(t("tune.method"), order, format_func=lambda m: t(f"method.{m}.name", lang=lang),
                       captions=[t(f"method.{m}.help") for m in order], key="tune-method",
                       label_visibility="collapsed")
@@ -109,14 +119,14 @@ with settings_col:
         lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr")
         c1, c2 = st.columns(2)
         beta_v = c1.number_input(t("tune.beta_v"), min_value=0.0, key="tune-beta-v",
-                                 disabled=method != "dapt", help=t("tune.beta_v_help"))
+                                 disabled=method not in DISPERSION_METHODS, help=t("tune.beta_v_help"))
         beta_t = c2.number_input(t("tune.beta_t"), min_value=0.0, format="%.4f",
-                                 key="tune-beta-t", disabled=method != "dapt", help=t("tune.beta_t_help"))
+                                 key="tune-beta-t", disabled=method not in DISPERSION_METHODS, help=t("tune.beta_t_help"))
         c1, c2 = st.columns(2)
         n_ctx = int(c1.number_input(t("tune.n_ctx"), min_value=1, max_value=64, key="tune-n-ctx",
-                                    disabled=method not in ("dapt", "coop")))
+                                    disabled=method not in TEXT_PROMPT_METHODS))
         n_vis = int(c2.number_input(t("tune.n_vis"), min_value=1, max_value=64, key="tune-n-vis",
-                                    disabled=method not in ("dapt", "vpt")))
+                                    disabled=method not in VISUAL_PROMPT_METHODS))
         c1, c2 = st.columns(2)
         seed = int(c1.number_input(t("tune.seed"), min_value=0, max_value=2**31 - 1, key="tune-seed",
                                    help=t("tune.seed_help")))
@@ -145,7 +155,7 @@ with settings_col:
 
     settings = {"method": method, "epochs": epochs or None, "lr": lr, "seed": seed, "batch_size": batch_size,
                 "n_ctx": n_ctx, "n_vis": n_vis}
-    if method == "dapt":
+    if method in DISPERSION_METHODS:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
     if st.button(t("tune.start"), type="primary", icon=":material/play_arrow:", disabled=not can_start,

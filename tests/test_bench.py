@@ -226,7 +226,11 @@ def test_dg_scores_imagenet_prompts_on_the_variants_with_only_the_subset_classes
 
 # ------------------------------------------------------------------------------------------- presets
 def test_presets_follow_the_recipe_by_data_set_name_and_overrides_win():
-    assert set(FEW_SHOT_BENCHMARKS) <= {name for name in FEW_SHOT_BENCHMARKS if preset_for(name, "dapt", 16)}
+    for name in FEW_SHOT_BENCHMARKS:  # every data set of the paper has the recipe's DAPT settings
+        preset, source = preset_for(name, "dapt", 16)
+        assert set(preset) == {"lr", "beta_v", "beta_t", "epochs"} and name in source
+        assert preset["lr"] > 0 and preset["beta_v"] > 0 and preset["beta_t"] > 0
+        assert preset["epochs"] == (50 if name == "ImageNet" else 200)
     assert preset_for("DTD", "dapt", 16)[0] == {"lr": 20.0, "beta_v": 100.0, "beta_t": 0.01, "epochs": 200}
     assert preset_for("eurosat", "dapt", 4)[0] == {"lr": 20.0, "beta_v": 100.0, "beta_t": 10.0, "epochs": 100}
     assert preset_for("OxfordFlowers", "dapt", 1)[0] == {"lr": 0.002, "beta_v": 10.0, "beta_t": 0.01, "epochs": 50}

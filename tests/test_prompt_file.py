@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from dapt_core import Classifier
@@ -57,8 +58,18 @@ def test_file_is_plain_safetensors_without_pickle(tuned):
     data = path.read_bytes()
     length = int.from_bytes(data[:8], "little")
     outer = json.loads(data[8:8 + length])
-    assert set(outer) - {"__metadata__"} == {"class_embeddings", "text_ctx", "visual_prompt"}
-    assert b"\x80\x04" not in data[:2]  # no pickle protocol header
+    entries = {name: entry for name, entry in outer.items() if name != "__metadata__"}
+    assert set(entries) == {"class_embeddings", "text_ctx", "visual_prompt"}
+    assert isinstance(json.loads(outer["__metadata__"]["dapt"]), dict)  # the header is JSON
+    # After the JSON header come the raw tensor bytes and nothing else: no room for a pickle.
+    extents = sorted(entry["data_offsets"] for entry in entries.values())
+    assert extents[0][0] == 0 and all(a[1] == b[0] for a, b in zip(extents, extents[1:]))
+    assert 8 + length + extents[-1][1] == len(data)
+    # safetensors' own reader sees the tensors the prompt-file loader returns
+    loaded = prompt_file.load(path).tensors
+    with safe_open(str(path), "pt") as plain:
+        assert sorted(plain.keys()) == sorted(loaded)
+        assert all(torch.equal(plain.get_tensor(name), loaded[name]) for name in loaded)
 
 
 def _rewrite(path, tmp_path, header_change=None, drop=None):

@@ -211,18 +211,26 @@ def test_manifest_with_wrong_content_is_damaged(project):
     assert "nope" in str(error.value)
 
 
-def test_writes_are_atomic(project, monkeypatch):
+def test_a_failed_manifest_write_leaves_the_old_manifest_whole(project, monkeypatch):
     before = (project.path / MANIFEST).read_bytes()
+    real_replace = os.replace
+    attempts = []
 
-    def broken_replace(src, dst):
-        raise OSError("disk full")
+    def replace_failing_on_the_manifest(src, dst):
+        # The backup copy goes through; the write of the manifest itself fails, as on a full disk.
+        attempts.append(Path(dst).name)
+        if Path(dst).name == MANIFEST:
+            raise OSError("disk full")
+        return real_replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(os, "replace", replace_failing_on_the_manifest)
+    with pytest.raises(OSError, match="disk full"):
         project.add_class("dent")
     monkeypatch.undo()
+    assert MANIFEST in attempts  # the write did reach the manifest
     assert (project.path / MANIFEST).read_bytes() == before
-    assert not [p for p in project.path.iterdir() if p.name.endswith(".tmp")]
+    assert "dent" not in Workspace(project.workspace.root).project(project.id).classes
+    assert not [p for p in project.path.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".tmp")]
 
 
 def test_a_run_is_saved_whole_and_survives_a_new_workspace_object(ws, tiny_backbone):

@@ -4,12 +4,15 @@
     t("data.moved", n=3, name="scratch")     -> placeholders are str.format fields
 
 The language is the session's (the sidebar switch; also kept in the URL as ?lang=ja so a
-refresh keeps it). Messages of errors raised by dapt_core carry English text; workspace errors
-and skipped-file reasons have codes and are translated here, the engine's own reasons are shown
-as they are, after a translated lead-in.
+refresh keeps it). Messages of errors raised by dapt_core carry English text. The workspace's errors
+and skipped-file reasons have codes: their English is dapt_core.studio.messages' (written once, there)
+and their translations are here; the engine's own reasons are shown as they are, after a translated
+lead-in.
 """
 
 from __future__ import annotations
+
+from dapt_core.studio.messages import ERRORS, SKIP_REASONS
 
 LANGUAGES = {"en": "English", "ja": "日本語"}
 DEFAULT_LANGUAGE = "en"
@@ -142,18 +145,18 @@ STRINGS: dict[str, tuple[str, str]] = {
     "data.not_ready": ("To tune, the project needs at least two classes and images in every class.",
                        "調整するには、2つ以上のクラスと、すべてのクラスに画像が必要です。"),
     # skipped-file reasons with codes (the engine's own reasons are shown after "rejected")
-    "skip.rejected": ("{reason}", "使用できません: {reason}"),
-    "skip.duplicate": ("the same picture is already in the project as '{other}' in class '{class}'",
+    "skip.rejected": (SKIP_REASONS["rejected"], "使用できません: {reason}"),
+    "skip.duplicate": (SKIP_REASONS["duplicate"],
                        "同じ画像が既に「{class}」クラスに「{other}」として登録されています"),
-    "skip.zip_unsafe_path": ("its path leaves the archive folder (absolute or '..'); it was not extracted",
+    "skip.zip_unsafe_path": (SKIP_REASONS["zip_unsafe_path"],
                              "パスがアーカイブの外を指しています(絶対パスまたは '..')。展開しませんでした"),
-    "skip.zip_link": ("it is a link, not a file; it was not extracted", "ファイルではなくリンクです。展開しませんでした"),
-    "skip.zip_duplicate_path": ("the archive holds this path twice; the first copy was kept",
+    "skip.zip_link": (SKIP_REASONS["zip_link"], "ファイルではなくリンクです。展開しませんでした"),
+    "skip.zip_duplicate_path": (SKIP_REASONS["zip_duplicate_path"],
                                 "アーカイブに同じパスが2つあります。最初のものを使いました"),
-    "skip.zip_too_big": ("it expands to more than {limit_mb} MB; it was not extracted",
+    "skip.zip_too_big": (SKIP_REASONS["zip_too_big"],
                          "展開後 {limit_mb} MB を超えるため展開しませんでした"),
-    "skip.class_name_empty": ("its folder name gives no class name", "フォルダ名からクラス名が作れません"),
-    "skip.class_name_long": ("its folder name is longer than {limit} characters",
+    "skip.class_name_empty": (SKIP_REASONS["class_name_empty"], "フォルダ名からクラス名が作れません"),
+    "skip.class_name_long": (SKIP_REASONS["class_name_long"],
                              "フォルダ名が {limit} 文字を超えています"),
     # ------------------------------------------------------------------ methods
     "method.dapt.name": ("DAPT", "DAPT"),
@@ -463,45 +466,40 @@ STRINGS: dict[str, tuple[str, str]] = {
                       "DAPT Studio {version} で {when} に作成。Distribution-Aware Prompt Tuning(Cho, Kim, Kim, ICCV 2023)。"),
     # ------------------------------------------------------------------ errors (workspace codes)
     "error.engine": ("{message}", "エラー: {message}"),
-    "error.project_not_found": ("There is no project '{project}'. It may have been deleted in another window.",
+    "error.project_not_found": (ERRORS["project_not_found"],
                                 "プロジェクト '{project}' はありません。別のウィンドウで削除された可能性があります。"),
-    "error.manifest_damaged": ("The project's manifest {path} is damaged ({detail}). It was left exactly as it is; "
-                               "nothing was overwritten. Restore the backup below, fix the file by hand, or delete the "
-                               "project.",
+    "error.manifest_damaged": (ERRORS["manifest_damaged"],
                                "プロジェクトのマニフェスト {path} が破損しています({detail})。ファイルはそのまま"
                                "残してあり、上書きしていません。下のボタンでバックアップを復元するか、手で修正するか、"
                                "プロジェクトを削除してください。"),
-    "error.no_backup": ("There is no backup manifest to restore.", "復元できるバックアップのマニフェストがありません。"),
-    "error.backup_damaged": ("The backup manifest is damaged too ({detail}).", "バックアップのマニフェストも破損しています({detail})。"),
-    "error.project_exists": ("A project named '{name}' already exists; choose another name.",
+    "error.no_backup": (ERRORS["no_backup"], "復元できるバックアップのマニフェストがありません。"),
+    "error.backup_damaged": (ERRORS["backup_damaged"], "バックアップのマニフェストも破損しています({detail})。"),
+    "error.project_exists": (ERRORS["project_exists"],
                              "「{name}」という名前のプロジェクトは既にあります。別の名前にしてください。"),
-    "error.project_name_empty": ("A project needs a name.", "プロジェクト名を入力してください。"),
-    "error.class_exists": ("A class named '{name}' already exists.", "「{name}」という名前のクラスは既にあります。"),
-    "error.class_name_empty": ("A class needs a name, for example 'scratch' or 'no defect'.",
+    "error.project_name_empty": (ERRORS["project_name_empty"], "プロジェクト名を入力してください。"),
+    "error.class_exists": (ERRORS["class_exists"], "「{name}」という名前のクラスは既にあります。"),
+    "error.class_name_empty": (ERRORS["class_name_empty"],
                                "クラス名を入力してください(例: 'scratch'、'no defect')。"),
-    "error.class_name_long": ("Class names can have at most {limit} characters; CLIP reads the name inside a short "
-                              "sentence.",
+    "error.class_name_long": (ERRORS["class_name_long"],
                               "クラス名は {limit} 文字までです。CLIPは短い文の中でこの名前を読みます。"),
-    "error.class_not_found": ("There is no class '{name}' in this project (it may have been renamed in another window).",
+    "error.class_not_found": (ERRORS["class_not_found"],
                               "このプロジェクトにクラス「{name}」はありません(別のウィンドウで名前が変更された可能性があります)。"),
-    "error.need_two_classes": ("A task needs at least two classes; this project has {count}. Add classes on the "
-                               "Projects page.",
+    "error.need_two_classes": (ERRORS["need_two_classes"],
                                "課題には2つ以上のクラスが必要です。このプロジェクトには {count} 個しかありません。"
                                "「プロジェクトとデータ」ページでクラスを追加してください。"),
-    "error.empty_class": ("Class '{name}' has no images. Upload some or delete the class.",
+    "error.empty_class": (ERRORS["empty_class"],
                           "クラス「{name}」に画像がありません。画像をアップロードするか、クラスを削除してください。"),
-    "error.bad_image_id": ("That is not an image of this project.", "このプロジェクトの画像ではありません。"),
-    "error.run_not_found": ("There is no run '{run}' in this project.", "このプロジェクトに実行結果 '{run}' はありません。"),
-    "error.run_damaged": ("Run {run} cannot be read ({detail}); delete it on the Tune page.",
+    "error.bad_image_id": (ERRORS["bad_image_id"], "このプロジェクトの画像ではありません。"),
+    "error.run_not_found": (ERRORS["run_not_found"], "このプロジェクトに実行結果 '{run}' はありません。"),
+    "error.run_damaged": (ERRORS["run_damaged"],
                           "実行結果 {run} を読み込めません({detail})。「調整」ページで削除してください。"),
-    "error.zip_bad": ("{name} is not a readable ZIP archive.", "{name} は読み込めるZIPアーカイブではありません。"),
-    "error.zip_no_classes": ("{name} holds no class folders. Put the images of each class in a folder named after the "
-                             "class, and zip those folders.",
+    "error.zip_bad": (ERRORS["zip_bad"], "{name} は読み込めるZIPアーカイブではありません。"),
+    "error.zip_no_classes": (ERRORS["zip_no_classes"],
                              "{name} にクラスのフォルダがありません。クラスごとに、クラス名のフォルダへ画像を入れて"
                              "ZIPにしてください。"),
-    "error.zip_too_many": ("The archive holds {count} entries; at most {limit} are read. Split it into smaller archives.",
+    "error.zip_too_many": (ERRORS["zip_too_many"],
                            "アーカイブに {count} 個の項目があります。読み込めるのは {limit} 個までです。分割してください。"),
-    "error.zip_total_too_big": ("The archive expands to more than {limit_gb} GB; split it into smaller archives.",
+    "error.zip_total_too_big": (ERRORS["zip_total_too_big"],
                                 "アーカイブの展開後のサイズが {limit_gb} GB を超えます。分割してください。"),
 }
 
@@ -548,7 +546,7 @@ def skipped_reason(skipped, lang: str | None = None) -> str:
     """The reason a file was not used, translated where the workspace gave a code."""
     key = f"skip.{skipped.code}"
     if key in STRINGS:
-        return t(key, lang=lang, reason=skipped.reason, **(skipped.params or {}))
+        return t(key, lang=lang, **{"reason": skipped.reason, **(skipped.params or {})})
     return skipped.reason
 
 

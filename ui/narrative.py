@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from dapt_core.engine.methods import DISPERSION_METHODS
 from ui.i18n import t
 
 
@@ -96,7 +97,7 @@ def settings_rows(run_data: dict, *, lang: str | None = None) -> list[tuple[str,
         (t("settings.epochs", lang=lang), str(metrics.get("epochs"))),
         (t("settings.lr", lang=lang), num(config.get("lr"))),
     ]
-    if run_data.get("method") == "dapt":
+    if run_data.get("method") in DISPERSION_METHODS:
         rows += [(t("settings.beta_v", lang=lang), num(config.get("beta_v"))),
                  (t("settings.beta_t", lang=lang), num(config.get("beta_t")))]
     rows += [

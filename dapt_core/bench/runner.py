@@ -11,7 +11,7 @@ and the few-shot selection under OUT/<DataSet>/fewshot/, shared by every method 
 same images. A seed whose JSON and prompt file exist is skipped, so an interrupted sweep resumes where it
 stopped; both are written atomically (temporary file, then rename), the JSON last.
 
-Settings come from the recipe's per-data-set presets (docs/dapt-recipe.md), chosen by data set name; every
+Settings come from the recipe's per-data-set presets (docs/recipe.md), chosen by data set name; every
 one of them can be overridden on the command line, and the JSON records the preset, the overrides and the
 final configuration.
 
@@ -38,6 +38,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import atomic
+from ..engine.methods import METHOD_TITLES, METHODS, TEMPLATE_SET_NAMES, TuningConfig, epochs_for_shots
 from ..errors import ConfigError, DataError
 
 RESULT_KIND = "dapt-bench-result"
@@ -65,8 +66,6 @@ RECIPE_PRESETS: dict[str, tuple[float, float, float]] = {
 }
 # CoOp's published configuration trains its context with lr 0.002 on every data set.
 COOP_LR = 0.002
-METHOD_ORDER = ("zeroshot", "coop", "vpt", "dapt")
-METHOD_TITLES = {"zeroshot": "Zero-shot CLIP", "coop": "CoOp", "vpt": "VPT", "dapt": "DAPT"}
 # Settings a user may override, as (command-line flag, TuningConfig field).
 OVERRIDABLE = (("epochs", "epochs"), ("lr", "lr"), ("beta_v", "beta_v"), ("beta_t", "beta_t"),
                ("batch_size", "batch_size"), ("eval_batch_size", "eval_batch_size"), ("n_ctx", "n_ctx"),
@@ -82,7 +81,6 @@ def preset_for(dataset: str, method: str, shots: int) -> tuple[dict, str]:
     rule by shots (ImageNet: 50 at every shot count).
     """
     from ..data.datasets import DOMAIN_SHIFT_TARGETS, canonical_name
-    from ..engine.methods import METHODS, epochs_for_shots
 
     canonical = canonical_name(dataset)
     if canonical in DOMAIN_SHIFT_TARGETS:
@@ -106,7 +104,6 @@ def bench_config(dataset: str, method: str, shots: int, seed: int, overrides: di
 
     Returns (config, preset, preset_source, overrides actually applied).
     """
-    from ..engine.methods import TuningConfig
 
     preset, source = preset_for(dataset, method, shots)
     applied = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -700,7 +697,7 @@ def build_report(results: list[dict]) -> tuple[str, list[dict]]:
 
 
 def _method_key(method: str):
-    return (METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER), method)
+    return (METHODS.index(method) if method in METHODS else len(METHODS), method)
 
 
 def _average(table: dict, datasets: list[str], method: str) -> tuple[Cell | None, bool]:
@@ -806,7 +803,6 @@ examples:
 def register(commands, common) -> None:
     """Add `dapt bench` (the sweep) with its sub-commands `report` and `dg` to the dapt command line."""
     from ..data.datasets import DATASETS, DOMAIN_SHIFT_TARGETS
-    from ..engine.methods import METHODS
 
     bench = commands.add_parser(
         "bench", parents=[common], help="paper benchmarks: few-shot sweeps, domain generalisation, report",
@@ -818,8 +814,8 @@ def register(commands, common) -> None:
                        help=f"one or more of: {', '.join(n for n in DATASETS if n not in DOMAIN_SHIFT_TARGETS)}")
     bench.add_argument("--shots", type=int, nargs="+", default=[DG_SHOTS], help="shots per class (default 16)")
     bench.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS), help="default: 1 2 3")
-    bench.add_argument("--method", nargs="+", default=["dapt"], choices=list(METHODS), metavar="METHOD",
-                       help=f"one or more of {', '.join(METHODS)} (default dapt)")
+    bench.add_argument("--method", nargs="+", default=[TuningConfig.method], choices=list(METHODS), metavar="METHOD",
+                       help=f"one or more of {', '.join(METHODS)} (default {TuningConfig.method})")
     bench.add_argument("--backbone", default=DEFAULT_BENCH_BACKBONE, help="default: %(default)s")
     bench.add_argument("--out", help="results folder; rerunning with the same folder resumes")
     overrides = bench.add_argument_group("overrides of the preset (default: the recipe's value for the data set)")
@@ -832,7 +828,7 @@ def register(commands, common) -> None:
     overrides.add_argument("--n-ctx", type=int)
     overrides.add_argument("--n-vis", type=int)
     overrides.add_argument("--deep", action="store_true", help="deep visual prompt")
-    overrides.add_argument("--templates", choices=["auto", "openai", "simple", "photo"], help="zero-shot template set")
+    overrides.add_argument("--templates", choices=TEMPLATE_SET_NAMES, help="zero-shot template set")
     _add_machine_options(bench)
     bench.set_defaults(handler=cmd_bench)
 
@@ -851,7 +847,7 @@ def register(commands, common) -> None:
                                     "ImageNet-A and -R use the class embeddings of their 200 classes only.")
     dg.add_argument("--data-root", required=True)
     dg.add_argument("--out", required=True, help="the results folder holding the ImageNet runs; results go there")
-    dg.add_argument("--method", nargs="+", default=["dapt"], choices=list(METHODS), metavar="METHOD")
+    dg.add_argument("--method", nargs="+", default=[TuningConfig.method], choices=list(METHODS), metavar="METHOD")
     dg.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
     dg.add_argument("--shots", type=int, default=DG_SHOTS, help="shots of the ImageNet runs (default 16)")
     dg.add_argument("--targets", nargs="+", metavar="NAME", help=f"default: {' '.join(DOMAIN_SHIFT_TARGETS)}")

@@ -13,7 +13,16 @@ from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
 
-METHODS = ("zeroshot", "coop", "vpt", "dapt")
+# Every fact about the methods lives here; the CLI, the benchmark runner and the app read them.
+METHODS = ("zeroshot", "coop", "vpt", "dapt")  # the paper's order, used by tables
+METHODS_RECOMMENDED_FIRST = ("dapt", "coop", "vpt", "zeroshot")  # the order of choices offered to a user
+METHOD_TITLES = {"zeroshot": "Zero-shot CLIP", "coop": "CoOp", "vpt": "VPT", "dapt": "DAPT"}
+TEXT_PROMPT_METHODS = ("coop", "dapt")
+VISUAL_PROMPT_METHODS = ("vpt", "dapt")
+DISPERSION_METHODS = ("dapt",)  # the methods the betas weigh
+# Zero-shot template sets by name (engine.zeroshot holds the templates themselves).
+TEMPLATE_SET_NAMES = ("auto", "openai", "simple", "photo")
+DEFAULT_SHOTS = 16
 
 # Defaults chosen to work without a per-dataset search (the recipe's per-dataset presets
 # span four orders of magnitude of learning rate); measured on the demo task, see README.
@@ -59,7 +68,7 @@ class TuningConfig:
         self.method = str(self.method).lower()
         if self.method not in METHODS:
             raise ConfigError(f"Unknown method '{self.method}'. Choose one of: {', '.join(METHODS)}.")
-        if self.method == "dapt":
+        if self.method in DISPERSION_METHODS:
             self.beta_v = DEFAULT_BETA_V if self.beta_v is None else float(self.beta_v)
             self.beta_t = DEFAULT_BETA_T if self.beta_t is None else float(self.beta_t)
         else:
@@ -88,11 +97,11 @@ class TuningConfig:
 
     @property
     def text_prompt(self) -> bool:
-        return self.method in ("coop", "dapt")
+        return self.method in TEXT_PROMPT_METHODS
 
     @property
     def visual_prompt(self) -> bool:
-        return self.method in ("vpt", "dapt")
+        return self.method in VISUAL_PROMPT_METHODS
 
     def epochs_for(self, shots: int, dataset: str | None = None) -> int:
         return int(self.epochs) if self.epochs is not None else epochs_for_shots(shots, dataset)

@@ -9,6 +9,7 @@ from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGE
 from .backbone import Backbone
 from .device import autocast
 from ..errors import ConfigError
+from .methods import TEMPLATE_SET_NAMES
 
 TEMPLATE_SETS = {
     "auto": None,                         # the backbone's own templates if it names some, else "openai"
@@ -17,6 +18,7 @@ TEMPLATE_SETS = {
     "photo": ("a photo of a {}.",),       # the single template of CoOp's baseline tables
 }
 DEFAULT_TEMPLATES = "auto"
+assert tuple(TEMPLATE_SETS) == TEMPLATE_SET_NAMES  # the names the CLI and the config offer
 
 
 def resolve_templates(backbone: Backbone, templates: str = DEFAULT_TEMPLATES):

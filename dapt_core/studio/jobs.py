@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..engine.methods import DEFAULT_SHOTS
 from ..engine.progress import Progress, eta_seconds
 from ..errors import Cancelled, DaptError
 
@@ -394,7 +395,7 @@ class TuneRequest:
     project_id: str
     backbone: str
     settings: dict = field(default_factory=dict)
-    shots: int = 16
+    shots: int = DEFAULT_SHOTS
     device: str | None = None
     make_projection: bool = True
 

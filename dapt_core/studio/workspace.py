@@ -57,6 +57,7 @@ from ..data.records import Split
 from ..errors import DaptError, DataError, ImageRejected
 from ..data.folders import class_prompt_name, scan_folder, split_from_files
 from ..data.images import IMAGE_SUFFIXES, load_image, sha256_of
+from .messages import ERRORS, SKIP_REASONS
 
 WORKSPACE_ENV = "DAPT_WORKSPACE"
 DEFAULT_ROOT = "workspace"
@@ -101,8 +102,8 @@ PROCESS_TOKEN = f"{os.getpid()}-{time.time():.0f}-{secrets.token_hex(3)}"
 class WorkspaceError(DataError):
     """A workspace operation that cannot be done; `code` and `params` let the app translate it."""
 
-    def __init__(self, code: str, message: str, **params):
-        super().__init__(message)
+    def __init__(self, code: str, **params):
+        super().__init__(ERRORS[code].format(**params))
         self.code = code
         self.params = params
 
@@ -148,6 +149,11 @@ class SkippedFile:
     reason: str
     code: str = "rejected"
     params: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, code: str, name: str, **params) -> "SkippedFile":
+        """A skipped file with the English reason of `code` (messages.SKIP_REASONS)."""
+        return cls(name, SKIP_REASONS[code].format(**params), code, params)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "reason": self.reason, "code": self.code, "params": self.params}
@@ -251,17 +257,16 @@ def clean_class_name(name: str) -> str:
     cleaned = " ".join(unicodedata.normalize("NFC", str(name or "")).split())
     cleaned = "".join(ch for ch in cleaned if unicodedata.category(ch)[0] != "C")
     if not cleaned:
-        raise WorkspaceError("class_name_empty", "A class needs a name, for example 'scratch' or 'no defect'.")
+        raise WorkspaceError("class_name_empty")
     if len(cleaned) > MAX_CLASS_CHARS:
-        raise WorkspaceError("class_name_long", f"Class names can have at most {MAX_CLASS_CHARS} characters; "
-                             "CLIP reads the name inside a short sentence.", limit=MAX_CLASS_CHARS)
+        raise WorkspaceError("class_name_long", limit=MAX_CLASS_CHARS)
     return cleaned
 
 
 def _clean_project_name(name: str) -> str:
     cleaned = " ".join(unicodedata.normalize("NFC", str(name or "")).split())
     if not cleaned:
-        raise WorkspaceError("project_name_empty", "A project needs a name.")
+        raise WorkspaceError("project_name_empty")
     return cleaned[:MAX_PROJECT_CHARS]
 
 
@@ -315,8 +320,7 @@ class Workspace:
         name = _clean_project_name(name)
         taken = {info.name.casefold() for info in self.list_projects()}
         if name.casefold() in taken:
-            raise WorkspaceError("project_exists", f"A project named '{name}' already exists; choose another name.",
-                                 name=name)
+            raise WorkspaceError("project_exists", name=name)
         base = _slug(name) or "project"
         project_id = f"{base}-{secrets.token_hex(3)}"
         folder = self.projects_dir / project_id
@@ -334,8 +338,7 @@ class Workspace:
         """The project with this id; raises ProjectNotFound. (A damaged manifest is reported when
         it is read, so a damaged project can still be opened to be repaired or deleted.)"""
         if not _PROJECT_ID.match(str(project_id or "")) or not (self.projects_dir / project_id / MANIFEST).exists():
-            raise ProjectNotFound("project_not_found", f"There is no project '{project_id}' in {self.projects_dir}.",
-                                  project=str(project_id))
+            raise ProjectNotFound("project_not_found", project=str(project_id))
         return Project(self, project_id)
 
     def delete_project(self, project_id: str) -> None:
@@ -402,8 +405,7 @@ class Project:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise ProjectNotFound("project_not_found", f"The project folder {self.path} has no {MANIFEST}; "
-                                  "it may have been deleted.", project=self.id) from None
+            raise ProjectNotFound("project_not_found", project=self.id) from None
         except (OSError, UnicodeDecodeError) as error:
             raise self._damaged(f"it cannot be read ({error})") from None
         try:
@@ -416,13 +418,8 @@ class Project:
         return data
 
     def _damaged(self, what: str) -> ManifestDamaged:
-        backup = self.path / BACKUP
-        hint = (f" A copy from before the last change is in {backup}; restore it from the Projects page or by hand."
-                if backup.exists() else " Fix the file by hand, or delete the project.")
-        return ManifestDamaged("manifest_damaged",
-                               f"The manifest {self.path / MANIFEST} of project '{self.id}' is damaged: {what}. "
-                               f"It was left as it is.{hint}",
-                               path=str(self.path / MANIFEST), detail=what, has_backup=backup.exists())
+        return ManifestDamaged("manifest_damaged", path=str(self.path / MANIFEST), detail=what,
+                               has_backup=(self.path / BACKUP).exists())
 
     def _write_manifest(self, manifest: dict) -> None:
         current = self.path / MANIFEST
@@ -435,15 +432,14 @@ class Project:
         backup = self.path / BACKUP
         with self._lock:
             if not backup.exists():
-                raise WorkspaceError("no_backup", f"There is no backup manifest {backup}.")
+                raise WorkspaceError("no_backup")
             data = backup.read_bytes()
             try:
                 problem = _manifest_problem(json.loads(data))
             except (json.JSONDecodeError, UnicodeDecodeError) as error:
                 problem = str(error)
             if problem:
-                raise WorkspaceError("backup_damaged", f"The backup {backup} is damaged too ({problem}).",
-                                     detail=problem)
+                raise WorkspaceError("backup_damaged", detail=problem)
             damaged = self.path / MANIFEST
             if damaged.exists():  # keep the damaged one for whoever wants to look at it
                 os.replace(damaged, self.path / f"project.damaged-{int(time.time())}.json")
@@ -471,7 +467,7 @@ class Project:
 
     def image_path(self, sha256: str, suffix: str | None = None) -> Path:
         if not _SHA.match(sha256):
-            raise WorkspaceError("bad_image_id", f"'{sha256}' is not an image id.")
+            raise WorkspaceError("bad_image_id")
         if suffix is None:
             found = sorted(self.images_dir.glob(sha256 + ".*"))
             return found[0] if found else self.images_dir / sha256
@@ -500,13 +496,10 @@ class Project:
         Raises DataError (with what to fix) for fewer than two classes or an empty class."""
         files = self.files_by_class()
         if len(files) < 2:
-            raise WorkspaceError("need_two_classes",
-                                 f"A task needs at least two classes; this project has {len(files)}. "
-                                 "Add classes on the Projects page.", count=len(files))
+            raise WorkspaceError("need_two_classes", count=len(files))
         empty = [name for name, paths in files.items() if not paths]
         if empty:
-            raise WorkspaceError("empty_class", f"Class '{empty[0]}' has no images. Upload some or delete the class.",
-                                 name=empty[0], names=", ".join(empty))
+            raise WorkspaceError("empty_class", name=empty[0], names=", ".join(empty))
         return split_from_files(files, shots, seed)
 
     def labelled_images(self, classnames: list[str], exclude: Iterable[str] = ()) -> tuple[list, dict]:
@@ -548,8 +541,7 @@ class Project:
         new_name = _clean_project_name(new_name)
         others = {info.name.casefold() for info in self.workspace.list_projects() if info.id != self.id}
         if new_name.casefold() in others:
-            raise WorkspaceError("project_exists", f"A project named '{new_name}' already exists; choose another name.",
-                                 name=new_name)
+            raise WorkspaceError("project_exists", name=new_name)
         with self._lock:
             manifest = self.manifest()
             manifest["name"] = new_name
@@ -624,19 +616,17 @@ class Project:
             try:
                 data = data.read_bytes()
             except OSError as error:
-                report.skipped.append(SkippedFile(name, f"cannot read file: {error.strerror or error}", "rejected"))
+                report.skipped.append(SkippedFile.of("rejected", name, reason=f"cannot read file: {error.strerror or error}"))
                 return None
         try:
             image = load_image(data)
         except ImageRejected as rejected:
-            report.skipped.append(SkippedFile(name, str(rejected), "rejected"))
+            report.skipped.append(SkippedFile.of("rejected", name, reason=str(rejected)))
             return None
         digest = sha256_of(data)
         if digest in known:
             other = known[digest]
-            report.skipped.append(SkippedFile(
-                name, f"the same picture is already in the project as '{other['name']}' in class '{other['class']}'",
-                "duplicate", {"other": other["name"], "class": other["class"]}))
+            report.skipped.append(SkippedFile.of("duplicate", name, **{"other": other["name"], "class": other["class"]}))
             return None
         suffix = _suffix_for(data, name)
         blob = self.images_dir / (digest + suffix)
@@ -660,23 +650,20 @@ class Project:
             try:
                 _safe_extract(data, root, report)
             except zipfile.BadZipFile as error:
-                raise WorkspaceError("zip_bad", f"{report.source} is not a readable ZIP archive ({error}).",
-                                     name=report.source) from None
+                raise WorkspaceError("zip_bad", name=report.source, detail=str(error)) from None
             task_root = _task_root(root)
             scan = scan_folder(task_root)
             for skipped in scan.skipped:
-                report.skipped.append(SkippedFile(_relative(skipped.path, root), skipped.reason, "rejected"))
+                report.skipped.append(SkippedFile.of("rejected", _relative(skipped.path, root), reason=skipped.reason))
             classes = scan.classes
             if not classes:
-                raise WorkspaceError("zip_no_classes",
-                                     f"{report.source} holds no class folders. Put the images of each class in a "
-                                     "folder named after the class, and zip those folders.", name=report.source)
+                raise WorkspaceError("zip_no_classes", name=report.source)
             existing = {c.casefold(): c for c in self.classes}
             for folder_name, paths in classes.items():
                 try:
                     class_name = clean_class_name(class_prompt_name(folder_name))
                 except WorkspaceError as error:
-                    report.skipped.extend(SkippedFile(_relative(str(p), root), str(error), error.code) for p in paths)
+                    report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params) for p in paths)
                     continue
                 target = existing.get(class_name.casefold(), class_name)
                 files = ((_relative(str(p), root), p) for p in paths)
@@ -750,7 +737,7 @@ class Project:
     def run(self, run_id: str) -> "SavedRun":
         folder = self.runs_dir / str(run_id)
         if not _RUN_ID.match(str(run_id)) or not folder.is_dir():
-            raise WorkspaceError("run_not_found", f"There is no run '{run_id}' in project '{self.id}'.", run=str(run_id))
+            raise WorkspaceError("run_not_found", run=str(run_id))
         return SavedRun(self, folder)
 
     def delete_run(self, run_id: str) -> None:
@@ -872,11 +859,9 @@ class SavedRun:
         try:
             self.data = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise WorkspaceError("run_damaged", f"Run {self.id} cannot be read ({error}); delete it.",
-                                 run=self.id, detail=str(error)) from None
+            raise WorkspaceError("run_damaged", run=self.id, detail=str(error)) from None
         if not isinstance(self.data, dict) or self.data.get("format") != RUN_FORMAT or "metrics" not in self.data:
-            raise WorkspaceError("run_damaged", f"Run {self.id} is not a DAPT Studio run; delete it.",
-                                 run=self.id, detail="unknown format")
+            raise WorkspaceError("run_damaged", run=self.id, detail="not a DAPT Studio run")
 
     @property
     def metrics(self) -> dict:
@@ -898,8 +883,7 @@ class SavedRun:
         try:
             return load_file(str(self.path / EMBEDDINGS_FILE))
         except Exception as error:  # safetensors raises its own error types for damaged files
-            raise WorkspaceError("run_damaged", f"The embeddings of run {self.id} cannot be read ({error}).",
-                                 run=self.id, detail=str(error)) from None
+            raise WorkspaceError("run_damaged", run=self.id, detail=f"its embeddings: {error}") from None
 
     def test_image_path(self, row: dict) -> Path:
         return self.project.image_path(row["sha256"], row.get("suffix") or None)
@@ -955,13 +939,13 @@ def _manifest_problem(data) -> str | None:
 
 def _require_class(manifest: dict, name: str) -> None:
     if name not in manifest["classes"]:
-        raise WorkspaceError("class_not_found", f"There is no class '{name}' in this project.", name=name)
+        raise WorkspaceError("class_not_found", name=name)
 
 
 def _refuse_taken(manifest: dict, name: str, ignore: str | None = None) -> None:
     for existing in manifest["classes"]:
         if existing != ignore and existing.casefold() == name.casefold():
-            raise WorkspaceError("class_exists", f"A class named '{existing}' already exists.", name=existing)
+            raise WorkspaceError("class_exists", name=existing)
 
 
 def _suffix_for(data: bytes, name: str) -> str:
@@ -1016,26 +1000,22 @@ def _safe_extract(data: bytes, root: Path, report: IntakeReport) -> None:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = archive.infolist()
         if len(members) > ZIP_MAX_MEMBERS:
-            raise WorkspaceError("zip_too_many", f"The archive holds {len(members):,} entries; at most "
-                                 f"{ZIP_MAX_MEMBERS:,} are read. Split it into smaller archives.",
-                                 count=len(members), limit=ZIP_MAX_MEMBERS)
+            raise WorkspaceError("zip_too_many", count=len(members), limit=ZIP_MAX_MEMBERS)
         for member in members:
             if member.is_dir():
                 continue
             relative = _safe_member_path(member.filename)
             shown = member.filename
             if relative is None:
-                report.skipped.append(SkippedFile(shown, "its path leaves the archive folder (absolute or '..'); "
-                                                  "it was not extracted", "zip_unsafe_path"))
+                report.skipped.append(SkippedFile.of("zip_unsafe_path", shown))
                 continue
             mode = member.external_attr >> 16
             if stat.S_ISLNK(mode):
-                report.skipped.append(SkippedFile(shown, "it is a link, not a file; it was not extracted", "zip_link"))
+                report.skipped.append(SkippedFile.of("zip_link", shown))
                 continue
             target = root.joinpath(*relative.parts)
             if target.exists():
-                report.skipped.append(SkippedFile(shown, "the archive holds this path twice; the first copy was kept",
-                                                  "zip_duplicate_path"))
+                report.skipped.append(SkippedFile.of("zip_duplicate_path", shown))
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
@@ -1049,13 +1029,9 @@ def _safe_extract(data: bytes, root: Path, report: IntakeReport) -> None:
                     out.write(block)
             if too_big:
                 target.unlink(missing_ok=True)
-                report.skipped.append(SkippedFile(shown, "it expands to more than the size limit; it was not "
-                                                  "extracted", "zip_too_big",
-                                                  {"limit_mb": ZIP_MAX_MEMBER_BYTES // 2**20}))
+                report.skipped.append(SkippedFile.of("zip_too_big", shown, limit_mb=ZIP_MAX_MEMBER_BYTES // 2**20))
                 if total + written > ZIP_MAX_TOTAL_BYTES:
-                    raise WorkspaceError("zip_total_too_big", "The archive expands to more than "
-                                         f"{ZIP_MAX_TOTAL_BYTES // 2**30} GB; split it into smaller archives.",
-                                         limit_gb=ZIP_MAX_TOTAL_BYTES // 2**30)
+                    raise WorkspaceError("zip_total_too_big", limit_gb=ZIP_MAX_TOTAL_BYTES // 2**30)
                 continue
             total += written
 

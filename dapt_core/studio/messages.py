@@ -1,0 +1,45 @@
+"""The English text of every error and skipped-file reason of the app's backend, by code.
+
+The workspace raises and records these; the app shows the English as it is and translates by the
+same code (ui/i18n.py), so each English sentence is written once, here. Fields in braces are the
+error's `params`.
+"""
+
+from __future__ import annotations
+
+ERRORS = {
+    "project_not_found": "There is no project '{project}'. It may have been deleted in another window.",
+    "manifest_damaged": "The project's manifest {path} is damaged ({detail}). It was left exactly as it is; nothing "
+                        "was overwritten. Restore the backup below, fix the file by hand, or delete the project.",
+    "no_backup": "There is no backup manifest to restore.",
+    "backup_damaged": "The backup manifest is damaged too ({detail}).",
+    "project_exists": "A project named '{name}' already exists; choose another name.",
+    "project_name_empty": "A project needs a name.",
+    "class_exists": "A class named '{name}' already exists.",
+    "class_name_empty": "A class needs a name, for example 'scratch' or 'no defect'.",
+    "class_name_long": "Class names can have at most {limit} characters; CLIP reads the name inside a short sentence.",
+    "class_not_found": "There is no class '{name}' in this project (it may have been renamed in another window).",
+    "need_two_classes": "A task needs at least two classes; this project has {count}. Add classes on the Projects "
+                        "page.",
+    "empty_class": "Class '{name}' has no images. Upload some or delete the class.",
+    "bad_image_id": "That is not an image of this project.",
+    "run_not_found": "There is no run '{run}' in this project.",
+    "run_damaged": "Run {run} cannot be read ({detail}); delete it on the Tune page.",
+    "zip_bad": "{name} is not a readable ZIP archive.",
+    "zip_no_classes": "{name} holds no class folders. Put the images of each class in a folder named after the class, "
+                      "and zip those folders.",
+    "zip_too_many": "The archive holds {count} entries; at most {limit} are read. Split it into smaller archives.",
+    "zip_total_too_big": "The archive expands to more than {limit_gb} GB; split it into smaller archives.",
+}
+
+# Why a file of an upload was not kept. "rejected" carries the image checks' own reason.
+SKIP_REASONS = {
+    "rejected": "{reason}",
+    "duplicate": "the same picture is already in the project as '{other}' in class '{class}'",
+    "zip_unsafe_path": "its path leaves the archive folder (absolute or '..'); it was not extracted",
+    "zip_link": "it is a link, not a file; it was not extracted",
+    "zip_duplicate_path": "the archive holds this path twice; the first copy was kept",
+    "zip_too_big": "it expands to more than {limit_mb} MB; it was not extracted",
+    "class_name_empty": "its folder name gives no class name",
+    "class_name_long": "its folder name is longer than {limit} characters",
+}
