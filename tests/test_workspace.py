@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from dapt_core.errors import DataError
-from dapt_core.studio.workspace import (MANIFEST, ManifestDamaged, Project, Workspace, WorkspaceError, clean_display_name)
+from dapt_core.studio.storage import MANIFEST, ManifestDamaged, WorkspaceError, clean_display_name
+from dapt_core.studio.workspace import Project, Workspace
 
 
 def png_bytes(colour=(200, 40, 40), size=24, seed=0) -> bytes:

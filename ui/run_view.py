@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dapt_core.studio.projection import Projection, projection_for_run
-from dapt_core.studio.workspace import SavedRun
+from dapt_core.studio.runs import SavedRun
 from ui import charts
 from ui.i18n import t
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from dapt_core.studio import jobs, projection
-from dapt_core.studio.workspace import WORKSPACE_ENV, DEFAULT_ROOT, Project, Workspace, WorkspaceError
+from dapt_core.studio.storage import DEFAULT_ROOT, WORKSPACE_ENV, WorkspaceError
+from dapt_core.studio.workspace import Project, Workspace
 
 PROJECT_KEY = "project_id"
 RUN_KEY = "run_id"

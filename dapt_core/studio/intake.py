@@ -1,0 +1,280 @@
+"""Images into a project: uploads, local files and ZIP archives, each image checked, stored once under
+its content hash, with a report of what was kept and what was skipped and why; removing and moving
+images."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import stat
+import tempfile
+import unicodedata
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Iterable
+
+from PIL import Image
+
+from ..data.folders import class_prompt_name, scan_folder
+from ..data.images import IMAGE_SUFFIXES, load_image, sha256_of
+from ..errors import ImageRejected
+from .manifest import ProjectManifest, refuse_taken_name, require_class
+from .storage import (
+    INTAKE,
+    ImageRecord,
+    IntakeReport,
+    SkippedFile,
+    WorkspaceError,
+    atomic_write_bytes,
+    atomic_write_json,
+    clean_class_name,
+    clean_display_name,
+    utc_now,
+    write_thumbnail,
+)
+
+# A ZIP is expanded into a temporary folder before the engine's folder scan reads it. These caps
+# stop a "zip bomb" (a small archive that expands to terabytes) from filling the disk; the real
+# size of every member is counted while it is copied, since the sizes in a ZIP header can lie.
+ZIP_MAX_MEMBERS = 20_000
+ZIP_MAX_TOTAL_BYTES = 4 * 1024**3
+ZIP_MAX_MEMBER_BYTES = 512 * 1024**2
+# PIL's format names -> the suffix an image blob is stored under (the engine decodes by content,
+# the suffix only helps a person browsing the folder).
+_SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
+                     "TIFF": ".tif", "MPO": ".jpg"}
+
+
+class ImageIntake(ProjectManifest):
+    """The image intake of a Project (it keeps the images a saved run still refers to)."""
+
+    def last_intake(self) -> IntakeReport | None:
+        try:
+            return IntakeReport.from_dict(json.loads((self.path / INTAKE).read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            return None
+
+    def clear_last_intake(self) -> None:
+        (self.path / INTAKE).unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ images
+    def add_images(self, class_name: str, files: Iterable[tuple[str, bytes | Path]], *, source: str = "upload",
+                   remember: bool = True, create_class: bool = False) -> IntakeReport:
+        """Keep every file the engine can decode, in `class_name`; list the others with the reason.
+
+        `files` are (name as uploaded, bytes or a path to read). Nothing of a name is used for a path."""
+        report = IntakeReport(source=source, when=utc_now())
+        with self._lock:
+            manifest = self.manifest()
+            if create_class and class_name not in manifest["classes"]:
+                class_name = clean_class_name(class_name)
+                refuse_taken_name(manifest, class_name)
+                manifest["classes"].append(class_name)
+                report.created_classes.append(class_name)
+            require_class(manifest, class_name)
+            known = {item["sha256"]: item for item in manifest["images"]}
+            for raw_name, data in files:
+                record = self._intake_one(clean_display_name(raw_name), data, class_name, known, report)
+                if record is not None:
+                    known[record.sha256] = record.to_dict()
+                    manifest["images"].append(record.to_dict())
+                    report.added.append(record)
+            if report.added or report.created_classes:
+                self._write_manifest(manifest)
+        if remember:
+            self._remember(report)
+        return report
+
+    def _intake_one(self, name: str, data: bytes | Path, class_name: str, known: dict,
+                    report: IntakeReport) -> ImageRecord | None:
+        if isinstance(data, Path):
+            try:
+                data = data.read_bytes()
+            except OSError as error:
+                report.skipped.append(SkippedFile.of("rejected", name, reason=f"cannot read file: {error.strerror or error}"))
+                return None
+        try:
+            image = load_image(data)
+        except ImageRejected as rejected:
+            report.skipped.append(SkippedFile.of("rejected", name, reason=str(rejected)))
+            return None
+        digest = sha256_of(data)
+        if digest in known:
+            other = known[digest]
+            report.skipped.append(SkippedFile.of("duplicate", name, **{"other": other["name"], "class": other["class"]}))
+            return None
+        suffix = _suffix_for(data, name)
+        blob = self.images_dir / (digest + suffix)
+        if not blob.exists():
+            atomic_write_bytes(blob, data)
+        write_thumbnail(image, self.thumbs_dir / f"{digest}.jpg")
+        return ImageRecord(digest, name, class_name, utc_now(), suffix)
+
+    def add_image_paths(self, class_name: str, paths: Iterable[Path], **kwargs) -> IntakeReport:
+        """add_images for files on disk (each read when its turn comes, not all at once)."""
+        return self.add_images(class_name, ((Path(p).name, Path(p)) for p in paths), **kwargs)
+
+    def import_zip(self, data: bytes, archive_name: str = "upload.zip") -> IntakeReport:
+        """Add a ZIP with one folder per class (or train/ and test/ holding those): new folder
+        names become classes. The archive is expanded safely into a temporary folder and read
+        with the engine's folder scan, whose reasons for skipping a file are kept."""
+        report = IntakeReport(source=clean_display_name(archive_name), when=utc_now())
+        with tempfile.TemporaryDirectory(prefix="dapt-zip-") as temporary:
+            root = Path(temporary) / "archive"
+            root.mkdir()
+            try:
+                _safe_extract(data, root, report)
+            except zipfile.BadZipFile as error:
+                raise WorkspaceError("zip_bad", name=report.source, detail=str(error)) from None
+            task_root = _task_root(root)
+            scan = scan_folder(task_root)
+            for skipped in scan.skipped:
+                report.skipped.append(SkippedFile.of("rejected", _relative(skipped.path, root), reason=skipped.reason))
+            classes = scan.classes
+            if not classes:
+                raise WorkspaceError("zip_no_classes", name=report.source)
+            existing = {c.casefold(): c for c in self.classes}
+            for folder_name, paths in classes.items():
+                try:
+                    class_name = clean_class_name(class_prompt_name(folder_name))
+                except WorkspaceError as error:
+                    report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params) for p in paths)
+                    continue
+                target = existing.get(class_name.casefold(), class_name)
+                files = ((_relative(str(p), root), p) for p in paths)
+                part = self.add_images(target, files, remember=False, create_class=True)
+                report.added.extend(part.added)
+                report.skipped.extend(part.skipped)
+                report.created_classes.extend(part.created_classes)
+                existing[target.casefold()] = target
+        self._remember(report)
+        return report
+
+    def remove_images(self, shas: Iterable[str]) -> int:
+        wanted = set(shas)
+        with self._lock:
+            manifest = self.manifest()
+            before = len(manifest["images"])
+            manifest["images"] = [item for item in manifest["images"] if item["sha256"] not in wanted]
+            removed = before - len(manifest["images"])
+            if removed:
+                self._write_manifest(manifest)
+                self._forget_blobs(wanted)
+        return removed
+
+    def move_images(self, shas: Iterable[str], to_class: str) -> int:
+        wanted = set(shas)
+        with self._lock:
+            manifest = self.manifest()
+            require_class(manifest, to_class)
+            moved = 0
+            for item in manifest["images"]:
+                if item["sha256"] in wanted and item["class"] != to_class:
+                    item["class"] = to_class
+                    moved += 1
+            if moved:
+                self._write_manifest(manifest)
+        return moved
+
+    def _forget_blobs(self, shas: Iterable[str]) -> None:
+        """Delete image files no longer in the manifest, except those a saved run shows (the
+        Inspect gallery of an older run still needs its pictures)."""
+        keep = {item["sha256"] for item in self.manifest()["images"]} | self._shas_in_runs()
+        for sha in set(shas) - keep:
+            for path in self.images_dir.glob(sha + ".*"):
+                path.unlink(missing_ok=True)
+            (self.thumbs_dir / f"{sha}.jpg").unlink(missing_ok=True)
+
+    def _remember(self, report: IntakeReport) -> None:
+        atomic_write_json(self.path / INTAKE, report.to_dict())
+
+
+def _suffix_for(data: bytes, name: str) -> str:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            found = _SUFFIX_OF_FORMAT.get(image.format or "")
+    except Exception:  # load_image accepted it already; the suffix is cosmetic
+        found = None
+    if found:
+        return found
+    suffix = PurePosixPath(name).suffix.lower()
+    return suffix if suffix in IMAGE_SUFFIXES else ".img"
+
+
+
+def _safe_member_path(name: str) -> PurePosixPath | None:
+    """A ZIP member's path as safe relative parts, or None if it tries to leave the folder."""
+    text = name.replace("\\", "/")
+    if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        return None
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if not parts or any(p == ".." for p in parts):
+        return None
+    if any(unicodedata.category(ch)[0] == "C" for p in parts for ch in p):
+        return None
+    return PurePosixPath(*parts)
+
+
+def _safe_extract(data: bytes, root: Path, report: IntakeReport) -> None:
+    """Expand a ZIP under `root`: no absolute paths, no '..', no links, bounded sizes."""
+    total = 0
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+        if len(members) > ZIP_MAX_MEMBERS:
+            raise WorkspaceError("zip_too_many", count=len(members), limit=ZIP_MAX_MEMBERS)
+        for member in members:
+            if member.is_dir():
+                continue
+            relative = _safe_member_path(member.filename)
+            shown = member.filename
+            if relative is None:
+                report.skipped.append(SkippedFile.of("zip_unsafe_path", shown))
+                continue
+            mode = member.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                report.skipped.append(SkippedFile.of("zip_link", shown))
+                continue
+            target = root.joinpath(*relative.parts)
+            if target.exists():
+                report.skipped.append(SkippedFile.of("zip_duplicate_path", shown))
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
+            too_big = False
+            with archive.open(member) as source, open(target, "wb") as out:
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    written += len(block)
+                    if written > ZIP_MAX_MEMBER_BYTES or total + written > ZIP_MAX_TOTAL_BYTES:
+                        too_big = True
+                        break
+                    out.write(block)
+            if too_big:
+                target.unlink(missing_ok=True)
+                report.skipped.append(SkippedFile.of("zip_too_big", shown, limit_mb=ZIP_MAX_MEMBER_BYTES // 2**20))
+                if total + written > ZIP_MAX_TOTAL_BYTES:
+                    raise WorkspaceError("zip_total_too_big", limit_gb=ZIP_MAX_TOTAL_BYTES // 2**30)
+                continue
+            total += written
+
+
+def _task_root(root: Path) -> Path:
+    """Zipping a folder puts everything under one top folder ('photos/good/...'): descend
+    through single wrapping folders to the one that holds the class (or train/test) folders."""
+    current = root
+    for _ in range(5):
+        entries = [p for p in current.iterdir() if not p.name.startswith(".") and p.name.casefold() != "__macosx"]
+        folders = [p for p in entries if p.is_dir()]
+        files = [p for p in entries if p.is_file()]
+        if len(folders) == 1 and not files and any(child.is_dir() for child in folders[0].iterdir()):
+            current = folders[0]
+            continue
+        break
+    return current
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return Path(path).name

@@ -1,0 +1,221 @@
+"""A project's manifest: reading it fresh on every call, writing it with a backup, restoring the backup,
+and what it says (classes, images, their files, the split a run trains on)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from ..data.folders import split_from_files
+from ..data.images import load_image
+from ..data.records import Split
+from ..errors import ImageRejected
+from .storage import (
+    BACKUP,
+    FORMAT_VERSION,
+    MANIFEST,
+    PROJECT_FORMAT,
+    SHA256_NAME,
+    ImageRecord,
+    ManifestDamaged,
+    ProjectNotFound,
+    WorkspaceError,
+    atomic_write_bytes,
+    atomic_write_json,
+    lock_for,
+    write_thumbnail,
+)
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
+
+
+class ProjectManifest:
+    """A handle on one project folder. Every call reads the manifest fresh, so two sessions that
+    hold handles on the same project always see each other's changes."""
+
+    def __init__(self, workspace: Workspace, project_id: str):
+        self.workspace = workspace
+        self.id = project_id
+        self.path = workspace.projects_dir / project_id
+        self.images_dir = self.path / "images"
+        self.thumbs_dir = self.path / "thumbs"
+        self.runs_dir = self.path / "runs"
+        self._lock = lock_for(self.path)
+
+    # ------------------------------------------------------------------ manifest
+    def manifest(self) -> dict:
+        """The manifest, validated. Raises ManifestDamaged (never repairs or replaces it)."""
+        path = self.path / MANIFEST
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ProjectNotFound("project_not_found", project=self.id) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise self._damaged(f"it cannot be read ({error})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise self._damaged(f"it is not valid JSON (line {error.lineno}: {error.msg})") from None
+        problem = _manifest_problem(data)
+        if problem:
+            raise self._damaged(problem)
+        return data
+
+    def _damaged(self, what: str) -> ManifestDamaged:
+        return ManifestDamaged("manifest_damaged", path=str(self.path / MANIFEST), detail=what,
+                               has_backup=(self.path / BACKUP).exists())
+
+    def _write_manifest(self, manifest: dict) -> None:
+        current = self.path / MANIFEST
+        if current.exists():
+            atomic_write_bytes(self.path / BACKUP, current.read_bytes())
+        atomic_write_json(current, manifest)
+
+    def restore_backup(self) -> None:
+        """Put the manifest from before the last change back (an explicit user action)."""
+        backup = self.path / BACKUP
+        with self._lock:
+            if not backup.exists():
+                raise WorkspaceError("no_backup")
+            data = backup.read_bytes()
+            try:
+                problem = _manifest_problem(json.loads(data))
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                problem = str(error)
+            if problem:
+                raise WorkspaceError("backup_damaged", detail=problem)
+            damaged = self.path / MANIFEST
+            if damaged.exists():  # keep the damaged one for whoever wants to look at it
+                os.replace(damaged, self.path / f"project.damaged-{int(time.time())}.json")
+            atomic_write_bytes(damaged, data)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def name(self) -> str:
+        return self.manifest()["name"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.manifest()["classes"])
+
+    def images(self, class_name: str | None = None) -> list[ImageRecord]:
+        records = [ImageRecord.from_dict(item) for item in self.manifest()["images"]]
+        return [r for r in records if class_name is None or r.class_name == class_name]
+
+    def counts(self) -> dict[str, int]:
+        manifest = self.manifest()
+        counts = {name: 0 for name in manifest["classes"]}
+        for item in manifest["images"]:
+            counts[item["class"]] += 1
+        return counts
+
+    def image_path(self, sha256: str, suffix: str | None = None) -> Path:
+        if not SHA256_NAME.match(sha256):
+            raise WorkspaceError("bad_image_id")
+        if suffix is None:
+            found = sorted(self.images_dir.glob(sha256 + ".*"))
+            return found[0] if found else self.images_dir / sha256
+        return self.images_dir / (sha256 + suffix)
+
+    def thumbnail_path(self, sha256: str) -> Path:
+        """A small JPEG preview, made on first use if it is missing."""
+        thumb = self.thumbs_dir / f"{sha256}.jpg"
+        if not thumb.exists():
+            try:
+                write_thumbnail(load_image(self.image_path(sha256)), thumb)
+            except ImageRejected:
+                return self.image_path(sha256)
+        return thumb
+
+    def files_by_class(self) -> dict[str, list[Path]]:
+        manifest = self.manifest()
+        files: dict[str, list[Path]] = {name: [] for name in manifest["classes"]}
+        for item in manifest["images"]:
+            files[item["class"]].append(self.images_dir / (item["sha256"] + item.get("suffix", "")))
+        return files
+
+    def split(self, shots: int | None, seed: int) -> Split:
+        """The hold-out draw for a run: `shots` images per class train, the rest are test images.
+
+        Raises DataError (with what to fix) for fewer than two classes or an empty class."""
+        files = self.files_by_class()
+        if len(files) < 2:
+            raise WorkspaceError("need_two_classes", count=len(files))
+        empty = [name for name, paths in files.items() if not paths]
+        if empty:
+            raise WorkspaceError("empty_class", name=empty[0], names=", ".join(empty))
+        return split_from_files(files, shots, seed)
+
+    def labelled_images(self, classnames: list[str], exclude: Iterable[str] = ()) -> tuple[list, dict]:
+        """This project's images of the classes in `classnames`, labelled by position in that list
+        (the order of a prompt file), leaving out the images whose sha256 is in `exclude`.
+
+        Returns the LabeledImages and what was left out: {"excluded": n, "other_classes": {name: n}}.
+        Class names match exactly, or else ignoring letter case."""
+        from ..data.records import LabeledImage
+
+        index = {name: i for i, name in enumerate(classnames)}
+        folded = {name.casefold(): i for i, name in enumerate(classnames)}
+        excluded_shas = set(exclude)
+        items, excluded, other = [], 0, {}
+        for record in self.images():
+            label = index.get(record.class_name, folded.get(record.class_name.casefold()))
+            if label is None:
+                other[record.class_name] = other.get(record.class_name, 0) + 1
+            elif record.sha256 in excluded_shas:
+                excluded += 1
+            else:
+                items.append(LabeledImage(self.images_dir / record.file_name, label))
+        return items, {"excluded": excluded, "other_classes": other}
+
+    def names_by_sha(self) -> dict[str, ImageRecord]:
+        return {r.sha256: r for r in self.images()}
+
+
+def _manifest_problem(data) -> str | None:
+    """What is wrong with a parsed manifest, or None. Checked on every read so that a file
+    edited by hand or cut short is caught before anything is written on top of it."""
+    if not isinstance(data, dict):
+        return "it is not a JSON object"
+    if data.get("format") != PROJECT_FORMAT:
+        return f"its format is {data.get('format')!r}, not {PROJECT_FORMAT!r}"
+    if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
+        return f"format version {data.get('format_version')!r} is not one this version reads ({FORMAT_VERSION})"
+    if not isinstance(data.get("name"), str) or not data["name"].strip():
+        return "it has no project name"
+    classes = data.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes):
+        return "its class list is not a list of names"
+    if len({c.casefold() for c in classes}) != len(classes):
+        return "it lists a class twice"
+    images = data.get("images")
+    if not isinstance(images, list):
+        return "its image list is missing"
+    known = set(classes)
+    seen = set()
+    for index, item in enumerate(images):
+        if not isinstance(item, dict) or not SHA256_NAME.match(str(item.get("sha256", ""))):
+            return f"image entry {index + 1} has no valid sha256"
+        if item.get("class") not in known:
+            return f"image entry {index + 1} names class {item.get('class')!r}, which is not in the class list"
+        if not isinstance(item.get("name"), str):
+            return f"image entry {index + 1} has no name"
+        if item["sha256"] in seen:
+            return f"image {item['sha256'][:12]} is listed twice"
+        seen.add(item["sha256"])
+    return None
+
+
+def require_class(manifest: dict, name: str) -> None:
+    if name not in manifest["classes"]:
+        raise WorkspaceError("class_not_found", name=name)
+
+
+def refuse_taken_name(manifest: dict, name: str, ignore: str | None = None) -> None:
+    for existing in manifest["classes"]:
+        if existing != ignore and existing.casefold() == name.casefold():
+            raise WorkspaceError("class_exists", name=existing)
