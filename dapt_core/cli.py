@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=cmd_demo_data)
 
-    from .bench.runner import register as register_bench
+    from .bench.commands import register as register_bench
     register_bench(commands, common)
     return parser
 

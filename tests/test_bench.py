@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dapt_core.bench.runner import bench_config, preset_for
+from dapt_core.bench.presets import bench_config, preset_for
 from dapt_core.cli import main
 from dapt_core.data.datasets import FEW_SHOT_BENCHMARKS, imagenet_label_map, read_dataset
 from dapt_core.errors import ConfigError
