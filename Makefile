@@ -9,4 +9,5 @@ app: setup
 
 test: setup
 	bash scripts/browser.sh
+	.venv/bin/ruff check .
 	.venv/bin/python -m pytest

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from dapt_core.engine.backbone import load_backbone
-from dapt_core.demo.demo_task import write_demo_task
-from dapt_core.engine.experiment import run_experiment
 from dapt_core.data.folders import load_split
+from dapt_core.demo.demo_task import write_demo_task
+from dapt_core.engine.backbone import load_backbone
+from dapt_core.engine.experiment import run_experiment
 from dapt_core.engine.methods import TuningConfig
 from dapt_core.engine.selection import select_learning_rate
 
@@ -42,7 +42,8 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="folder for each run's metrics JSON")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    parser.add_argument("--lr", default=None, help="a learning rate for every method, or 'auto' (default: the engine's)")
+    parser.add_argument("--lr", default=None,
+                        help="a learning rate for every method, or 'auto' (default: the engine's)")
     parser.add_argument("--beta-v", type=float)
     parser.add_argument("--beta-t", type=float)
     parser.add_argument("--epochs", type=int)

@@ -175,7 +175,6 @@ def measure(backbone, classes: int, batch_size: int, steps: int, warmup: int, bu
     else:
         # No allocator statistics on the CPU: the process's peak resident memory so far (Linux: KiB).
         row["process_peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
-    del model, optimizer
     return row
 
 

@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # ------------------------------------------------------------------------------- commands
 def cmd_tune(args) -> int:
+    from .data.folders import load_split
     from .engine.backbone import load_backbone, load_backbone_or_demo
     from .engine.experiment import run_experiment
-    from .data.folders import load_split
 
     auto_lr = args.lr == "auto"
     settings = {key: value for key, value in {
@@ -198,9 +198,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .errors import ImageRejected
     from .data.images import load_image
     from .engine.inference import Classifier
+    from .errors import ImageRejected
 
     classifier = Classifier.load(args.prompt_file, device=args.device)
     loaded, names, failures = [], [], []
@@ -235,13 +235,14 @@ def cmd_info(args) -> int:
         return 0
     metrics = header.get("metrics", {})
     config = header["config"]
-    print(f"prompt file   {args.prompt_file} (format {header['format_version']}, dapt {header.get('dapt_core_version')})")
+    print(f"prompt file   {args.prompt_file} (format {header['format_version']}, "
+          f"dapt {header.get('dapt_core_version')})")
     print(f"created       {header.get('created')}")
     print(f"backbone      {header['backbone']['spec']} ({header['backbone'].get('weights')})")
     print(f"method        {header['method']}  seed {header.get('seed')}  epochs {header.get('epochs')}  "
           f"lr {config.get('lr')}  beta_v {config.get('beta_v')}  beta_t {config.get('beta_t')}")
     print(f"classes       {', '.join(header['classnames'])}")
-    print(f"tensors       " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in sorted(file.tensors.items())))
+    print("tensors       " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in sorted(file.tensors.items())))
     print(f"training set  {len(header.get('training_images', []))} images")
     if metrics:
         print(f"accuracy      {_pct(metrics.get('zero_shot_accuracy'))} zero-shot -> {_pct(metrics.get('accuracy'))} "
@@ -301,8 +302,8 @@ def write_json(data: dict, path: str | None) -> None:
 
 
 def _items_for(part: dict, classnames: list[str]):
-    from .data.records import LabeledImage
     from .data.folders import class_prompt_name
+    from .data.records import LabeledImage
 
     index = {name: i for i, name in enumerate(classnames)}
     items, unknown = [], []

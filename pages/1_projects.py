@@ -146,7 +146,8 @@ if report is not None and (report.added or report.skipped):
                                                           if report.skipped else ""))
     if report.skipped:
         with st.expander(t("data.skipped_title", n=len(report.skipped)), expanded=True, icon=":material/block:"):
-            st.dataframe([{t("data.col_file"): s.name, t("data.col_reason"): skipped_reason(s)} for s in report.skipped],
+            st.dataframe([{t("data.col_file"): s.name, t("data.col_reason"): skipped_reason(s)}
+                          for s in report.skipped],
                          hide_index=True, width="stretch")
     if st.button(t("data.intake_dismiss"), type="tertiary", key="dismiss-intake"):
         project.clear_last_intake()
@@ -205,7 +206,7 @@ for index, class_name in enumerate(list(counts)):
             names = [r.name for r in records]
             repeated = {n for n in names if names.count(n) > 1} if len(set(names)) < len(names) else set()
 
-            def _image_label(sha: str) -> str:  # two files may share a name; their hashes differ
+            def _image_label(sha: str, by_sha=by_sha, repeated=repeated) -> str:  # names may repeat; hashes differ
                 name = by_sha[sha].name
                 return f"{name} · {sha[:6]}" if name in repeated else name
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dapt_core.studio import jobs
-from dapt_core.errors import DaptError
 from dapt_core.engine.methods import (
     DEFAULT_SHOTS,
     DISPERSION_METHODS,
@@ -15,6 +13,8 @@ from dapt_core.engine.methods import (
     TuningConfig,
     epochs_for_shots,
 )
+from dapt_core.errors import DaptError
+from dapt_core.studio import jobs
 from ui import state
 from ui.i18n import current_language, t
 from ui.narrative import pct
@@ -59,8 +59,8 @@ with settings_col:
     # ------------------------------------------------------------ backbone
     st.subheader(t("tune.backbone"))
     lang = current_language()  # fixed now: format functions may be called outside this run
-    source = st.radio(t("tune.source"), SOURCES, format_func=lambda s: t(f"tune.source.{s}", lang=lang), key="tune-source",
-                      horizontal=True)
+    source = st.radio(t("tune.source"), SOURCES, format_func=lambda s: t(f"tune.source.{s}", lang=lang),
+                      key="tune-source", horizontal=True)
     if source == "demo":
         spec = "demo"
     elif source == "open_clip":
@@ -120,8 +120,8 @@ with settings_col:
         c1, c2 = st.columns(2)
         beta_v = c1.number_input(t("tune.beta_v"), min_value=0.0, key="tune-beta-v",
                                  disabled=method not in DISPERSION_METHODS, help=t("tune.beta_v_help"))
-        beta_t = c2.number_input(t("tune.beta_t"), min_value=0.0, format="%.4f",
-                                 key="tune-beta-t", disabled=method not in DISPERSION_METHODS, help=t("tune.beta_t_help"))
+        beta_t = c2.number_input(t("tune.beta_t"), min_value=0.0, format="%.4f", key="tune-beta-t",
+                                 disabled=method not in DISPERSION_METHODS, help=t("tune.beta_t_help"))
         c1, c2 = st.columns(2)
         n_ctx = int(c1.number_input(t("tune.n_ctx"), min_value=1, max_value=64, key="tune-n-ctx",
                                     disabled=method not in TEXT_PROMPT_METHODS))

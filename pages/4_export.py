@@ -6,9 +6,9 @@ import re
 
 import streamlit as st
 
-from dapt_core.studio import jobs
 from dapt_core.engine import prompt_file
 from dapt_core.errors import DaptError
+from dapt_core.studio import jobs
 from ui import charts, run_view, state
 from ui.i18n import current_language, t
 from ui.narrative import pct

@@ -20,9 +20,9 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from conftest import write_colour_task  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from conftest import write_colour_task  # noqa: E402
 from dapt_core.studio import jobs  # noqa: E402
 from dapt_core.studio.workspace import Workspace  # noqa: E402
 
@@ -332,7 +332,8 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     # a file that is not a prompt file is explained, not crashed on
     at.button(key="clear-import").click()
     at.run()
-    at.file_uploader(key=f"import-{project.id}-1").set_value([("weights.safetensors", b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",
+    not_a_prompt_file = b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "  # a safetensors file with no DAPT header
+    at.file_uploader(key=f"import-{project.id}-1").set_value([("weights.safetensors", not_a_prompt_file,
                                                                "application/octet-stream")])
     at.run()
     no_exception(at)

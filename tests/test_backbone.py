@@ -1,14 +1,13 @@
 import pytest
 import torch
+from conftest import register_tiny
 
+from dapt_core.data.folders import load_split
 from dapt_core.engine import device as devices
 from dapt_core.engine.backbone import DEMO, load_backbone, load_backbone_or_demo
-from dapt_core.errors import BackboneUnavailable, ConfigError
-from dapt_core.data.folders import load_split
 from dapt_core.engine.methods import TuningConfig
 from dapt_core.engine.training import tune
-
-from conftest import register_tiny
+from dapt_core.errors import BackboneUnavailable, ConfigError
 
 TINY_RESNET = {
     "embed_dim": 32,

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_datasets import SPLIT_FILE_CASES, build_imagenet, build_imagenet_variants, build_split_file_dataset
 
 from dapt_core.bench.presets import bench_config, preset_for
 from dapt_core.cli import main
 from dapt_core.data.datasets import FEW_SHOT_BENCHMARKS, imagenet_label_map, read_dataset
-from dapt_core.errors import ConfigError
 from dapt_core.engine.inference import Classifier
-from test_datasets import SPLIT_FILE_CASES, build_imagenet, build_imagenet_variants, build_split_file_dataset
+from dapt_core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 COLOURS = [(200, 40, 40), (40, 180, 60), (40, 60, 200), (220, 200, 40), (40, 200, 200), (160, 40, 200)]

@@ -17,7 +17,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import write_colour_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +33,6 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} is missing (install it with scripts/browser.sh)", allow_module_level=True)
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
 
 # ------------------------------------------------------------------------------ the server
 
@@ -55,7 +53,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         env = {**os.environ, "DAPT_WORKSPACE": str(self.workspace), "HF_HUB_OFFLINE": "1",
                "PYTHONUNBUFFERED": "1"}
         self.log = open(self.log_path, "ab")

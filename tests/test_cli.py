@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from dapt_core.engine import prompt_file
-from dapt_core.cli import main
-
 from conftest import TINY_CONFIG, write_colour_task
+
+from dapt_core.cli import main
+from dapt_core.engine import prompt_file
 
 DAPT = str(Path(sys.executable).with_name("dapt"))
 

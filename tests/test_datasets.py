@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dapt_core.data.records import LabeledImage, Split
-from dapt_core.data.datasets import DATASETS, DATASET_FOLDERS, canonical_name, imagenet_label_map, read_dataset
-from dapt_core.errors import ConfigError, DataError
+from dapt_core.data.datasets import DATASET_FOLDERS, DATASETS, canonical_name, imagenet_label_map, read_dataset
 from dapt_core.data.fewshot import few_shot_split
+from dapt_core.data.records import LabeledImage, Split
+from dapt_core.errors import ConfigError, DataError
 
 PER_PART = {"train": 4, "val": 2, "test": 3}
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import TINY, TINY_CONFIG
+from safetensors.torch import load_file
+from test_bench import build_colour_benchmark
+
 from dapt_core.cli import main
 from dapt_core.engine.methods import TuningConfig
 from dapt_core.engine.training import build_model
-from test_bench import build_colour_benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-5  # relative to the largest value of a tensor: float32 summation-order noise only
@@ -52,7 +52,8 @@ def test_torchrun_two_processes_match_the_single_process_run(tmp_path, tiny_spec
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("EuroSAT dapt 4-shot seed 1: ") == 1  # rank 0 alone reports and writes
-    single_dir, ddp_dir = tmp_path / "single" / "EuroSAT" / "dapt" / "4shot", tmp_path / "ddp" / "EuroSAT" / "dapt" / "4shot"
+    single_dir = tmp_path / "single" / "EuroSAT" / "dapt" / "4shot"
+    ddp_dir = tmp_path / "ddp" / "EuroSAT" / "dapt" / "4shot"
     assert sorted(p.relative_to(tmp_path / "ddp") for p in (tmp_path / "ddp").rglob("*")) == \
         sorted(p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*"))
     single, ddp = json.loads((single_dir / "seed1.json").read_text()), json.loads((ddp_dir / "seed1.json").read_text())

@@ -23,7 +23,7 @@ import open_clip
 import torch
 from PIL import Image
 
-from dapt_core.engine.backbone import load_backbone
+from dapt_core.data.folders import load_split
 from dapt_core.demo.demo_task import (
     CLASSES,
     TEST_PER_CLASS,
@@ -32,9 +32,9 @@ from dapt_core.demo.demo_task import (
     render_demo_image,
     write_demo_task,
 )
+from dapt_core.engine.backbone import load_backbone
 from dapt_core.engine.evaluation import encode_images
 from dapt_core.engine.experiment import run_experiment
-from dapt_core.data.folders import load_split
 from dapt_core.engine.methods import TuningConfig
 from dapt_core.engine.prompts import PromptedCLIP
 
@@ -43,7 +43,8 @@ SPEC = "local-dir:" + str(DEMO_DIR)
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,8 @@ def test_demo_model_loads_offline_in_a_fresh_process():
         "assert tok(['a photo of a scratch.']).shape == (1, 32)\n"
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True,
+                         timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
 
 

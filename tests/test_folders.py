@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from dapt_core.data.records import Split
-from dapt_core.errors import ConfigError, DataError
 from dapt_core.data.folders import (
     LAYOUT_CLASSES,
     LAYOUT_TRAIN_TEST,
@@ -21,6 +19,8 @@ from dapt_core.data.folders import (
     scan_folder,
     split_from_files,
 )
+from dapt_core.data.records import Split
+from dapt_core.errors import ConfigError, DataError
 
 
 def photo(path: Path, colour=(120, 80, 40)) -> Path:

@@ -12,8 +12,8 @@ import pytest
 from PIL import EpsImagePlugin, Image, ImageFile
 
 from dapt_core.data import images
-from dapt_core.errors import ImageRejected
 from dapt_core.data.images import IMAGE_SUFFIXES, load_image, sha256_of
+from dapt_core.errors import ImageRejected
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

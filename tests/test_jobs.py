@@ -6,12 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
-
 import pytest
 
-from dapt_core.studio import jobs
 from dapt_core.engine.progress import Progress
 from dapt_core.errors import DataError
+from dapt_core.studio import jobs
 from dapt_core.studio.workspace import Workspace
 
 
@@ -209,8 +208,8 @@ def test_a_job_for_a_project_without_two_classes_fails_with_what_to_fix(tmp_path
 def test_evaluating_an_imported_prompt_file_leaves_out_its_training_images(colour_project, tiny_spec):
     ws, project = colour_project
     queue = jobs.JobQueue()
-    tuned = queue.submit(jobs.TuneRequest(str(ws.root), project.id, tiny_spec, {"method": "dapt", "epochs": 2,
-                                                                                "batch_size": 8}, shots=4, device="cpu"))
+    settings = {"method": "dapt", "epochs": 2, "batch_size": 8}
+    tuned = queue.submit(jobs.TuneRequest(str(ws.root), project.id, tiny_spec, settings, shots=4, device="cpu"))
     assert tuned.wait(120) and tuned.snapshot().state == jobs.DONE, tuned.snapshot().error
     run = project.run(tuned.snapshot().result["run_id"])
     data = run.prompt_file.read_bytes()

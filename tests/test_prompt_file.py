@@ -2,19 +2,18 @@ import json
 
 import pytest
 import torch
+from conftest import TINY_CONFIG, register_tiny
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from dapt_core import Classifier
-from dapt_core.engine import prompt_file
-from dapt_core.engine.backbone import load_backbone
-from dapt_core.errors import PromptFileError
-from dapt_core.engine.experiment import run_experiment
 from dapt_core.data.folders import load_split
 from dapt_core.data.images import sha256_of
+from dapt_core.engine import prompt_file
+from dapt_core.engine.backbone import load_backbone
+from dapt_core.engine.experiment import run_experiment
 from dapt_core.engine.methods import TuningConfig
-
-from conftest import TINY_CONFIG, register_tiny
+from dapt_core.errors import PromptFileError
 
 
 @pytest.fixture(scope="module")

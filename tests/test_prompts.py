@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dapt_core.errors import ConfigError
 from dapt_core.engine.prompts import PromptedCLIP
+from dapt_core.errors import ConfigError
 
 
 def make(backbone, **kwargs):

@@ -1,10 +1,10 @@
 import pytest
 
 from dapt_core.cli import main
-from dapt_core.errors import ConfigError
 from dapt_core.data.folders import load_split
 from dapt_core.engine.methods import TuningConfig
 from dapt_core.engine.selection import fold_indices, select_learning_rate
+from dapt_core.errors import ConfigError
 
 
 def test_folds_are_stratified_disjoint_and_seeded(colour_task):

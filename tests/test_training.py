@@ -3,12 +3,12 @@ import threading
 import pytest
 import torch
 
-from dapt_core.errors import Cancelled, ConfigError, DataError
-from dapt_core.engine.experiment import run_experiment
 from dapt_core.data.folders import load_split
+from dapt_core.engine.experiment import run_experiment
 from dapt_core.engine.methods import TuningConfig, epochs_for_shots, learning_rate
-from dapt_core.engine.training import compute_prototypes, build_model, tune
+from dapt_core.engine.training import build_model, compute_prototypes, tune
 from dapt_core.engine.views import ImageViews
+from dapt_core.errors import Cancelled, ConfigError, DataError
 
 
 @pytest.fixture

@@ -208,7 +208,7 @@ def test_manifest_with_wrong_content_is_damaged(project):
     data["images"] = [{"sha256": "0" * 64, "name": "a.png", "class": "nope"}]
     (project.path / MANIFEST).write_text(json.dumps(data))
     with pytest.raises(ManifestDamaged) as error:
-        project.classes
+        project.manifest()
     assert "nope" in str(error.value)
 
 

@@ -97,7 +97,7 @@ def train_accuracy_curve(history: list[dict], *, lang: str | None = None) -> go.
                                name=t("chart.train_accuracy", lang=lang)))
     fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis={"range": [0, 1.02], "tickformat": ".0%", "title": t("chart.train_accuracy", lang=lang)},
-                      xaxis_title=t("chart.step", lang=lang) if history and "step" in history[0] else t("chart.epoch", lang=lang))
+                      xaxis_title=t("chart.step" if history and "step" in history[0] else "chart.epoch", lang=lang))
     return fig
 
 
@@ -113,7 +113,8 @@ def per_class_bars(classnames: list[str], before: dict, after: dict, *, lang: st
     return fig
 
 
-def confusion_heatmap(matrix: list[list[int]], classnames: list[str], title: str, *, lang: str | None = None) -> go.Figure:
+def confusion_heatmap(matrix: list[list[int]], classnames: list[str], title: str, *,
+                      lang: str | None = None) -> go.Figure:
     values = np.asarray(matrix, dtype=float)
     totals = values.sum(axis=1, keepdims=True)
     share = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)

@@ -105,7 +105,8 @@ def settings_rows(run_data: dict, *, lang: str | None = None) -> list[tuple[str,
         (t("settings.n_vis", lang=lang), str(config.get("n_vis"))),
         (t("settings.seed", lang=lang), str(config.get("seed"))),
         (t("settings.device", lang=lang), str(run_data.get("device"))),
-        (t("settings.train_time", lang=lang), t("common.seconds", lang=lang, s=f"{metrics.get('train_seconds') or 0:.0f}")),
+        (t("settings.train_time", lang=lang),
+         t("common.seconds", lang=lang, s=f"{metrics.get('train_seconds') or 0:.0f}")),
         (t("settings.created", lang=lang), str(run_data.get("created", "")).replace("T", " ")[:19]),
     ]
     return rows

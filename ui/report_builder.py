@@ -51,10 +51,12 @@ def build_report(view: run_view.RunView, project_name: str, *, lang: str | None 
                           [[s.get("path"), s.get("reason")] for s in skipped])] if skipped else [])),
     ]
     if metrics.get("history"):
-        sections.append(Section(t("inspect.training_curve", lang=lang), figures=[run_view.loss_figure(view, lang=lang)]))
+        sections.append(Section(t("inspect.training_curve", lang=lang),
+                                figures=[run_view.loss_figure(view, lang=lang)]))
     content = ReportContent(
         title=t("report.title", lang=lang, project=project_name),
-        subtitle=t("report.subtitle", lang=lang, run=view.run.id, created=str(view.data.get("created", ""))[:19].replace("T", " "),
+        subtitle=t("report.subtitle", lang=lang, run=view.run.id,
+                   created=str(view.data.get("created", ""))[:19].replace("T", " "),
                    method=t(f"method.{view.data.get('method', 'dapt')}.name", lang=lang),
                    backbone=(view.data.get("backbone") or {}).get("spec", "")),
         headline=manager_sentence(view.data, lang=lang),

@@ -46,8 +46,8 @@ def maps(view: RunView, proj: Projection, *, lang: str | None = None):
 
 def confusion_figures(view: RunView, *, lang: str | None = None):
     confusion = view.metrics["confusion"]
-    return (charts.confusion_heatmap(confusion["before"], view.classnames, t("inspect.confusion_before", lang=lang), lang=lang),
-            charts.confusion_heatmap(confusion["after"], view.classnames, t("inspect.confusion_after", lang=lang), lang=lang))
+    return tuple(charts.confusion_heatmap(confusion[part], view.classnames, t(f"inspect.confusion_{part}", lang=lang),
+                                          lang=lang) for part in ("before", "after"))
 
 
 def per_class_figure(view: RunView, *, lang: str | None = None):

@@ -8,8 +8,8 @@ import time
 
 import streamlit as st
 
-from dapt_core.studio import jobs
 from dapt_core.errors import DaptError
+from dapt_core.studio import jobs
 from dapt_core.studio.workspace import Project
 from ui import state
 from ui.i18n import current_language, error_text, t

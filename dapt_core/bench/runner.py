@@ -128,7 +128,8 @@ def _sweep(session: Session, plans: list[Plan]) -> None:
         if decision[0] == "error":
             raise ConfigError(decision[1])
         if decision[0] == "skip":
-            session.say(f"{plan.label}: finished earlier ({pct(decision[1])}), skipped: {plan.result_file(session.out)}")
+            session.say(f"{plan.label}: finished earlier ({pct(decision[1])}), skipped: "
+                        f"{plan.result_file(session.out)}")
             continue
         if current != plan.dataset:
             full, current = read_dataset(plan.dataset, session.data_root), plan.dataset

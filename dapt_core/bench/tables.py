@@ -48,7 +48,8 @@ def build_report(results: list[dict]) -> tuple[str, list[dict]]:
     by_backbone: dict[tuple, list[dict]] = {}
     for r in results:
         settings = r.get("settings", {})
-        key = (settings.get("backbone") or r.get("backbone"), settings.get("backbone_weights") or r.get("backbone_weights"))
+        key = (settings.get("backbone") or r.get("backbone"),
+               settings.get("backbone_weights") or r.get("backbone_weights"))
         by_backbone.setdefault(key, []).append(r)
     lines = ["# DAPT benchmark report", "",
              f"{len(results)} runs. Top-1 test accuracy in %: mean ± sample standard deviation over seeds "

@@ -13,9 +13,9 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from .records import LabeledImage, Split
 from .. import atomic
 from ..errors import ConfigError, DataError
+from .records import LabeledImage, Split
 
 # CoOp caps the validation part at 4 images per class whatever the shot count.
 VAL_SHOTS_CAP = 4

@@ -22,9 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .records import LabeledImage, Skipped, Split
 from ..errors import ConfigError, DataError, ImageRejected
 from .images import IMAGE_SUFFIXES, load_image
+from .records import LabeledImage, Skipped, Split
 
 LAYOUT_CLASSES = "classes"
 LAYOUT_TRAIN_TEST = "train_test"

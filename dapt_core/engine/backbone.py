@@ -26,9 +26,9 @@ import torch
 from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
-from .device import pick_device
-from ..errors import BackboneUnavailable
 from ..data.images import sha256_of
+from ..errors import BackboneUnavailable
+from .device import pick_device
 from .transforms import Preprocessing
 
 log = logging.getLogger(__name__)

@@ -7,15 +7,15 @@ on the same test images, so the two can be compared image by image.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.distributed as dist
 
 from ..data.records import LabeledImage, Skipped
-from .device import autocast
 from ..errors import Cancelled
+from .device import autocast
 from .metrics import accuracy, confusion_matrix, dispersion, json_safe, per_class_accuracy, text_spread
 from .prompts import PromptedCLIP
 from .views import ImageViews, epoch_batches, loader, skipped_records
@@ -69,7 +69,8 @@ def unique_names(names: list[str]) -> list[str]:
 @torch.no_grad()
 def encode_images(model: PromptedCLIP, items: list[LabeledImage], *, prompted: bool, batch_size: int = 100,
                   num_workers: int = 0, cancel=None,
-                  on_batch: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
+                  on_batch: Callable[[int, int], None] | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
     """Normalised features of `items` (test view). Returns features, labels, the indices of the
     images that loaded, and the skipped ones. Under torch.distributed each rank encodes a share
     and the results are gathered, so every rank returns all of them in order."""

@@ -8,18 +8,18 @@ shown in the browser is the number `dapt tune` prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from . import prompt_file
-from .backbone import Backbone
+from ..data.images import sha256_of
 from ..data.records import Split
 from ..errors import DataError
+from . import prompt_file
+from .backbone import Backbone
 from .evaluation import Evaluation, comparison_metrics, evaluate_before_after, evaluation_batches
-from ..data.images import sha256_of
 from .methods import TuningConfig
 from .metrics import json_safe
 from .progress import Progress, eta_seconds

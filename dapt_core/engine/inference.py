@@ -14,13 +14,13 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..data.images import load_image
+from ..data.records import LabeledImage
+from ..errors import ConfigError
 from . import prompt_file
 from .backbone import Backbone, load_backbone
 from .device import autocast
 from .evaluation import Evaluation, evaluate_before_after
-from ..errors import ConfigError
-from ..data.images import load_image
-from ..data.records import LabeledImage
 from .prompts import PromptedCLIP
 from .transforms import Preprocessing, test_view
 from .zeroshot import zero_shot_text_features
@@ -51,14 +51,14 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path | bytes, backbone: str | Backbone | None = None,
-             device: str | None = None) -> "Classifier":
+             device: str | None = None) -> Classifier:
         """Load a prompt file and the backbone it names (or `backbone`, which must be the same model)."""
         file = prompt_file.load(path)
         return cls.from_prompt_file(file, backbone, device)
 
     @classmethod
     def from_prompt_file(cls, file: prompt_file.PromptFile, backbone: str | Backbone | None = None,
-                         device: str | None = None) -> "Classifier":
+                         device: str | None = None) -> Classifier:
         if not isinstance(backbone, Backbone):
             backbone = load_backbone(backbone or file.backbone_spec, device)
         return cls(prompted_model(file, backbone), file)

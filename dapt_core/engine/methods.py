@@ -110,7 +110,7 @@ class TuningConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TuningConfig":
+    def from_dict(cls, data: dict) -> TuningConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -6,8 +6,8 @@ Free of torch so that the app's job queue can hold progress without loading the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 from torch import nn
 
-from .backbone import Backbone
 from ..errors import ConfigError
+from .backbone import Backbone
 
 PLACEHOLDER = "X"  # one BPE token in CLIP's vocabulary; its embedding is replaced by a context vector
 
@@ -139,7 +139,8 @@ class PromptedCLIP(nn.Module):
         visual = self.backbone.visual
         if self.visual_prompt is None or not prompted:
             return F.normalize(visual(images).float(), dim=-1)
-        return F.normalize(encode_image_with_prompts(visual, images, self.visual_prompt, self.deep_visual).float(), dim=-1)
+        prompted = encode_image_with_prompts(visual, images, self.visual_prompt, self.deep_visual)
+        return F.normalize(prompted.float(), dim=-1)
 
     # -------------------------------------------------------------- logits
     @property

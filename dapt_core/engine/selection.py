@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .backbone import Backbone
 from ..data.records import LabeledImage
 from ..errors import Cancelled, ConfigError
+from .backbone import Backbone
 from .evaluation import encode_images
 from .methods import TuningConfig
 from .progress import Progress

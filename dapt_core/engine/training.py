@@ -16,10 +16,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .backbone import Backbone
 from ..data.records import LabeledImage, Skipped
-from .device import autocast
 from ..errors import Cancelled, DataError
+from .backbone import Backbone
+from .device import autocast
 from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
 from .progress import Progress, ProgressCallback, eta_seconds

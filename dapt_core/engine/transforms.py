@@ -38,7 +38,7 @@ class Preprocessing:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Preprocessing":
+    def from_dict(cls, data: dict) -> Preprocessing:
         return cls(
             size=int(data["size"]),
             mean=tuple(float(v) for v in data["mean"]),

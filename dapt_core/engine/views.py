@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..data.images import load_image
 from ..data.records import LabeledImage, Skipped
 from ..errors import ImageRejected
-from ..data.images import load_image
 from .transforms import Preprocessing, shrink_for_training, test_view, train_view, view_generator
 
 # Decoded training images are kept in memory up to this many (a few-shot task has tens to a

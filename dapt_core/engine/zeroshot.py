@@ -6,9 +6,9 @@ import torch
 from open_clip import build_zero_shot_classifier
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES
 
+from ..errors import ConfigError
 from .backbone import Backbone
 from .device import autocast
-from ..errors import ConfigError
 from .methods import TEMPLATE_SET_NAMES
 
 TEMPLATE_SETS = {
@@ -31,7 +31,8 @@ def resolve_templates(backbone: Backbone, templates: str = DEFAULT_TEMPLATES):
     return TEMPLATE_SETS[templates]
 
 
-def zero_shot_text_features(backbone: Backbone, classnames: list[str], templates: str = DEFAULT_TEMPLATES) -> torch.Tensor:
+def zero_shot_text_features(backbone: Backbone, classnames: list[str],
+                            templates: str = DEFAULT_TEMPLATES) -> torch.Tensor:
     """(C, D) L2-normalised class embeddings: each class's mean over the template set."""
     with autocast(backbone.device):
         weights = build_zero_shot_classifier(

@@ -11,8 +11,8 @@ import stat
 import tempfile
 import unicodedata
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 from PIL import Image
 
@@ -92,7 +92,8 @@ class ImageIntake(ProjectManifest):
             try:
                 data = data.read_bytes()
             except OSError as error:
-                report.skipped.append(SkippedFile.of("rejected", name, reason=f"cannot read file: {error.strerror or error}"))
+                reason = f"cannot read file: {error.strerror or error}"
+                report.skipped.append(SkippedFile.of("rejected", name, reason=reason))
                 return None
         try:
             image = load_image(data)
@@ -102,7 +103,8 @@ class ImageIntake(ProjectManifest):
         digest = sha256_of(data)
         if digest in known:
             other = known[digest]
-            report.skipped.append(SkippedFile.of("duplicate", name, **{"other": other["name"], "class": other["class"]}))
+            report.skipped.append(SkippedFile.of("duplicate", name,
+                                                 **{"other": other["name"], "class": other["class"]}))
             return None
         suffix = _suffix_for(data, name)
         blob = self.images_dir / (digest + suffix)
@@ -139,7 +141,8 @@ class ImageIntake(ProjectManifest):
                 try:
                     class_name = clean_class_name(class_prompt_name(folder_name))
                 except WorkspaceError as error:
-                    report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params) for p in paths)
+                    report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params)
+                                          for p in paths)
                     continue
                 target = existing.get(class_name.casefold(), class_name)
                 files = ((_relative(str(p), root), p) for p in paths)

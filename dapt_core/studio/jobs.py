@@ -22,9 +22,10 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..engine.methods import DEFAULT_SHOTS
 from ..engine.progress import Progress, eta_seconds
@@ -76,7 +77,7 @@ class JobSnapshot:
 class JobContext:
     """Handed to a job's work function: report progress, see whether to stop."""
 
-    def __init__(self, job: "Job"):
+    def __init__(self, job: Job):
         self._job = job
         self.job_id = job.id
         self.cancel = job.cancel_event
@@ -115,7 +116,7 @@ class Job:
         self._error_code: str | None = None
         self._error_params: dict = {}
         self._result: Any = None
-        self._queue: "JobQueue | None" = None
+        self._queue: JobQueue | None = None
         self.done_event = threading.Event()
 
     # -- written by the worker thread
@@ -177,7 +178,7 @@ class JobQueue:
         self._workers: dict[str, threading.Thread] = {}
         self._jobs: dict[str, Job] = {}
 
-    def submit(self, work: "Callable[[JobContext], Any] | TuneRequest | EvaluateRequest", *, label: str | None = None,
+    def submit(self, work: Callable[[JobContext], Any] | TuneRequest | EvaluateRequest, *, label: str | None = None,
                device: str | None = None, project_id: str | None = None, request: Any = None) -> Job:
         """Queue `work` (a function of a JobContext, or a TuneRequest) on `device`."""
         if isinstance(work, (TuneRequest, EvaluateRequest)):

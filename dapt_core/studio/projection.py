@@ -54,7 +54,7 @@ class Projection:
                 "rows": self.rows.tolist(), "method": self.method, "seconds": round(self.seconds, 3)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Projection":
+    def from_dict(cls, data: dict) -> Projection:
         def arr(key, width=2):
             return np.asarray(data[key], dtype=np.float32).reshape(-1, width)
 

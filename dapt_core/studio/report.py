@@ -93,7 +93,8 @@ def _picture_html(picture: Picture) -> str:
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI","Hiragino Sans","Noto Sans CJK JP",Meiryo,sans-serif;
  margin:0 auto;max-width:1100px;padding:24px;color:#1f2430;line-height:1.45}
-h1{margin:0 0 4px;font-size:1.7em} h2{margin:28px 0 8px;font-size:1.25em;border-bottom:1px solid #dde;padding-bottom:4px}
+h1{margin:0 0 4px;font-size:1.7em}
+h2{margin:28px 0 8px;font-size:1.25em;border-bottom:1px solid #dde;padding-bottom:4px}
 .subtitle{color:#667;margin-bottom:16px}
 .headline{font-size:1.15em;background:#f2f6ff;border-left:4px solid #3b6fe0;padding:12px 16px;margin:16px 0}
 .numbers{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
@@ -102,7 +103,8 @@ h1{margin:0 0 4px;font-size:1.7em} h2{margin:28px 0 8px;font-size:1.25em;border-
 table{border-collapse:collapse;margin:8px 0 12px;font-size:.92em} caption{text-align:left;color:#667;padding:4px 0}
 th,td{border:1px solid #dde;padding:4px 10px;text-align:left} th{background:#f6f7fa}
 .grid{display:grid;gap:12px} .pics{display:flex;flex-wrap:wrap;gap:10px}
-figure.pic{margin:0;width:132px;font-size:.78em;color:#445} figure.pic img{width:128px;height:128px;object-fit:cover;border:1px solid #ccd}
+figure.pic{margin:0;width:132px;font-size:.78em;color:#445}
+figure.pic img{width:128px;height:128px;object-fit:cover;border:1px solid #ccd}
 footer{margin-top:32px;color:#889;font-size:.8em}
 @media print{body{max-width:none;padding:0} h2{break-after:avoid} .grid,.pics,table{break-inside:avoid}}
 """

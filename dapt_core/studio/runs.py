@@ -62,7 +62,7 @@ class ProjectRuns(ProjectManifest):
                                  metrics.get("zero_shot_accuracy"), int(metrics.get("n_test") or 0)))
         return infos
 
-    def run(self, run_id: str) -> "SavedRun":
+    def run(self, run_id: str) -> SavedRun:
         folder = self.runs_dir / str(run_id)
         if not _RUN_ID.match(str(run_id)) or not folder.is_dir():
             raise WorkspaceError("run_not_found", run=str(run_id))
@@ -89,7 +89,7 @@ class ProjectRuns(ProjectManifest):
             shas.update(item["sha256"] for item in data.get("train", []) + data.get("test", []))
         return shas
 
-    def save_run(self, result, *, request: dict | None = None, prompt_extra: dict | None = None) -> "SavedRun":
+    def save_run(self, result, *, request: dict | None = None, prompt_extra: dict | None = None) -> SavedRun:
         """Store an ExperimentResult: settings and metrics, the prompt file, and the embeddings
         Inspect draws. Everything is written into a hidden folder that is renamed into place
         at the end, so a run is either complete or absent."""

@@ -79,7 +79,7 @@ class ImageRecord:
                 "suffix": self.suffix}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ImageRecord":
+    def from_dict(cls, data: dict) -> ImageRecord:
         return cls(data["sha256"], data["name"], data["class"], data.get("added", ""), data.get("suffix", ".img"))
 
 
@@ -94,7 +94,7 @@ class SkippedFile:
     params: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, code: str, name: str, **params) -> "SkippedFile":
+    def of(cls, code: str, name: str, **params) -> SkippedFile:
         """A skipped file with the English reason of `code` (messages.SKIP_REASONS)."""
         return cls(name, SKIP_REASONS[code].format(**params), code, params)
 
@@ -102,7 +102,7 @@ class SkippedFile:
         return {"name": self.name, "reason": self.reason, "code": self.code, "params": self.params}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SkippedFile":
+    def from_dict(cls, data: dict) -> SkippedFile:
         return cls(data.get("name", "?"), data.get("reason", ""), data.get("code", "rejected"),
                    dict(data.get("params") or {}))
 
@@ -128,7 +128,7 @@ class IntakeReport:
                 "created_classes": self.created_classes, "source": self.source, "when": self.when}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "IntakeReport":
+    def from_dict(cls, data: dict) -> IntakeReport:
         return cls([ImageRecord.from_dict(r) for r in data.get("added", [])],
                    [SkippedFile.from_dict(s) for s in data.get("skipped", [])],
                    list(data.get("created_classes", [])), data.get("source", ""), data.get("when", ""))

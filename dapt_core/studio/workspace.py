@@ -39,8 +39,8 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from PIL import Image
 
@@ -97,7 +97,7 @@ class Workspace:
                                      len(manifest["images"]), len(project.run_ids())))
         return sorted(infos, key=lambda info: -info.modified)
 
-    def create_project(self, name: str, classes: Iterable[str] = ()) -> "Project":
+    def create_project(self, name: str, classes: Iterable[str] = ()) -> Project:
         name = clean_project_name(name)
         taken = {info.name.casefold() for info in self.list_projects()}
         if name.casefold() in taken:
@@ -115,7 +115,7 @@ class Workspace:
         atomic_write_json(folder / MANIFEST, manifest)
         return Project(self, project_id)
 
-    def project(self, project_id: str) -> "Project":
+    def project(self, project_id: str) -> Project:
         """The project with this id; raises ProjectNotFound. (A damaged manifest is reported when
         it is read, so a damaged project can still be opened to be repaired or deleted.)"""
         if not _PROJECT_ID.match(str(project_id or "")) or not (self.projects_dir / project_id / MANIFEST).exists():
@@ -132,7 +132,7 @@ class Workspace:
         shutil.rmtree(trash, ignore_errors=True)
 
     def create_demo_project(self, name: str, *, seed: int = 0,
-                            progress: Callable[[int, int], None] | None = None) -> "Project":
+                            progress: Callable[[int, int], None] | None = None) -> Project:
         """A project holding the demo inspection task (dapt_core.demo.demo_task), training and test
         pictures together per class; the hold-out split is drawn when tuning starts."""
         from ..demo import demo_task

@@ -9,11 +9,11 @@ into the dataset folder (few-shot selections are saved by `dapt_core.fewshot`, b
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..records import Split
 from ...errors import DataError
+from ..records import Split
 from . import imagenet
 from .fgvc_aircraft import read_fgvc_aircraft
 from .split_file import SPLIT_FILE_LAYOUTS, read_split_file_dataset

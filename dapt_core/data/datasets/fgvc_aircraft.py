@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..records import LabeledImage, Skipped, Split
 from ...errors import DataError
+from ..records import LabeledImage, Skipped, Split
 from .layout import Required, clean_classname, require
 
 NAME = "FGVCAircraft"

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..records import LabeledImage, Skipped, Split
 from ...errors import DataError
+from ..records import LabeledImage, Skipped, Split
 from .layout import Required, clean_classname, is_image_name, list_class_folder, require, subfolder_names
 
 IMAGENET_CLASS_COUNT = 1000

@@ -9,8 +9,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..records import LabeledImage, Skipped
 from ...errors import DataError
+from ..records import LabeledImage, Skipped
 
 # Where every download link and expected layout is documented; quoted in errors so a user can act.
 COOP_DATASETS_GUIDE = "https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md"

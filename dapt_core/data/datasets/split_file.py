@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..records import LabeledImage, Skipped, Split
 from ...errors import DataError
+from ..records import LabeledImage, Skipped, Split
 from .layout import Required, clean_classname, require
 
 PARTS = ("train", "val", "test")
