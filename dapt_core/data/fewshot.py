@@ -31,7 +31,7 @@ def few_shot_split(split: Split, shots: int, seed: int, cache_path: Path | None 
     is saved there.
 
     Args:
-        split: the full task, e.g. from `dapt_core.datasets.read_dataset`.
+        split: the full task, e.g. from `dapt_core.data.datasets.read_dataset`.
         shots: images per class to draw from `split.train` (1 or more).
         seed: seed of the draw; the paper averages seeds 1, 2 and 3.
         cache_path: JSON file beside the run's outputs (not inside the dataset folder), or None.

@@ -1,10 +1,10 @@
 """The paper's benchmark datasets, read from the folder layouts of CoOp's DATASETS.md.
 
-    from dapt_core.datasets import read_dataset
+    from dapt_core.data.datasets import read_dataset
     split = read_dataset("OxfordPets", "/data")     # /data/oxford_pets/{images/, split_zhou_OxfordPets.json}
 
 Each reader returns a `Split` with class names cleaned the way CoOp puts them into prompts, and never writes
-into the dataset folder (few-shot selections are saved by `dapt_core.fewshot`, beside a run's outputs).
+into the dataset folder (few-shot selections are saved by `dapt_core.data.fewshot`, beside a run's outputs).
 """
 
 from __future__ import annotations
