@@ -42,6 +42,7 @@ import multiprocessing as mp
 import os
 import re
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -536,8 +537,6 @@ def save_resume_point(ckpt_dir: Path, model, opt, sampler: BatchSampler, loop: d
     (tmp / "state.json").write_text(json.dumps(meta))
     final = ckpt_dir / RESUME_DIR
     if final.exists():
-        import shutil
-
         shutil.rmtree(final)
     os.replace(tmp, final)
 
@@ -577,7 +576,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--recipe", action="store_true",
                     help="make the shipped model from scratch: stages 1, 2 and 3 in sequence (RECIPE), into --out; "
                          "a finished stage under --work-dir is reused, an interrupted one resumes")
-    ap.add_argument("--work-dir", type=Path, default=Path("/tmp/demo_clip_recipe"), help="with --recipe: where stages keep their outputs")
+    ap.add_argument("--work-dir", type=Path, default=Path("/tmp/demo_clip_recipe"),
+                    help="with --recipe: where the stages keep their models and resume points (the last stage's model is copied to --out)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=2400)
     ap.add_argument("--out", type=Path, default=None, help="output folder (default assets/demo_clip; /tmp/demo_clip_quick with --quick)")
@@ -832,21 +832,29 @@ RECIPE: tuple[tuple[str, list[str]], ...] = (
 )
 
 
+MODEL_FILES = ("open_clip_model.safetensors", "open_clip_config.json", "zero_shot_templates.json", "pretrain_summary.json")
+
+
 def run_recipe(args) -> int:
-    """Stages 1, 2, 3 in sequence, starting after the last stage whose folder holds a finished model."""
-    folders = [args.work_dir / name for name, _ in RECIPE[:-1]] + [args.out]
-    finished = [i for i, f in enumerate(folders) if (f / "pretrain_summary.json").is_file() and (f / "open_clip_model.safetensors").is_file()]
+    """Stages 1, 2, 3 in sequence under --work-dir, starting after the last stage whose folder holds
+    a finished model; then the last stage's model files are copied into --out."""
+    folders = [args.work_dir / name for name, _ in RECIPE]
+    finished = [i for i, f in enumerate(folders) if all((f / name).is_file() for name in MODEL_FILES)]
     start = finished[-1] + 1 if finished else 0
     prev = folders[start - 1] if start else None
     if start:
         print(f"{RECIPE[start - 1][0]} finished before, in {prev}", flush=True)
     for (name, stage_argv), folder in list(zip(RECIPE, folders))[start:]:
         argv = [a.replace("{prev}", str(prev)) for a in stage_argv] + ["--out", str(folder), "--ckpt-dir", str(args.work_dir / f"{name}_ckpt")]
-        stage_args = parse_args(argv)
         command = "python " + " ".join(shlex.quote(a) for a in ["scripts/pretrain_demo_clip.py"] + argv)
         print(f"{name}: {command}", flush=True)
-        run_stage(stage_args, command)
+        run_stage(parse_args(argv), command)
         prev = folder
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(prev.iterdir()):
+        if path.name in MODEL_FILES or path.name.startswith("dapt-demo-vit-"):
+            shutil.copy2(path, args.out / path.name)
+    print(f"copied {RECIPE[-1][0]}'s model from {prev} into {args.out}", flush=True)
     return 0
 
 

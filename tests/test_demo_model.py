@@ -215,3 +215,30 @@ def test_widened_patch_embedding_sees_a_larger_picture_as_the_old_one_saw_it_poo
     assert wide.shape == (6, 3, 16, 16)
     expected = torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d(picture, 2), kernel, stride=8)
     assert torch.allclose(torch.nn.functional.conv2d(picture, wide, stride=16), expected, atol=1e-5)
+
+
+def test_recipe_continues_after_the_last_finished_stage_and_ships_the_last(tmp_path, monkeypatch):
+    """`pretrain_demo_clip.py --recipe` is the one command that makes the shipped model: an interrupted
+    run must not redo finished stages, and each stage must start from the one before."""
+    script = _pretraining_script()
+    work, out = tmp_path / "work", tmp_path / "out"
+
+    def finish(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        for name in script.MODEL_FILES:
+            (folder / name).write_text(folder.name)
+
+    runs = []
+
+    def fake_stage(args, command):
+        runs.append((args.out.name, args.init_from, args.image_size, args.patch_size))
+        finish(args.out)
+
+    monkeypatch.setattr(script, "run_stage", fake_stage)
+    finish(work / "stage1")
+    assert script.main(["--recipe", "--work-dir", str(work), "--out", str(out)]) == 0
+    assert runs == [("stage2", work / "stage1", 64, 8), ("stage3", work / "stage2", 128, 16)]
+    assert (out / "open_clip_model.safetensors").read_text() == "stage3"
+    runs.clear()
+    assert script.main(["--recipe", "--work-dir", str(work), "--out", str(out)]) == 0
+    assert runs == []
