@@ -100,9 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true")
     scan.set_defaults(handler=cmd_scan)
 
+    from .demo.demo_task import DEFAULT_TASK, TASKS
+
     demo = commands.add_parser("demo-data", parents=[common], help="write the demo inspection task")
     demo.add_argument("out_dir")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS),
+                      help="which material: the demo task (%(default)s) or the second task with another "
+                           "held-out material")
     demo.set_defaults(handler=cmd_demo_data)
 
     from .bench.commands import register as register_bench
@@ -276,7 +281,7 @@ def cmd_scan(args) -> int:
 def cmd_demo_data(args) -> int:
     from .demo.demo_task import write_demo_task
 
-    summary = write_demo_task(args.out_dir, seed=args.seed)
+    summary = write_demo_task(args.out_dir, seed=args.seed, task=args.task)
     print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
     return 0
 

@@ -8,6 +8,7 @@ image . text over the demo task's test pictures.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ import open_clip
 import torch
 from PIL import Image
 
+from dapt_core import cli
 from dapt_core.data.folders import load_split
 from dapt_core.demo.demo_task import (
     CLASSES,
@@ -38,13 +40,22 @@ from dapt_core.engine.experiment import run_experiment
 from dapt_core.engine.methods import TuningConfig
 from dapt_core.engine.prompts import PromptedCLIP
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo_clip"
+REPO = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO / "assets" / "demo_clip"
 SPEC = "local-dir:" + str(DEMO_DIR)
+# The shipped model looks at 128-px pictures (MODEL_CARD.md); the first one looked at 64 px.
+# Its zero-shot accuracy on the demo task is 0.428 (1000 test pictures, standard error 0.016);
+# the floor is twice chance (0.20).
+INPUT_SIZE = 128
+ZERO_SHOT_FLOOR = 0.40
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +65,46 @@ def demo_task(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def ceramic_task(tmp_path_factory) -> Path:
+    """The second task, written the way a user asks for it: `dapt demo-data DIR --task ceramic`."""
+    root = tmp_path_factory.mktemp("ceramic_task")
+    assert cli.main(["demo-data", str(root), "--task", "ceramic"]) == 0
+    return root
+
+
+def zero_shot_accuracy(task_dir: Path) -> float:
+    """The shipped model's zero-shot accuracy on a task's test part, with plain open_clip."""
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms(SPEC)
+    tokenizer = open_clip.get_tokenizer(SPEC)
+    model.eval()
+    with torch.no_grad():
+        weights = []
+        for c in CLASSES:
+            f = model.encode_text(tokenizer([t.format(c) for t in ZERO_SHOT_TEMPLATES]), normalize=True).mean(0)
+            weights.append(f / f.norm())
+        weights = torch.stack(weights)
+        images, labels = [], []
+        for i, c in enumerate(CLASSES):
+            for p in sorted((task_dir / "test" / c).glob("*.png")):
+                with Image.open(p) as im:
+                    images.append(preprocess(im))
+                labels.append(i)
+        feats = model.encode_image(torch.stack(images), normalize=True)
+        return (feats @ weights.T).argmax(1).eq(torch.tensor(labels)).float().mean().item()
+
+
 def test_assets_are_complete_and_small():
     cfg = json.loads((DEMO_DIR / "open_clip_config.json").read_text())
     assert {"model_cfg", "preprocess_cfg"} <= set(cfg)
-    assert cfg["preprocess_cfg"]["size"] == cfg["model_cfg"]["vision_cfg"]["image_size"] == 64
+    assert cfg["preprocess_cfg"]["size"] == cfg["model_cfg"]["vision_cfg"]["image_size"] == INPUT_SIZE
+    arch = cfg["model_cfg"]["vision_cfg"]
+    # the architecture file open_clip.add_model_config reads is named after the patch and input sizes
+    assert (
+        json.loads((DEMO_DIR / f"dapt-demo-vit-p{arch['patch_size']}-{arch['image_size']}.json").read_text())
+        == cfg["model_cfg"]
+    )
     # a 16-token learned context plus a class name must fit in the text context
     assert cfg["model_cfg"]["text_cfg"]["context_length"] >= 32
     weights = DEMO_DIR / "open_clip_model.safetensors"
@@ -65,20 +112,25 @@ def test_assets_are_complete_and_small():
     assert (DEMO_DIR / "MODEL_CARD.md").is_file()
 
 
-def test_demo_model_loads_offline_in_a_fresh_process():
-    """With HF_HUB_OFFLINE=1 and nothing loaded before: model, transforms and tokenizer (its load time
-    is measured by benchmarks, not asserted here)."""
+def test_demo_model_loads_offline_quickly():
+    """In a fresh process with HF_HUB_OFFLINE=1: model, transforms and tokenizer in under 5 s."""
     code = (
-        "import open_clip, torch\n"
+        "import time, open_clip, torch\n"
+        "t = time.perf_counter()\n"
         f"model, _, pre = open_clip.create_model_and_transforms({SPEC!r})\n"
         f"tok = open_clip.get_tokenizer({SPEC!r})\n"
+        "dt = time.perf_counter() - t\n"
         "assert next(model.parameters()).dtype == torch.float32\n"
         "assert tok(['a photo of a scratch.']).shape == (1, 32)\n"
+        "print(dt)\n"
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr[-2000:]
+    seconds = float(out.stdout.strip().splitlines()[-1])
+    assert seconds < 5.0, f"loading took {seconds:.2f} s"
 
 
 def test_write_demo_task_layout_and_counts(demo_task):
@@ -104,28 +156,30 @@ def test_write_demo_task_is_deterministic(demo_task, tmp_path):
 
 
 def test_demo_model_zero_shot_on_demo_task(demo_task):
-    torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms(SPEC)
-    tokenizer = open_clip.get_tokenizer(SPEC)
-    model.eval()
-    with torch.no_grad():
-        weights = []
-        for c in CLASSES:
-            f = model.encode_text(tokenizer([t.format(c) for t in ZERO_SHOT_TEMPLATES]), normalize=True).mean(0)
-            weights.append(f / f.norm())
-        weights = torch.stack(weights)
-        images, labels = [], []
-        for i, c in enumerate(CLASSES):
-            for p in sorted((demo_task / "test" / c).glob("*.png")):
-                with Image.open(p) as im:
-                    images.append(preprocess(im))
-                labels.append(i)
-        feats = model.encode_image(torch.stack(images), normalize=True)
-        acc = (feats @ weights.T).argmax(1).eq(torch.tensor(labels)).float().mean().item()
-    chance = 1 / len(CLASSES)
-    assert acc > 2 * chance, f"zero-shot {acc:.3f} is not above twice chance ({2 * chance:.2f})"
+    acc = zero_shot_accuracy(demo_task)
+    assert acc > ZERO_SHOT_FLOOR, f"zero-shot {acc:.3f} is below {ZERO_SHOT_FLOOR} (chance {1 / len(CLASSES):.2f})"
     # the demo task is meant to leave room for prompt tuning
     assert acc < 0.9, f"zero-shot {acc:.3f}: the demo task has become too easy to show tuning"
+
+
+def test_ceramic_task_is_another_material_and_hard_but_not_hopeless(ceramic_task, demo_task):
+    with (
+        Image.open(ceramic_task / "train" / "crack" / "000.png") as ceramic,
+        Image.open(demo_task / "train" / "crack" / "000.png") as carbon,
+    ):
+        assert ceramic.size == carbon.size
+        assert (np.asarray(ceramic) == render_demo_image(0, "train", "crack", 0, task="ceramic")).all()
+        assert (np.asarray(ceramic) != np.asarray(carbon)).any()
+    assert sorted(p.name for p in (ceramic_task / "test").iterdir()) == sorted(CLASSES)
+    acc = zero_shot_accuracy(ceramic_task)
+    chance = 1 / len(CLASSES)
+    # measured 0.356 (MODEL_CARD.md): above chance, far from perfect, so tuning has something to show
+    assert 1.5 * chance < acc < 0.9, f"zero-shot {acc:.3f} on the ceramic task (chance {chance:.2f})"
+
+
+def test_unknown_demo_task_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="choose from"):
+        write_demo_task(tmp_path, task="granite")
 
 
 def test_demo_model_tolerates_an_untrained_visual_prompt(demo_task):
@@ -135,9 +189,15 @@ def test_demo_model_tolerates_an_untrained_visual_prompt(demo_task):
     backbone = load_backbone("demo")
     split = load_split(demo_task, shots=16, seed=1)
     test = split.test[::10]  # 20 pictures per class
-    model = PromptedCLIP(backbone, split.classnames, text_prompt=False, visual_prompt=True, n_vis=16,
-                         fixed_text_features=torch.eye(len(CLASSES), backbone.embed_dim),
-                         generator=torch.Generator().manual_seed(1))
+    model = PromptedCLIP(
+        backbone,
+        split.classnames,
+        text_prompt=False,
+        visual_prompt=True,
+        n_vis=16,
+        fixed_text_features=torch.eye(len(CLASSES), backbone.embed_dim),
+        generator=torch.Generator().manual_seed(1),
+    )
     with torch.no_grad():
         prompted, *_ = encode_images(model, test, prompted=True)
         plain, *_ = encode_images(model, test, prompted=False)
@@ -146,11 +206,58 @@ def test_demo_model_tolerates_an_untrained_visual_prompt(demo_task):
 
 
 def test_short_dapt_run_beats_zero_shot_on_demo_task(demo_task):
-    # 40 of the recipe's 200 epochs at its defaults; measured over seeds 1, 2, 3: +3.6, +3.2, +3.0
-    # points over zero-shot on the 1000 test pictures.
+    # 40 of the recipe's 200 epochs at its defaults; with the 128-px model, seeds 1 and 2: +3.2 and
+    # +4.3 points over zero-shot on the 1000 test pictures.
     split = load_split(demo_task, shots=16, seed=1)
     result = run_experiment(load_backbone("demo"), split, TuningConfig(method="dapt", epochs=40, seed=1), shots=16)
     metrics = result.metrics()
     assert metrics["accuracy"] > metrics["zero_shot_accuracy"] + 0.01, (
-        f"DAPT {metrics['accuracy']:.3f} vs zero-shot {metrics['zero_shot_accuracy']:.3f}")
+        f"DAPT {metrics['accuracy']:.3f} vs zero-shot {metrics['zero_shot_accuracy']:.3f}"
+    )
     assert metrics["dispersion"]["after"]["intra"] < metrics["dispersion"]["before"]["intra"]
+
+
+def _pretraining_script():
+    spec = importlib.util.spec_from_file_location("pretrain_demo_clip", REPO / "scripts" / "pretrain_demo_clip.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_widened_patch_embedding_sees_a_larger_picture_as_the_old_one_saw_it_pooled():
+    """Stage 3 of the pretraining starts the 128-px model from the 64-px one: its 16-px patch kernel,
+    on a picture twice the size, must compute what the 8-px kernel computed on the 2x2-pooled picture."""
+    script = _pretraining_script()
+    kernel = torch.randn(6, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    picture = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    wide = script.widen_patch_embedding({"visual.conv1.weight": kernel}, 16)["visual.conv1.weight"]
+    assert wide.shape == (6, 3, 16, 16)
+    expected = torch.nn.functional.conv2d(torch.nn.functional.avg_pool2d(picture, 2), kernel, stride=8)
+    assert torch.allclose(torch.nn.functional.conv2d(picture, wide, stride=16), expected, atol=1e-5)
+
+
+def test_recipe_continues_after_the_last_finished_stage_and_ships_the_last(tmp_path, monkeypatch):
+    """`pretrain_demo_clip.py --recipe` is the one command that makes the shipped model: an interrupted
+    run must not redo finished stages, and each stage must start from the one before."""
+    script = _pretraining_script()
+    work, out = tmp_path / "work", tmp_path / "out"
+
+    def finish(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        for name in script.MODEL_FILES:
+            (folder / name).write_text(folder.name)
+
+    runs = []
+
+    def fake_stage(args, command):
+        runs.append((args.out.name, args.init_from, args.image_size, args.patch_size))
+        finish(args.out)
+
+    monkeypatch.setattr(script, "run_stage", fake_stage)
+    finish(work / "stage1")
+    assert script.main(["--recipe", "--work-dir", str(work), "--out", str(out)]) == 0
+    assert runs == [("stage2", work / "stage1", 64, 8), ("stage3", work / "stage2", 128, 16)]
+    assert (out / "open_clip_model.safetensors").read_text() == "stage3"
+    runs.clear()
+    assert script.main(["--recipe", "--work-dir", str(work), "--out", str(out)]) == 0
+    assert runs == []

@@ -1,32 +1,35 @@
-"""The demo inspection task: few-shot defect classification on carbon-fibre panels.
+"""The demo inspection tasks: few-shot defect classification on a material the demo CLIP never saw.
 
-A deterministic, procedurally rendered task (see ``dapt_core.procedural``) that looks like a real
-inspection job the bundled demo CLIP was never trained on:
+Deterministic, procedurally rendered tasks (see ``dapt_core.demo.procedural``) that look like real
+inspection jobs the bundled demo CLIP was never trained on. Two tasks share the classes, the
+counts and the defects, and differ in the material (TASKS):
 
-- material: a 2x2 twill carbon-fibre composite, dark, with a strong woven texture; the demo model's
-  pretraining corpus never shows carbon fibre (nor the word);
-- lighting: a dark part photographed with a raised exposure (the corpus has none of this);
-  harmless dust specks appear on pictures of every class, good parts included;
-- defects: at the low-contrast end of the corpus's range and small (contrast 0.45-0.9, size
-  0.6-1.2 of the corpus's), with confusable pairs: a thin bright or dark scratch vs a thin dark
-  crack, a shaded dent vs a soft stain.
+- ``carbon-fibre`` (the demo task): a 2x2 twill carbon-fibre composite, dark, with a strong woven
+  texture, photographed with a raised exposure; the pretraining corpus never shows carbon fibre
+  (nor the word);
+- ``ceramic`` (the second task): glazed tiles with grout lines in pale colours; ceramic is in the
+  corpus's vocabulary but held out of its pictures, so it measures whether a tuning default was
+  fitted to the first task.
+
+In both, harmless dust specks appear on pictures of every class, good parts included, and the
+defects are at the low-contrast end of the corpus's range and small (contrast 0.45-0.9, size
+0.6-1.2 of the corpus's), with confusable pairs: a thin bright or dark scratch vs a thin dark
+crack, a shaded dent vs a soft stain.
 
 Classes (folder names are the class names used in prompts): no defect, scratch, crack, dent, stain.
-Pictures are 128 x 128 colour PNGs (the demo model looks at 64 px; the larger picture leaves
-random-resized-crop augmentation something to crop). 16 training and 200 test pictures per class.
-
-Zero-shot (assets/demo_clip/MODEL_CARD.md), the demo model reaches 0.421 +- 0.016 on the test part
-(chance 0.20) and never answers "no defect": it reads the weave as damage. That is the gap prompt
-tuning is meant to close.
+Pictures are 128 x 128 colour PNGs, the demo model's input size. 16 training and 200 test
+pictures per class. Zero-shot accuracies of the demo model are in assets/demo_clip/MODEL_CARD.md.
 A monochrome-camera variant (``procedural.apply_style(..., "mono")``) was tried first and left
-zero-shot at chance (0.25), below the two-times-chance floor this task must keep.
+the first demo model at chance (0.25).
 
-    >>> from dapt_core.demo_task import write_demo_task
+    >>> from dapt_core.demo.demo_task import write_demo_task
     >>> summary = write_demo_task("workspace/demo_task", seed=0)
+    >>> summary = write_demo_task("workspace/ceramic_task", seed=0, task="ceramic")
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,7 +41,6 @@ from . import procedural as P
 CLASSES: tuple[str, ...] = ("no defect", "scratch", "crack", "dent", "stain")
 _DEFECT_OF = {"no defect": "none", "scratch": "scratch", "crack": "crack", "dent": "dent", "stain": "stain"}
 
-MATERIAL = "carbon fibre"
 STYLE = "photo"
 SIZE = 128
 TRAIN_PER_CLASS = 16
@@ -56,6 +58,33 @@ ZERO_SHOT_TEMPLATES: tuple[str, ...] = (
 )
 
 _SPLITS = {"train": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """How one task's pictures are rendered."""
+
+    material: str
+    seed_tag: int  # part of every picture's seed, so that tasks do not share pictures
+    colours: tuple  # COLOURS names or RGB triples, drawn uniformly per picture
+    exposure: tuple[float, float]  # range of the factor on the light field
+    description: str
+
+
+TASKS: dict[str, DemoTask] = {
+    "carbon-fibre": DemoTask("carbon fibre", 101, ((0.18, 0.18, 0.2), "grey"), (1.6, 2.2),
+                             "colour photograph of a dark carbon-fibre panel, raised exposure, dust specks"),
+    "ceramic": DemoTask("ceramic", 102, ("white", (0.86, 0.82, 0.72), (0.62, 0.74, 0.82)), (0.85, 1.05),
+                        "colour photograph of pale glazed ceramic tiles with grout lines, dust specks"),
+}
+DEFAULT_TASK = "carbon-fibre"
+MATERIAL = TASKS[DEFAULT_TASK].material
+
+
+def _task(name: str) -> DemoTask:
+    if name not in TASKS:
+        raise ValueError(f"unknown demo task {name!r}; choose from {sorted(TASKS)}")
+    return TASKS[name]
 
 
 @lru_cache(maxsize=4)
@@ -76,13 +105,14 @@ def _dust(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def render_demo_image(seed: int, split: str, class_name: str, index: int) -> np.ndarray:
-    """One picture of the task as a (SIZE, SIZE, 3) uint8 array; a pure function of its arguments."""
-    rng = np.random.default_rng([int(seed), 101, _SPLITS[split], CLASSES.index(class_name), int(index)])
-    colour = (0.18, 0.18, 0.2) if rng.random() < 0.5 else "grey"
-    base = P.render_surface(rng, MATERIAL, colour, SIZE)
+def render_demo_image(seed: int, split: str, class_name: str, index: int, task: str = DEFAULT_TASK) -> np.ndarray:
+    """One picture of ``task`` as a (SIZE, SIZE, 3) uint8 array; a pure function of its arguments."""
+    spec = _task(task)
+    rng = np.random.default_rng([int(seed), spec.seed_tag, _SPLITS[split], CLASSES.index(class_name), int(index)])
+    colour = spec.colours[int(rng.random() * len(spec.colours))]
+    base = P.render_surface(rng, spec.material, colour, SIZE)
     field, light = P.lighting(rng, SIZE, 0.6)
-    field = field * rng.uniform(1.6, 2.2)  # exposure set for the dark composite
+    field = field * rng.uniform(*spec.exposure)  # exposure set for the material (raised for the dark composite)
     img = P.add_defect(base, rng, _DEFECT_OF[class_name], light, rng.uniform(*SEVERITY), rng.uniform(*SCALE))
     img = _dust(img, rng)
     img = np.clip(img * field[..., None], 0, 1)
@@ -90,12 +120,13 @@ def render_demo_image(seed: int, split: str, class_name: str, index: int) -> np.
     return P.to_uint8(img)
 
 
-def write_demo_task(out_dir, seed: int = 0) -> dict:
-    """Write the task as ``out_dir/{train,test}/<class name>/NNN.png`` and describe it.
+def write_demo_task(out_dir, seed: int = 0, task: str = DEFAULT_TASK) -> dict:
+    """Write ``task`` (a key of TASKS) as ``out_dir/{train,test}/<class name>/NNN.png`` and describe it.
 
     The same ``seed`` gives byte-identical files. Existing PNGs of the same names are overwritten;
     nothing else in ``out_dir`` is touched.
     """
+    spec = _task(task)
     out = Path(out_dir)
     counts = {"train": TRAIN_PER_CLASS, "test": TEST_PER_CLASS}
     for split, n in counts.items():
@@ -103,7 +134,7 @@ def write_demo_task(out_dir, seed: int = 0) -> dict:
             folder = out / split / c
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                Image.fromarray(render_demo_image(seed, split, c, i)).save(folder / f"{i:03d}.png", compress_level=1)
+                Image.fromarray(render_demo_image(seed, split, c, i, task)).save(folder / f"{i:03d}.png", compress_level=1)
     return {
         "out_dir": str(out),
         "seed": int(seed),
@@ -113,7 +144,8 @@ def write_demo_task(out_dir, seed: int = 0) -> dict:
         "train": str(out / "train"),
         "test": str(out / "test"),
         "image_size": SIZE,
-        "material": MATERIAL,
-        "style": "colour photograph of a dark carbon-fibre panel, raised exposure, dust specks",
+        "task": task,
+        "material": spec.material,
+        "style": spec.description,
         "chance_accuracy": 1.0 / len(CLASSES),
     }

@@ -197,113 +197,155 @@ def _jitter_colour(rng: np.random.Generator, c: np.ndarray, amount: float = 0.06
     return np.clip(c * (1 + rng.uniform(-amount, amount)) + rng.uniform(-amount, amount, 3) * 0.5, 0.02, 0.98)
 
 
+# Each material's texture and colouring, applied to the jittered colour ``c``. ``x, y`` are pixel
+# centres in [0, 1); ``u, v`` the same coordinates turned by a random angle about the centre (the
+# direction of brushing, grain or fibres).
+
+
+def _brushed_metal(rng, c, s, x, y, u, v):
+    streak = _noise_1d(rng, v, s * rng.uniform(1.5, 3.0)) * 0.6 + _noise_1d(rng, v, s * 0.4) * 0.4
+    streak = streak * (1 + 0.3 * _noise_1d(rng, u, 6))
+    low = _value_noise(rng, s, 3)
+    tex = 1 + 0.07 * streak + 0.05 * low
+    img = c[None, None] * tex[..., None]
+    # broad specular band across the brushing direction
+    v0 = rng.uniform(-0.4, 0.4)
+    band = np.exp(-(((v - v0) / rng.uniform(0.12, 0.35)) ** 2)) * rng.uniform(0.12, 0.35)
+    return img + (_WHITE - img) * band[..., None]
+
+
+def _wood_grain(rng, c, s, x, y, u, v):
+    warp = _value_noise(rng, s, 2) * rng.uniform(0.05, 0.15)
+    rings = np.sin(2 * np.pi * (v * rng.uniform(5, 11) + warp * 6 + 0.4 * _value_noise(rng, s, 3)))
+    rings = (0.5 + 0.5 * rings) ** rng.uniform(1.5, 3.0)
+    fine = _noise_1d(rng, v + 0.02 * _value_noise(rng, s, 4), s * 1.5)
+    tex = 1 - 0.28 * rings - 0.05 * fine + 0.04 * _value_noise(rng, s, 3)
+    return c[None, None] * tex[..., None]
+
+
+def _woven_fabric(rng, c, s, x, y, u, v):
+    period = rng.uniform(3.0, 5.0) * s / 64.0
+    fx, fy = _rot(x * s, y * s, rng.uniform(-0.2, 0.2))
+    ix = np.floor(fx / period)
+    iy = np.floor(fy / period)
+    sx = np.abs(np.sin(np.pi * fx / period))
+    sy = np.abs(np.sin(np.pi * fy / period))
+    over = ((ix + iy) % 2) * 2 - 1
+    weave = np.where(over > 0, sx, sy)
+    fuzz = rng.standard_normal((s, s)).astype(np.float32)
+    tex = 0.82 + 0.22 * weave + 0.05 * fuzz + 0.05 * _value_noise(rng, s, 4)
+    return c[None, None] * tex[..., None]
+
+
+def _moulded_plastic(rng, c, s, x, y, u, v):
+    tex = 1 + 0.02 * rng.standard_normal((s, s)).astype(np.float32) + 0.03 * _value_noise(rng, s, 2)
+    img = c[None, None] * tex[..., None]
+    cx, cy = rng.uniform(0.15, 0.85, 2)
+    spot = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * rng.uniform(0.08, 0.25) ** 2)) * rng.uniform(0.15, 0.4)
+    return img + (_WHITE - img) * spot[..., None]
+
+
+def _concrete(rng, c, s, x, y, u, v):
+    grey = np.full(3, c.mean(), np.float32)
+    base = 0.5 * c + 0.5 * grey
+    tex = 1 + 0.13 * _fractal_noise(rng, s, 4, 4, 0.6)
+    r = rng.random((s, s))
+    tex = tex - 0.18 * (r < 0.04) + 0.12 * (r > 0.97)
+    pores = _value_noise(rng, s, s // 6)
+    tex = tex - 0.15 * (pores > 1.9)
+    return base[None, None] * tex[..., None]
+
+
+def _glass_pane(rng, c, s, x, y, u, v):
+    base = 0.35 * c + 0.45 * np.full(3, 0.75, np.float32)
+    grad = 0.85 + 0.3 * (u + 0.5) * rng.uniform(0.2, 1.0)
+    img = base[None, None] * grad[..., None] + 0.01 * rng.standard_normal((s, s, 1)).astype(np.float32)
+    for _ in range(rng.integers(1, 4)):
+        off = rng.uniform(-0.5, 0.5)
+        w = rng.uniform(0.02, 0.09)
+        refl = _smoothstep(w, 0.0, np.abs(u * 0.7 + v * 0.7 - off)) * rng.uniform(0.15, 0.45)
+        img = img + (_WHITE - img) * refl[..., None]
+    return img
+
+
+def _paper(rng, c, s, x, y, u, v):
+    base = 0.55 * c + 0.45 * _WHITE * 0.95
+    fib_u, _ = _rot(x, y, rng.uniform(0, np.pi))
+    tex = 1 + 0.035 * rng.standard_normal((s, s)).astype(np.float32) + 0.03 * _noise_1d(rng, fib_u, s * 2) + 0.03 * _value_noise(rng, s, 5)
+    return base[None, None] * tex[..., None]
+
+
+def _pebbled_leather(rng, c, s, x, y, u, v):
+    cells = _fractal_noise(rng, s, max(4, s // 6), 2, 0.5)
+    pebble = 1 - np.abs(cells)
+    tex = 0.85 + 0.2 * pebble ** 2 + 0.05 * _value_noise(rng, s, 3)
+    r = rng.random((s, s))
+    tex = tex - 0.15 * (r < 0.015)
+    return (c * 0.85)[None, None] * tex[..., None]
+
+
+def _rubber(rng, c, s, x, y, u, v):
+    tex = 1 + 0.05 * rng.standard_normal((s, s)).astype(np.float32) + 0.05 * _value_noise(rng, s, 6)
+    return (c * 0.45 + 0.03)[None, None] * tex[..., None]
+
+
+def _glazed_tiles(rng, c, s, x, y, u, v):
+    tex = 1 + 0.015 * _value_noise(rng, s, 3)
+    r = rng.random((s, s))
+    tex = tex - 0.1 * (r < 0.01)
+    img = (0.8 * c + 0.15)[None, None] * tex[..., None]
+    # grout lines of a tiled surface
+    pitch = rng.uniform(0.45, 0.9)
+    gx = np.abs(((x - rng.uniform(0, 1)) / pitch + 0.5) % 1.0 - 0.5) * pitch * s
+    gy = np.abs(((y - rng.uniform(0, 1)) / pitch + 0.5) % 1.0 - 0.5) * pitch * s
+    grout = _smoothstep(1.6 * s / 64, 0.4 * s / 64, np.minimum(gx, gy))
+    img = img * (1 - grout[..., None]) + np.float32(rng.uniform(0.35, 0.7)) * grout[..., None]
+    cx, cy = rng.uniform(0.1, 0.9, 2)
+    spot = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * rng.uniform(0.05, 0.15) ** 2)) * rng.uniform(0.25, 0.55)
+    return img + (_WHITE - img) * spot[..., None]
+
+
+def _carbon_twill(rng, c, s, x, y, u, v):
+    """2x2 twill of tows, each tow with a sheen along its fibres."""
+    tow = rng.uniform(5.0, 8.0) * s / 128.0
+    fx, fy = _rot(x * s, y * s, rng.choice([0.0, np.pi / 4]) + rng.uniform(-0.08, 0.08))
+    ix = np.floor(fx / tow)
+    iy = np.floor(fy / tow)
+    horiz = ((ix + iy) % 4) < 2
+    # position across the tow (bulge) and fine fibre streaks along it
+    across = np.where(horiz, (fy / tow) % 1.0, (fx / tow) % 1.0)
+    bulge = np.sin(np.pi * across)
+    fib = np.where(horiz, _noise_1d(rng, fy / s, s * 1.2), _noise_1d(rng, fx / s, s * 1.2))
+    bh, bv = (1.0, 0.55) if rng.random() < 0.5 else (0.55, 1.0)
+    sheen = np.where(horiz, bh, bv)
+    tex = 0.55 + 0.35 * sheen * (0.6 + 0.4 * bulge) + 0.06 * fib
+    return (0.4 * c + 0.12)[None, None] * tex[..., None]
+
+
+_WHITE = np.ones(3, np.float32)
+_SURFACE_FN = {
+    "metal": _brushed_metal,
+    "wood": _wood_grain,
+    "fabric": _woven_fabric,
+    "plastic": _moulded_plastic,
+    "concrete": _concrete,
+    "glass": _glass_pane,
+    "paper": _paper,
+    "leather": _pebbled_leather,
+    "rubber": _rubber,
+    "ceramic": _glazed_tiles,
+    "carbon fibre": _carbon_twill,
+}
+
+
 def render_surface(rng: np.random.Generator, material: str, colour, size: int = 64) -> np.ndarray:
     """A defect-free, unlit surface of ``material`` in ``colour`` (a COLOURS name or an RGB triple)."""
     if material not in MATERIALS:
         raise ValueError(f"unknown material {material!r}; choose from {MATERIALS}")
-    s = size
-    y, x = _grid(s)
+    y, x = _grid(size)
     c = _jitter_colour(rng, _colour(colour))
-    ang = rng.uniform(0, np.pi)
-    u, v = _rot(x - 0.5, y - 0.5, ang)
-    white = np.ones(3, np.float32)
-
-    if material == "metal":
-        streak = _noise_1d(rng, v, s * rng.uniform(1.5, 3.0)) * 0.6 + _noise_1d(rng, v, s * 0.4) * 0.4
-        streak = streak * (1 + 0.3 * _noise_1d(rng, u, 6))
-        low = _value_noise(rng, s, 3)
-        tex = 1 + 0.07 * streak + 0.05 * low
-        img = c[None, None] * tex[..., None]
-        # broad specular band across the brushing direction
-        v0 = rng.uniform(-0.4, 0.4)
-        band = np.exp(-(((v - v0) / rng.uniform(0.12, 0.35)) ** 2)) * rng.uniform(0.12, 0.35)
-        img = img + (white - img) * band[..., None]
-    elif material == "wood":
-        warp = _value_noise(rng, s, 2) * rng.uniform(0.05, 0.15)
-        rings = np.sin(2 * np.pi * (v * rng.uniform(5, 11) + warp * 6 + 0.4 * _value_noise(rng, s, 3)))
-        rings = (0.5 + 0.5 * rings) ** rng.uniform(1.5, 3.0)
-        fine = _noise_1d(rng, v + 0.02 * _value_noise(rng, s, 4), s * 1.5)
-        tex = 1 - 0.28 * rings - 0.05 * fine + 0.04 * _value_noise(rng, s, 3)
-        img = c[None, None] * tex[..., None]
-    elif material == "fabric":
-        period = rng.uniform(3.0, 5.0) * s / 64.0
-        fx, fy = _rot(x * s, y * s, rng.uniform(-0.2, 0.2))
-        ix = np.floor(fx / period)
-        iy = np.floor(fy / period)
-        sx = np.abs(np.sin(np.pi * fx / period))
-        sy = np.abs(np.sin(np.pi * fy / period))
-        over = ((ix + iy) % 2) * 2 - 1
-        weave = np.where(over > 0, sx, sy)
-        fuzz = rng.standard_normal((s, s)).astype(np.float32)
-        tex = 0.82 + 0.22 * weave + 0.05 * fuzz + 0.05 * _value_noise(rng, s, 4)
-        img = c[None, None] * tex[..., None]
-    elif material == "plastic":
-        tex = 1 + 0.02 * rng.standard_normal((s, s)).astype(np.float32) + 0.03 * _value_noise(rng, s, 2)
-        img = c[None, None] * tex[..., None]
-        cx, cy = rng.uniform(0.15, 0.85, 2)
-        spot = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * rng.uniform(0.08, 0.25) ** 2)) * rng.uniform(0.15, 0.4)
-        img = img + (white - img) * spot[..., None]
-    elif material == "concrete":
-        grey = np.full(3, c.mean(), np.float32)
-        base = 0.5 * c + 0.5 * grey
-        tex = 1 + 0.13 * _fractal_noise(rng, s, 4, 4, 0.6)
-        r = rng.random((s, s))
-        tex = tex - 0.18 * (r < 0.04) + 0.12 * (r > 0.97)
-        pores = _value_noise(rng, s, s // 6)
-        tex = tex - 0.15 * (pores > 1.9)
-        img = base[None, None] * tex[..., None]
-    elif material == "glass":
-        base = 0.35 * c + 0.45 * np.full(3, 0.75, np.float32)
-        grad = 0.85 + 0.3 * (u + 0.5) * rng.uniform(0.2, 1.0)
-        img = base[None, None] * grad[..., None] + 0.01 * rng.standard_normal((s, s, 1)).astype(np.float32)
-        for _ in range(rng.integers(1, 4)):
-            off = rng.uniform(-0.5, 0.5)
-            w = rng.uniform(0.02, 0.09)
-            refl = _smoothstep(w, 0.0, np.abs(u * 0.7 + v * 0.7 - off)) * rng.uniform(0.15, 0.45)
-            img = img + (white - img) * refl[..., None]
-    elif material == "paper":
-        base = 0.55 * c + 0.45 * white * 0.95
-        fib_u, _ = _rot(x, y, rng.uniform(0, np.pi))
-        tex = 1 + 0.035 * rng.standard_normal((s, s)).astype(np.float32) + 0.03 * _noise_1d(rng, fib_u, s * 2) + 0.03 * _value_noise(rng, s, 5)
-        img = base[None, None] * tex[..., None]
-    elif material == "leather":
-        cells = _fractal_noise(rng, s, max(4, s // 6), 2, 0.5)
-        pebble = 1 - np.abs(cells)
-        tex = 0.85 + 0.2 * pebble ** 2 + 0.05 * _value_noise(rng, s, 3)
-        r = rng.random((s, s))
-        tex = tex - 0.15 * (r < 0.015)
-        img = (c * 0.85)[None, None] * tex[..., None]
-    elif material == "rubber":
-        tex = 1 + 0.05 * rng.standard_normal((s, s)).astype(np.float32) + 0.05 * _value_noise(rng, s, 6)
-        img = (c * 0.45 + 0.03)[None, None] * tex[..., None]
-    elif material == "ceramic":
-        tex = 1 + 0.015 * _value_noise(rng, s, 3)
-        r = rng.random((s, s))
-        tex = tex - 0.1 * (r < 0.01)
-        img = (0.8 * c + 0.15)[None, None] * tex[..., None]
-        # grout lines of a tiled surface
-        pitch = rng.uniform(0.45, 0.9)
-        gx = np.abs(((x - rng.uniform(0, 1)) / pitch + 0.5) % 1.0 - 0.5) * pitch * s
-        gy = np.abs(((y - rng.uniform(0, 1)) / pitch + 0.5) % 1.0 - 0.5) * pitch * s
-        grout = _smoothstep(1.6 * s / 64, 0.4 * s / 64, np.minimum(gx, gy))
-        img = img * (1 - grout[..., None]) + np.float32(rng.uniform(0.35, 0.7)) * grout[..., None]
-        cx, cy = rng.uniform(0.1, 0.9, 2)
-        spot = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * rng.uniform(0.05, 0.15) ** 2)) * rng.uniform(0.25, 0.55)
-        img = img + (white - img) * spot[..., None]
-    else:  # carbon fibre: 2x2 twill of tows, each tow with a sheen along its fibres
-        tow = rng.uniform(5.0, 8.0) * s / 128.0
-        fx, fy = _rot(x * s, y * s, rng.choice([0.0, np.pi / 4]) + rng.uniform(-0.08, 0.08))
-        ix = np.floor(fx / tow)
-        iy = np.floor(fy / tow)
-        horiz = ((ix + iy) % 4) < 2
-        # position across the tow (bulge) and fine fibre streaks along it
-        across = np.where(horiz, (fy / tow) % 1.0, (fx / tow) % 1.0)
-        bulge = np.sin(np.pi * across)
-        fib = np.where(horiz, _noise_1d(rng, fy / s, s * 1.2), _noise_1d(rng, fx / s, s * 1.2))
-        bh, bv = (1.0, 0.55) if rng.random() < 0.5 else (0.55, 1.0)
-        sheen = np.where(horiz, bh, bv)
-        tex = 0.55 + 0.35 * sheen * (0.6 + 0.4 * bulge) + 0.06 * fib
-        img = (0.4 * c + 0.12)[None, None] * tex[..., None]
+    u, v = _rot(x - 0.5, y - 0.5, rng.uniform(0, np.pi))
+    img = _SURFACE_FN[material](rng, c, size, x, y, u, v)
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
