@@ -56,7 +56,7 @@ def test_file_is_plain_safetensors_without_pickle(tuned):
     data = path.read_bytes()
     length = int.from_bytes(data[:8], "little")
     outer = json.loads(data[8:8 + length])
-    assert set(outer) - {"__metadata__"} == {"class_embeddings", "text_ctx", "visual_prompt"}
+    assert set(outer) - {"__metadata__"} == {"class_embeddings", "text_ctx", "visual_prompt", "novelty_class_means"}
     assert b"\x80\x04" not in data[:2]  # no pickle protocol header
 
 
