@@ -10,9 +10,9 @@ from __future__ import annotations
 import csv
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from .data import Skipped
 from .errors import DataError, ImageRejected

@@ -68,7 +68,7 @@ class Calibration:
                 "novelty_scores": self.novelty_scores, "conformal_scores": self.conformal_scores}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
+    def from_dict(cls, data: dict) -> Calibration:
         return cls(temperature=float(data["temperature"]),
                    novelty_scores=[float(v) for v in data["novelty_scores"]],
                    conformal_scores=[float(v) for v in data["conformal_scores"]],
@@ -140,7 +140,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """
     low, high = (math.log(v) for v in _INVERSE_TEMPERATURE_RANGE)
     ratio = (math.sqrt(5) - 1) / 2
-    loss = lambda log_beta: _nll(logits * math.exp(log_beta), labels)  # noqa: E731
+    loss = lambda log_beta: _nll(logits * math.exp(log_beta), labels)
     a, b = high - ratio * (high - low), low + ratio * (high - low)
     fa, fb = loss(a), loss(b)
     for _ in range(80):

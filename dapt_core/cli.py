@@ -103,7 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", parents=[common], help="show what a prompt file holds")
     info.add_argument("prompt_file")
     info.add_argument("--json", action="store_true", help="print the whole header as JSON")
+    info.add_argument("--bench", action="store_true",
+                      help="also measure ms per photo (batch 1 and 32) and peak memory, torch and ONNX, on this machine")
+    info.add_argument("--device", default=None, help="device for the torch measurement (default: best available)")
+    info.add_argument("--threads", type=int, help="CPU threads for the measurement (default: the libraries' own)")
     info.set_defaults(handler=cmd_info)
+
+    export = commands.add_parser("export", parents=[common], help="export a prompt file for a line PC")
+    export_formats = export.add_subparsers(title="formats", metavar="FORMAT")
+    onnx = export_formats.add_parser(
+        "onnx", parents=[common], help="one ONNX graph plus a JSON sidecar, to run without Python or torch",
+        description="Write OUT.onnx (image tensor in; logits, calibrated probabilities, features and the novelty "
+                    "score out; prompts and class embeddings baked in) and OUT.json (preprocessing, class names, "
+                    "unknown threshold). Needs the onnx extra: pip install 'dapt-studio[onnx]'.")
+    onnx.add_argument("prompt_file")
+    onnx.add_argument("out", help="the .onnx file to write; the .json goes beside it")
+    onnx.set_defaults(handler=cmd_export_onnx)
 
     scan = commands.add_parser("scan", parents=[common], help="list usable and skipped images of a folder")
     scan.add_argument("data_dir")
@@ -172,6 +187,7 @@ def cmd_tune(args) -> int:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
         _print_summary(metrics)
+        _print_calibration(metrics.get("calibration"))
         print(f"prompt file: {out}")
     return 0
 
@@ -277,9 +293,11 @@ def cmd_info(args) -> int:
 
     file = prompt_file.load(args.prompt_file)
     header = file.header
-    if args.json:
+    if args.json and not args.bench:
         print(json.dumps(header, indent=2, ensure_ascii=False))
         return 0
+    if args.bench:
+        return _bench(args)
     metrics = header.get("metrics", {})
     config = header["config"]
     print(f"prompt file   {args.prompt_file} (format {header['format_version']}.{header.get('format_minor', 0)}, "
@@ -289,7 +307,7 @@ def cmd_info(args) -> int:
     print(f"method        {header['method']}  seed {header.get('seed')}  epochs {header.get('epochs')}  "
           f"lr {config.get('lr')}  beta_v {config.get('beta_v')}  beta_t {config.get('beta_t')}")
     print(f"classes       {', '.join(header['classnames'])}")
-    print(f"tensors       " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in sorted(file.tensors.items())))
+    print("tensors       " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in sorted(file.tensors.items())))
     print(f"training set  {len(header.get('training_images', []))} images")
     if metrics:
         print(f"accuracy      {_pct(metrics.get('zero_shot_accuracy'))} zero-shot -> {_pct(metrics.get('accuracy'))} "
@@ -300,7 +318,7 @@ def cmd_info(args) -> int:
 
 def _print_calibration(calibration: dict | None) -> None:
     if not calibration:
-        print("calibration   none (no unknown flag or prediction sets; tune again with DAPT Studio 0.1+ to add them)")
+        print("calibration   none (no unknown flag or prediction sets; tune again to add them)")
         return
     measured = calibration.get("measured", {})
     threshold = calibration.get("unknown_threshold")
@@ -311,6 +329,29 @@ def _print_calibration(calibration: dict | None) -> None:
     for coverage, row in measured.get("coverage", {}).items():
         print(f"  sets at {float(coverage):.0%}: measured coverage {_pct(row['coverage'])}, "
               f"average size {row['mean_set_size']:.2f}")
+
+
+def _bench(args) -> int:
+    from .latency import format_table, measure
+
+    rows = measure(args.prompt_file, device=args.device, threads=args.threads,
+                   on_progress=lambda engine: print(f"measuring {engine} ...", file=sys.stderr))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows))
+        print("ms per photo: model time on decoded, resized photos (median of repeated runs); peak memory: the "
+              "whole process (Python, libraries, model) measured in a fresh process per engine")
+    return 0
+
+
+def cmd_export_onnx(args) -> int:
+    from .inference import Classifier
+    from .onnx_export import export_onnx
+
+    onnx_path, sidecar = export_onnx(Classifier.load(args.prompt_file, device="cpu"), args.out)
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MB) and {sidecar}")
+    return 0
 
 
 def cmd_scan(args) -> int:

@@ -50,14 +50,14 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path | bytes, backbone: str | Backbone | None = None,
-             device: str | None = None) -> "Classifier":
+             device: str | None = None) -> Classifier:
         """Load a prompt file and the backbone it names (or `backbone`, which must be the same model)."""
         file = prompt_file.load(path)
         return cls.from_prompt_file(file, backbone, device)
 
     @classmethod
     def from_prompt_file(cls, file: prompt_file.PromptFile, backbone: str | Backbone | None = None,
-                         device: str | None = None) -> "Classifier":
+                         device: str | None = None) -> Classifier:
         if not isinstance(backbone, Backbone):
             backbone = load_backbone(backbone or file.backbone_spec, device)
         file.check_backbone(backbone)
@@ -79,22 +79,28 @@ class Classifier:
         """(N, C) logits for PIL images or image paths, with the file's preprocessing."""
         return self.outputs(images, batch_size)[0]
 
-    @torch.no_grad()
     def outputs(self, images: list, batch_size: int = 100) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(N, C) logits and (N,) novelty scores (None for a file without calibration)."""
         device = self.model.backbone.device
         logits, novelty = [], []
         for start in range(0, len(images), batch_size):
             chunk = [_as_image(item) for item in images[start:start + batch_size]]
-            batch = torch.stack([test_view(image, self.preprocessing) for image in chunk]).to(device)
-            with autocast(device):
-                features = self.model.image_features(batch).float()
-            logits.append((self.model.logit_scale * features @ self.model.text_features().t()).float().cpu())
-            if self.novelty is not None:
-                novelty.append(self.novelty.score(features).cpu())
+            batch_logits, batch_novelty = self.forward_batch(
+                torch.stack([test_view(image, self.preprocessing) for image in chunk]).to(device))
+            logits.append(batch_logits.cpu())
+            if batch_novelty is not None:
+                novelty.append(batch_novelty.cpu())
         if not logits:
             return torch.empty(0, len(self.classnames)), None
         return torch.cat(logits), torch.cat(novelty) if novelty else None
+
+    @torch.no_grad()
+    def forward_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits and novelty of a preprocessed (N, 3, S, S) batch on the model's device."""
+        with autocast(batch.device):
+            features = self.model.image_features(batch).float()
+        logits = (self.model.logit_scale * features @ self.model.text_features().t()).float()
+        return logits, None if self.novelty is None else self.novelty.score(features)
 
     def decision(self, *, coverage: float | None = None, unknown_threshold: float | None = None,
                  reject_rate: float | None = None) -> Decision:

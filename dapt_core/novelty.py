@@ -40,7 +40,7 @@ class NoveltyReference(nn.Module):
         return 1.0 - (features @ self.class_means.to(features).t()).max(dim=-1).values
 
     @classmethod
-    def from_features(cls, features: torch.Tensor, labels: torch.Tensor, n_classes: int) -> "NoveltyReference":
+    def from_features(cls, features: torch.Tensor, labels: torch.Tensor, n_classes: int) -> NoveltyReference:
         means = torch.zeros(n_classes, features.shape[1])
         means.index_add_(0, labels, features.float())
         counts = torch.bincount(labels, minlength=n_classes).clamp(min=1).unsqueeze(1)
@@ -48,7 +48,7 @@ class NoveltyReference(nn.Module):
 
     @classmethod
     def from_training(cls, model: PromptedCLIP, train: list[LabeledImage], *, batch_size: int = 100,
-                      cancel=None) -> "NoveltyReference":
+                      cancel=None) -> NoveltyReference:
         """Encode the training photos (test view, with the tuned prompts) and take their class means."""
         features, labels, _, _ = encode_images(model, train, prompted=True, batch_size=batch_size, cancel=cancel)
         return cls.from_features(features, labels, len(model.classnames))

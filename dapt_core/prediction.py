@@ -79,8 +79,8 @@ class Decision:
     def describe(self) -> list[str]:
         """Lines for the user: what the flags and sets rest on."""
         if self.calibration is None:
-            return ["this file has no calibration (tuned by an older DAPT Studio or with too few held-out photos): "
-                    "no unknown flag, no prediction sets, uncalibrated probabilities"]
+            return [("this file has no calibration (tuned by an older DAPT Studio or with too few held-out photos): "
+                     "no unknown flag, no prediction sets, uncalibrated probabilities")]
         measured = self.calibration.measured
         lines = []
         threshold = self.threshold()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 
 import numpy as np
 import pytest
@@ -20,11 +19,11 @@ from dapt_core.folders import load_split
 from dapt_core.inference import Classifier
 from dapt_core.methods import TuningConfig
 
-HELD_OUT_PER_CLASS = 60
-FRESH_PER_CLASS = 40
+HELD_OUT_PER_CLASS = 100
+FRESH_PER_CLASS = 60
 REJECT_RATE = 0.05
-# The rate holds on average over calibration sets; one run of 300 held-out and 200 fresh photos
-# scatters around it by about 0.02 (binomial), so the check allows 2.5 of that.
+# The rates hold on average over calibration sets; one draw of 500 held-out and 300 fresh photos
+# scatters around them by about 0.016 (binomial), so the checks allow three times that.
 RATE_SLACK = 0.05
 
 
@@ -39,7 +38,9 @@ def _strangers() -> dict[str, list[Image.Image]]:
     circle = Image.new("RGB", (SIZE, SIZE), "white")
     ImageDraw.Draw(circle).ellipse([30, 30, 98, 98], fill=(220, 20, 20))
     rng = np.random.default_rng(7)
-    noise = [Image.fromarray(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)) for _ in range(10)]
+    # Noise at the size the demo model looks at (64 px); finer noise averages to grey texture when
+    # downscaled and is flagged less often (see the README's numbers).
+    noise = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(10)]
     materials = [Image.fromarray(procedural.to_uint8(procedural.render_inspection(rng, material, colour, "none", SIZE)))
                  for material, colour in [("wood", "brown"), ("fabric", "blue"), ("leather", "brown"),
                                           ("plastic", "white")] for _ in range(5)]
@@ -48,7 +49,7 @@ def _strangers() -> dict[str, list[Image.Image]]:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """A short DAPT run on the demo task: 16 training and 60 held-out photos per class."""
+    """A short DAPT run on the demo task: 16 training and 100 held-out photos per class."""
     root = tmp_path_factory.mktemp("demo")
     for name in CLASSES:
         _write(root / "train" / name, [render_demo_image(0, "train", name, i) for i in range(TRAIN_PER_CLASS)])
@@ -133,7 +134,8 @@ def test_prediction_sets_hold_the_true_class_at_the_asked_rate(demo_run, coverag
 def test_predict_a_folder_to_csv(demo_run, tmp_path, capsys):
     _, path, fresh = demo_run
     shift = tmp_path / "shift"
-    for index, photo in enumerate(_fresh_paths(fresh)[::20]):
+    selected = _fresh_paths(fresh)[::20]
+    for index, photo in enumerate(selected):
         target = shift / ("cam-a" if index % 2 else "cam-b/morning") / f"{index:03d}.png"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(photo.read_bytes())
@@ -143,14 +145,14 @@ def test_predict_a_folder_to_csv(demo_run, tmp_path, capsys):
     assert main(["predict", str(path), str(shift), "--csv", str(out), "--coverage", "0.9"]) == 0
     with out.open(newline="", encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
-    assert len(rows) == 10
+    assert len(rows) == len(selected)
     assert {row["path"].split("shift/")[1].split("/")[0] for row in rows} == {"cam-a", "cam-b"}
     for row in rows:
         assert row["class"] in CLASSES and 0 < float(row["probability"]) <= 1
         assert row["unknown"] in {"true", "false"}
         assert all(name in CLASSES for name in filter(None, row["set"].split("|")))
     err = capsys.readouterr().err
-    assert "broken.jpg" in err and "10 photo(s) classified" in err and "photos/s" in err
+    assert "broken.jpg" in err and f"{len(selected)} photo(s) classified" in err and "photos/s" in err
     assert "notes.txt" not in err
 
     assert main(["predict", str(path), str(tmp_path / "no-such-folder")]) == 2  # usage error
@@ -169,3 +171,104 @@ def test_a_prompt_file_without_calibration_still_predicts(demo_run, tmp_path):
     prediction = classifier.predict(_fresh_paths(fresh)[0], coverage=0.9)[0]
     assert prediction.unknown is None and prediction.prediction_set is None
     assert prediction.label in CLASSES
+
+
+# ------------------------------------------------------------------------------------------ ONNX
+@pytest.fixture(scope="module")
+def exported(demo_run, tmp_path_factory):
+    from dapt_core.onnx_export import export_onnx
+
+    _, path, _ = demo_run
+    return export_onnx(Classifier.load(path, device="cpu"), tmp_path_factory.mktemp("onnx") / "demo.onnx")
+
+
+def test_onnx_graph_gives_the_torch_logits(demo_run, exported):
+    from dapt_core.onnx_runner import OnnxClassifier, pixels
+    from dapt_core.transforms import test_view
+
+    _, path, fresh = demo_run
+    onnx_path, sidecar = exported
+    classifier, runner = Classifier.load(path, device="cpu"), OnnxClassifier(onnx_path)
+    photos = [Image.open(p).convert("RGB") for p in _fresh_paths(fresh)[::8]]
+    photos += [image for images in _strangers().values() for image in images[:2]]
+    prep = classifier.preprocessing
+    normalised = (pixels(photos[0], prep.size) - np.array(prep.mean)[:, None, None]) / np.array(prep.std)[:, None, None]
+    assert np.abs(normalised - test_view(photos[0], prep).numpy()).max() < 1e-5  # same pixels as torch sees
+
+    logits, novelty = classifier.outputs(photos)
+    out = runner.outputs(runner.batch(photos))
+    assert np.abs(out["logits"] - logits.numpy()).max() < 1e-4
+    assert np.abs(out["novelty"] - novelty.numpy()).max() < 1e-4
+    temperature = classifier.calibration.temperature
+    expected = (logits / temperature).softmax(1).numpy()
+    assert np.abs(out["probabilities"] - expected).max() < 1e-4
+    assert out["features"].shape == (len(photos), classifier.model.backbone.embed_dim)
+
+    meta = json.loads(sidecar.read_text())
+    assert meta["classnames"] == classifier.classnames
+    assert meta["preprocessing"]["size"] == prep.size
+    assert meta["unknown_threshold"] == pytest.approx(classifier.calibration.unknown_threshold())
+
+
+def test_dapt_predict_runs_the_onnx_file_without_torch(demo_run, exported, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    _, path, fresh = demo_run
+    onnx_path, _ = exported
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, photo in enumerate(_fresh_paths(fresh)[::10]):
+        (folder / f"{index:02d}.png").write_bytes(photo.read_bytes())
+    _strangers()["red circle"][0].save(folder / "circle.png")
+    answers = {}
+    for source in (path, onnx_path):
+        assert main(["predict", str(source), str(folder), "--coverage", "0.9", "--json"]) == 0
+        answers[source] = json.loads(capsys.readouterr().out)["predictions"]
+    torch_rows, onnx_rows = answers[path], answers[onnx_path]
+    assert [(r["label"], r["unknown"], r["set"]) for r in torch_rows] == \
+        [(r["label"], r["unknown"], r["set"]) for r in onnx_rows]
+    assert next(r for r in onnx_rows if r["path"].endswith("circle.png"))["unknown"] is True
+
+    code = ("import sys\n"
+            "from dapt_core.onnx_runner import OnnxClassifier\n"
+            f"runner = OnnxClassifier({str(onnx_path)!r})\n"
+            f"print(runner.predict({str(folder / 'circle.png')!r})[0].unknown)\n"
+            "assert 'torch' not in sys.modules, 'the ONNX runner imported torch'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+
+
+def test_the_app_download_holds_the_graph_and_its_sidecar(demo_run):
+    import io
+    import zipfile
+
+    from dapt_core.onnx_export import export_zip
+
+    _, path, _ = demo_run
+    archive = zipfile.ZipFile(io.BytesIO(export_zip(Classifier.load(path, device="cpu"), "line")))
+    assert sorted(archive.namelist()) == ["line.json", "line.onnx"]
+    assert set(json.loads(archive.read("line.json"))["classnames"]) == set(CLASSES)
+
+
+def test_export_without_the_onnx_extra_says_how_to_install(demo_run, tmp_path, monkeypatch, capsys):
+    import sys
+
+    _, path, _ = demo_run
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as if onnx were not installed
+    assert main(["export", "onnx", str(path), str(tmp_path / "demo.onnx")]) == 2
+    assert "pip install" in capsys.readouterr().err
+    assert not (tmp_path / "demo.onnx").exists()
+
+
+def test_latency_of_torch_and_onnx_on_this_machine(demo_run, capsys):
+    _, path, _ = demo_run
+    assert main(["info", str(path), "--bench", "--threads", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(row["engine"], row["batch"]) for row in rows} == {("torch", 1), ("torch", 32), ("onnx", 1), ("onnx", 32)}
+    for row in rows:
+        assert row["ms_per_photo"] > 0 and row["photos_per_second"] == pytest.approx(1000 / row["ms_per_photo"])
+        assert row["peak_memory_mb"] > 0
+    peak = {row["engine"]: row["peak_memory_mb"] for row in rows}
+    assert peak["onnx"] < peak["torch"]  # the ONNX process runs without torch
