@@ -2,13 +2,19 @@
 
     from dapt_core import Classifier
     classifier = Classifier.load("prompts.safetensors")
-    classifier.predict(["part.jpg"])
+    classifier.predict(["part.jpg"], coverage=0.95)  # class, calibrated probability, unknown flag, set
+
+    from dapt_core import OnnxClassifier  # the ONNX export, run with ONNX Runtime alone (no torch)
+    OnnxClassifier("model.onnx").predict(["part.jpg"])
 
 Subpackages, each importing only from those listed before it:
 
     errors, atomic   the error types every layer raises; crash-safe file writes
     data             labelled-image records, image intake, class folders, few-shot draws, benchmark readers
     engine           the frozen backbone, prompts, losses, methods, training, evaluation and the prompt file
+    deploy           the inspection line: unknown flag, calibration, prediction sets, folders to CSV, ONNX
+                     (the one exception to the order: the engine's experiment and Classifier use its
+                     calibration, novelty and prediction modules; its export and latency use the Classifier)
     demo             the procedural demo task and its renderer
     bench            the paper-benchmark runner and its report tables
     studio           the app's backend: projects on disk, background jobs, embedding maps, the HTML report
@@ -20,7 +26,13 @@ __version__ = "0.1.0"
 # The public API, imported lazily so that `import dapt_core` (e.g. for the version) does not pay for torch.
 _PUBLIC = {
     "Classifier": "engine.inference",
-    "Prediction": "engine.inference",
+    "Prediction": "deploy.prediction",
+    "Decision": "deploy.prediction",
+    "OnnxClassifier": "deploy.onnx_runner",
+    "export_onnx": "deploy.onnx_export",
+    "expand_inputs": "deploy.batch_predict",
+    "predict_paths": "deploy.batch_predict",
+    "write_csv": "deploy.batch_predict",
     "TuningConfig": "engine.methods",
     "METHODS": "engine.methods",
     "load_backbone": "engine.backbone",

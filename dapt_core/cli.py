@@ -83,9 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", dest="json_out", help="write the metrics as JSON here ('-' for stdout)")
     evaluate.set_defaults(handler=cmd_eval)
 
-    predict = commands.add_parser("predict", parents=[common], help="classify images with a prompt file")
-    predict.add_argument("prompt_file")
-    predict.add_argument("images", nargs="+")
+    predict = commands.add_parser(
+        "predict", parents=[common], help="classify photos or folders of photos with a prompt file or its .onnx export",
+        description="Classify photos with a prompt file (or the .onnx file exported from it, run with ONNX Runtime "
+                    "alone). Folders are walked recursively. Each photo gets a class, a calibrated probability, "
+                    "an unknown flag (unlike the training photos) and, with --coverage, a prediction set.")
+    predict.add_argument("prompt_file", help="a prompt file (.safetensors) or an exported .onnx file")
+    predict.add_argument("images", nargs="+", help="photos and/or folders of photos")
+    predict.add_argument("--csv", dest="csv_out", help="write one row per photo here")
+    predict.add_argument("--coverage", type=float,
+                         help="also give the set of classes that holds the true class with this probability, e.g. 0.95")
+    predict.add_argument("--reject-rate", type=float,
+                         help="flag as unknown at most this share of photos like the held-out ones "
+                              "(default: the file's, 0.05 unless tuned otherwise)")
+    predict.add_argument("--unknown-threshold", type=float, help="flag photos whose novelty is above this instead")
+    predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--device", default=None)
     predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
     predict.set_defaults(handler=cmd_predict)
@@ -93,7 +105,23 @@ def build_parser() -> argparse.ArgumentParser:
     info = commands.add_parser("info", parents=[common], help="show what a prompt file holds")
     info.add_argument("prompt_file")
     info.add_argument("--json", action="store_true", help="print the whole header as JSON")
+    info.add_argument("--bench", action="store_true",
+                      help="also measure ms per photo (batch 1 and 32) and peak memory, torch and ONNX, "
+                           "on this machine")
+    info.add_argument("--device", default=None, help="device for the torch measurement (default: best available)")
+    info.add_argument("--threads", type=int, help="CPU threads for the measurement (default: the libraries' own)")
     info.set_defaults(handler=cmd_info)
+
+    export = commands.add_parser("export", parents=[common], help="export a prompt file for a line PC")
+    export_formats = export.add_subparsers(title="formats", metavar="FORMAT")
+    onnx = export_formats.add_parser(
+        "onnx", parents=[common], help="one ONNX graph plus a JSON sidecar, to run without Python or torch",
+        description="Write OUT.onnx (image tensor in; logits, calibrated probabilities, features and the novelty "
+                    "score out; prompts and class embeddings baked in) and OUT.json (preprocessing, class names, "
+                    "unknown threshold). Needs the onnx extra: pip install 'dapt-studio[onnx]'.")
+    onnx.add_argument("prompt_file")
+    onnx.add_argument("out", help="the .onnx file to write; the .json goes beside it")
+    onnx.set_defaults(handler=cmd_export_onnx)
 
     scan = commands.add_parser("scan", parents=[common], help="list usable and skipped images of a folder")
     scan.add_argument("data_dir")
@@ -166,6 +194,7 @@ def cmd_tune(args) -> int:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
         _print_summary(metrics)
+        _print_calibration(metrics.get("calibration"))
         print(f"prompt file: {out}")
     return 0
 
@@ -203,31 +232,59 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .data.images import load_image
-    from .engine.inference import Classifier
-    from .errors import ImageRejected
+    from .deploy.batch_predict import expand_inputs, predict_paths, write_csv
+    from .deploy.conformal import check_coverage
+    from .deploy.prediction import Decision
 
-    classifier = Classifier.load(args.prompt_file, device=args.device)
-    loaded, names, failures = [], [], []
-    for path in args.images:
-        try:
-            loaded.append(load_image(path))
-            names.append(path)
-        except ImageRejected as error:
-            failures.append({"path": path, "reason": str(error)})
-    predictions = classifier.predict(loaded) if loaded else []
-    rows = [{"path": name, "label": p.label, "score": p.score, "probabilities": p.probabilities}
-            for name, p in zip(names, predictions)]
+    if args.coverage is not None:
+        check_coverage(args.coverage)
+    if args.batch_size < 1:
+        raise DataError("--batch-size must be at least 1.")
+    engine = load_engine(args.prompt_file, args.device)
+    decision = Decision(engine.classnames, engine.calibration, args.coverage, args.unknown_threshold,
+                        args.reject_rate)
+    decision.threshold()  # a bad --reject-rate is a usage error before any photo is read
+    paths, missing = expand_inputs(args.images)
+    if not paths:
+        raise DataError(f"No image files found in {', '.join(args.images)} (images end in .jpg, .png, .bmp, .tif, "
+                        f".webp or .gif).")
+    bar = tqdm(total=len(paths), desc="predicting", unit="photo", file=sys.stderr, leave=False)
+    result = predict_paths(lambda images: engine.predict(images, decision), paths, batch_size=args.batch_size,
+                           on_progress=lambda done, total: bar.update(done - bar.n))
+    bar.close()
+    result.skipped[:0] = missing
+    if args.csv_out:
+        write_csv(result, args.csv_out)
     if args.json:
-        print(json.dumps({"predictions": rows, "skipped": failures}, indent=2, ensure_ascii=False))
-    else:
-        for row in rows:
-            print(f"{row['path']}\t{row['label']}\t{row['score']:.3f}")
-        for failure in failures:
-            print(f"skipped {failure['path']}: {failure['reason']}", file=sys.stderr)
-    if not rows:
-        raise DataError("None of the given images could be read; see the reasons above.")
+        print(json.dumps({"predictions": [{"path": path, **p.to_dict()} for path, p in result.rows],
+                          "skipped": [{"path": s.path, "reason": s.reason} for s in result.skipped],
+                          "photos_per_second": result.photos_per_second, "notes": decision.describe()},
+                         indent=2, ensure_ascii=False))
+    elif not args.csv_out:
+        for path, p in result.rows:
+            flag = "\tUNKNOWN" if p.unknown else ""
+            members = "" if p.prediction_set is None else "\t{" + ", ".join(p.prediction_set) + "}"
+            print(f"{path}\t{p.label}\t{p.score:.3f}{flag}{members}")
+    for line in decision.describe():
+        print(f"note: {line}", file=sys.stderr)
+    for skipped in result.skipped:
+        print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    unknown = sum(1 for _, p in result.rows if p.unknown)
+    print(f"{len(result.rows)} photo(s) classified, {unknown} unknown, {len(result.skipped)} skipped; "
+          f"{result.photos_per_second:.1f} photos/s" + (f"; wrote {args.csv_out}" if args.csv_out else ""),
+          file=sys.stderr)
     return 0
+
+
+def load_engine(path: str, device: str | None = None):
+    """The torch Classifier for a prompt file, or the ONNX Runtime runner for an .onnx export."""
+    if Path(path).suffix.lower() == ".onnx":
+        from .deploy.onnx_runner import OnnxClassifier
+
+        return OnnxClassifier(path)
+    from .engine.inference import Classifier
+
+    return Classifier.load(path, device=device)
 
 
 def cmd_info(args) -> int:
@@ -235,12 +292,14 @@ def cmd_info(args) -> int:
 
     file = prompt_file.load(args.prompt_file)
     header = file.header
-    if args.json:
+    if args.json and not args.bench:
         print(json.dumps(header, indent=2, ensure_ascii=False))
         return 0
+    if args.bench:
+        return _bench(args)
     metrics = header.get("metrics", {})
     config = header["config"]
-    print(f"prompt file   {args.prompt_file} (format {header['format_version']}, "
+    print(f"prompt file   {args.prompt_file} (format {header['format_version']}.{header.get('format_minor', 0)}, "
           f"dapt {header.get('dapt_core_version')})")
     print(f"created       {header.get('created')}")
     print(f"backbone      {header['backbone']['spec']} ({header['backbone'].get('weights')})")
@@ -252,6 +311,45 @@ def cmd_info(args) -> int:
     if metrics:
         print(f"accuracy      {_pct(metrics.get('zero_shot_accuracy'))} zero-shot -> {_pct(metrics.get('accuracy'))} "
               f"tuned on {metrics.get('n_test')} test images")
+    _print_calibration(header.get("calibration"))
+    return 0
+
+
+def _print_calibration(calibration: dict | None) -> None:
+    if not calibration:
+        print("calibration   none (no unknown flag or prediction sets; tune again to add them)")
+        return
+    measured = calibration.get("measured", {})
+    threshold = calibration.get("unknown_threshold")
+    print(f"calibration   on {calibration['held_out_photos']} held-out photos; temperature "
+          f"{calibration['temperature']:.3f}; unknown when novelty > "
+          f"{'never' if threshold is None else f'{threshold:.4f}'} (reject rate {calibration['reject_rate']:.0%}, "
+          f"measured {_pct(measured.get('false_reject_rate'))})")
+    for coverage, row in measured.get("coverage", {}).items():
+        print(f"  sets at {float(coverage):.0%}: measured coverage {_pct(row['coverage'])}, "
+              f"average size {row['mean_set_size']:.2f}")
+
+
+def _bench(args) -> int:
+    from .deploy.latency import format_table, measure
+
+    rows = measure(args.prompt_file, device=args.device, threads=args.threads,
+                   on_progress=lambda engine: print(f"measuring {engine} ...", file=sys.stderr))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows))
+        print("ms per photo: model time on decoded, resized photos (median of repeated runs); peak memory: the "
+              "whole process (Python, libraries, model) measured in a fresh process per engine")
+    return 0
+
+
+def cmd_export_onnx(args) -> int:
+    from .deploy.onnx_export import export_onnx
+    from .engine.inference import Classifier
+
+    onnx_path, sidecar = export_onnx(Classifier.load(args.prompt_file, device="cpu"), args.out)
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 2**20:.1f} MB) and {sidecar}")
     return 0
 
 

@@ -6,8 +6,12 @@ import re
 
 import streamlit as st
 
+from dapt_core.data.images import IMAGE_SUFFIXES, load_image
+from dapt_core.deploy import latency, onnx_export
+from dapt_core.deploy.calibration import MIN_HELD_OUT, Calibration
 from dapt_core.engine import prompt_file
-from dapt_core.errors import DaptError
+from dapt_core.engine.inference import Classifier
+from dapt_core.errors import DaptError, ImageRejected
 from dapt_core.studio import jobs
 from ui import charts, run_view, state
 from ui.i18n import current_language, t
@@ -24,6 +28,64 @@ device_key, _ = state.device()
 
 def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "dapt"
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _load_classifier(path: str, spec: str, device: str) -> Classifier:
+    return Classifier.from_prompt_file(prompt_file.load(path), state.backbone(spec, device))
+
+
+def _classifier(path: str, spec: str, device: str) -> Classifier | None:
+    """The run's classifier, loaded when first needed (trying photos, exporting); None after showing why not."""
+    try:
+        return _load_classifier(path, spec, device)
+    except DaptError as error:
+        show_error(error)
+        return None
+
+
+def _calibration_note(calibration: Calibration | None, coverage: float) -> None:
+    if calibration is None:
+        st.info(t("export.line_uncalibrated", n=MIN_HELD_OUT), icon=":material/info:")
+        return
+    measured = calibration.measured
+    sets = measured.get("coverage", {}).get(str(coverage), {})
+    threshold = calibration.unknown_threshold()
+    st.caption(t("export.line_calibration", threshold=f"{threshold:.4f}", rate=pct(calibration.reject_rate),
+                 n=calibration.held_out, measured=pct(measured.get("false_reject_rate")), coverage=pct(coverage),
+                 covered=pct(sets.get("coverage")), size=f"{sets.get('mean_set_size', float('nan')):.2f}"))
+
+
+def _try_photos(classifier: Classifier, decision, photos) -> None:
+    images, names = [], []
+    for photo in photos:
+        try:
+            images.append(load_image(photo.getvalue()))
+            names.append(photo.name)
+        except ImageRejected as error:
+            st.warning(t("export.try_skipped", name=photo.name, reason=str(error)), icon=":material/warning:")
+    if not images:
+        return
+    rows = []
+    for name, prediction in zip(names, classifier.predict(images, decision)):
+        unknown = {True: t("export.unknown_yes"), False: t("export.unknown_no"), None: "–"}[prediction.unknown]
+        rows.append({t("data.col_file"): name, t("export.col_class"): prediction.label,
+                     t("export.col_confidence"): pct(prediction.score), t("export.col_unknown"): unknown,
+                     t("export.col_set"): "–" if prediction.prediction_set is None
+                     else ", ".join(prediction.prediction_set) or "∅"})
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def _latency_table(rows: list[dict]) -> None:
+    for engine, error in {row["engine"]: row["error"] for row in rows if "error" in row}.items():
+        st.warning(t("export.bench_failed", engine=engine, error=error), icon=":material/warning:")
+    table = [{t("export.bench_engine"): row["engine"], t("export.bench_batch"): row["batch"],
+              t("export.bench_ms"): round(row["ms_per_photo"], 2),
+              t("export.bench_fps"): round(row["photos_per_second"], 1),
+              t("export.bench_memory"): None if row.get("peak_memory_mb") is None else round(row["peak_memory_mb"])}
+             for row in rows if "error" not in row]
+    if table:
+        st.dataframe(table, hide_index=True, width="stretch")
 
 
 run = run_picker(project, key=f"export-run-{project.id}")
@@ -58,6 +120,51 @@ if run is not None:
     st.caption(t("export.snippet_help"))
     spec = (run.data.get("backbone") or {}).get("spec", "demo")
     st.code(t("export.snippet", file=f"{stem}.safetensors", spec=spec), language="python")
+
+    # ------------------------------------------------------------ for the inspection line
+    st.divider()
+    st.subheader(t("export.line_title"))
+    st.caption(t("export.line_help"))
+    try:
+        tuned = prompt_file.load(run.prompt_file)
+    except DaptError as error:
+        show_error(error)
+        tuned = None
+    if tuned is not None:
+        calibration = Calibration.from_dict(tuned.header["calibration"]) if tuned.header.get("calibration") else None
+        coverage = st.select_slider(t("export.try_coverage"), options=[0.8, 0.9, 0.95, 0.99], value=0.95,
+                                    format_func=pct, key="try-coverage")
+        _calibration_note(calibration, coverage)
+        photos = st.file_uploader(t("export.try_upload"), accept_multiple_files=True,
+                                  type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES), key=f"try-{run.id}")
+        if photos:
+            classifier = _classifier(str(run.prompt_file), spec, device_key)
+            if classifier is not None:
+                _try_photos(classifier, classifier.decision(coverage=coverage), photos)
+
+        st.markdown(f"**{t('export.onnx_title')}**")
+        st.caption(t("export.onnx_help"))
+        onnx_key = f"onnx-zip-{run.id}"
+        if st.button(t("export.onnx_prepare"), icon=":material/memory:", key="make-onnx"):
+            with st.spinner(t("export.onnx_prepare")):
+                classifier = _classifier(str(run.prompt_file), spec, device_key)
+                try:
+                    if classifier is not None:
+                        st.session_state[onnx_key] = onnx_export.export_zip(classifier, stem)
+                except DaptError as error:
+                    show_error(error)
+        if onnx_key in st.session_state:
+            st.download_button(t("export.onnx_download"), st.session_state[onnx_key], file_name=f"{stem}-onnx.zip",
+                               mime="application/zip", icon=":material/download:", key="download-onnx")
+
+        st.markdown(f"**{t('export.bench_title')}**")
+        st.caption(t("export.bench_help"))
+        bench_key = f"bench-{run.id}-{device_key}"
+        if st.button(t("export.bench_run"), icon=":material/speed:", key="run-bench"):
+            with st.spinner(t("export.bench_run")):
+                st.session_state[bench_key] = latency.measure(run.prompt_file, device=device_key)
+        if bench_key in st.session_state:
+            _latency_table(st.session_state[bench_key])
 
 # ---------------------------------------------------------------- import a prompt file
 st.divider()

@@ -17,7 +17,7 @@ def _modules_after(statement: str) -> set[str]:
 
 def test_importing_the_package_and_its_subpackages_loads_no_heavy_dependency():
     loaded = _modules_after("import dapt_core, dapt_core.engine, dapt_core.data, dapt_core.studio, "
-                            "dapt_core.bench, dapt_core.demo")
+                            "dapt_core.bench, dapt_core.demo, dapt_core.deploy")
     assert not loaded & {"torch", "umap", "plotly", "streamlit", "open_clip"}
 
 
@@ -27,6 +27,13 @@ def test_the_cli_and_the_engine_need_neither_umap_nor_plotly():
                             "dapt_core.bench.runner")
     assert "torch" in loaded  # the statement did reach the engine
     assert not loaded & {"umap", "plotly", "streamlit"}
+
+
+def test_a_line_pc_runs_the_onnx_export_and_folders_to_csv_without_torch():
+    # what `pip install onnxruntime pillow numpy` plus this package gives a line PC
+    loaded = _modules_after("from dapt_core import OnnxClassifier, Decision, Prediction, predict_paths, write_csv")
+    assert "PIL" in loaded and "numpy" in loaded  # the statement did reach the runner
+    assert not loaded & {"torch", "open_clip", "umap", "plotly", "streamlit"}
 
 
 @pytest.mark.parametrize("name", dapt_core.__all__)

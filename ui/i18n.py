@@ -398,14 +398,62 @@ STRINGS: dict[str, tuple[str, str]] = {
                        "# The file names its backbone; load() loads it with the prompts.\n"
                        "classifier = Classifier.load(\"{file}\")\n"
                        "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"
-                       "    print(prediction.label, f\"{{prediction.score:.1%}}\")\n",
+                       "    # unknown: unlike the training photos, check the part by hand\n"
+                       "    print(prediction.label, f\"{{prediction.score:.1%}}\", \"UNKNOWN\" if prediction.unknown else \"\")\n",
                        "# dapt_core(このプロジェクト: pip install -e .)と、調整に使った\n"
                        "# バックボーン '{spec}' の重みが必要です。\n"
                        "from dapt_core import Classifier\n\n"
                        "# ファイルに記録されたバックボーンをプロンプトと一緒に読み込みます。\n"
                        "classifier = Classifier.load(\"{file}\")\n"
                        "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"
-                       "    print(prediction.label, f\"{{prediction.score:.1%}}\")\n"),
+                       "    # unknown: 学習写真と似ていない。部品を目視で確認\n"
+                       "    print(prediction.label, f\"{{prediction.score:.1%}}\", \"UNKNOWN\" if prediction.unknown else \"\")\n"),
+    "export.line_title": ("For the inspection line", "検査ラインで使う"),
+    "export.line_help": ("Try the model on a few photos before exporting. Each photo gets a class, a calibrated "
+                         "confidence and an \"unknown\" flag when it is unlike the training photos: on a line, "
+                         "\"I don't know\" is better than a wrong confident answer.",
+                         "エクスポートの前に数枚の写真で試してください。各写真にクラス、校正済みの確信度、そして"
+                         "学習写真と似ていない場合は「未知」の印が付きます。ラインでは、自信満々の誤答より"
+                         "「わからない」の方が安全です。"),
+    "export.line_uncalibrated": ("This run has no calibration (it had fewer than {n} test photos), so there is no "
+                                 "\"unknown\" flag and no prediction set. Keep more photos out of training to get them.",
+                                 "この実行結果には校正がありません(テスト写真が {n} 枚未満)。そのため「未知」の印も"
+                                 "予測集合もありません。学習に使わない写真を増やすと得られます。"),
+    "export.line_calibration": ("Unknown: novelty above {threshold}, chosen to flag at most {rate} of photos like the "
+                                "{n} test photos (measured: {measured}). Prediction sets at {coverage}: measured "
+                                "coverage {covered}, {size} classes on average.",
+                                "未知: 新規性スコアが {threshold} を超えるもの。テスト写真 {n} 枚と同様の写真のうち"
+                                "印が付くのは最大 {rate} になるよう選択(実測: {measured})。被覆率 {coverage} の予測集合: "
+                                "実測の被覆率 {covered}、平均 {size} クラス。"),
+    "export.try_upload": ("Photos to try", "試す写真"),
+    "export.try_coverage": ("Coverage of the prediction set", "予測集合の被覆率"),
+    "export.try_skipped": ("{name} was skipped: {reason}", "{name} はスキップされました: {reason}"),
+    "export.col_class": ("Class", "クラス"),
+    "export.col_confidence": ("Confidence", "確信度"),
+    "export.col_unknown": ("Unknown", "未知"),
+    "export.col_set": ("Prediction set", "予測集合"),
+    "export.unknown_yes": ("unknown: check by hand", "未知: 目視で確認"),
+    "export.unknown_no": ("no", "いいえ"),
+    "export.onnx_title": ("ONNX for a line PC without Python", "Python のないライン PC 向け ONNX"),
+    "export.onnx_help": ("One graph with the prompts and class embeddings baked in, plus a JSON file with the "
+                         "preprocessing, class names and unknown threshold. ONNX Runtime runs it from C#, C++, Java "
+                         "or Python, without torch.",
+                         "プロンプトとクラス埋め込みを組み込んだ1つのグラフと、前処理・クラス名・未知のしきい値を"
+                         "記したJSONファイルです。ONNX Runtime で C#、C++、Java、Python から torch なしで実行できます。"),
+    "export.onnx_prepare": ("Make the ONNX export", "ONNX を作成"),
+    "export.onnx_download": ("Download model.onnx and model.json (ZIP)", "model.onnx と model.json をダウンロード(ZIP)"),
+    "export.bench_title": ("Will the line PC keep up?", "ライン PC の処理は間に合うか"),
+    "export.bench_help": ("Milliseconds per photo at batch 1 (one photo at a time) and 32 (a folder), and peak memory, "
+                          "for torch and ONNX, measured on this machine, each in a fresh process (up to a minute).",
+                          "バッチ1(1枚ずつ)と32(フォルダ単位)での1枚あたりのミリ秒とピークメモリを、torch と ONNX "
+                          "それぞれ新しいプロセスでこのマシン上で計測します(最大1分ほど)。"),
+    "export.bench_run": ("Measure on this machine", "このマシンで計測"),
+    "export.bench_engine": ("Engine", "エンジン"),
+    "export.bench_batch": ("Batch", "バッチ"),
+    "export.bench_ms": ("ms per photo", "1枚あたり ms"),
+    "export.bench_fps": ("Photos per second", "毎秒の枚数"),
+    "export.bench_memory": ("Peak memory (MB)", "ピークメモリ (MB)"),
+    "export.bench_failed": ("{engine}: {error}", "{engine}: {error}"),
     "export.import_title": ("Import a prompt file and score it on this project", "プロンプトファイルを取り込み、このプロジェクトで評価"),
     "export.import_help": ("Images the file was tuned on are left out of the score. Class names are matched by name.",
                            "ファイルの学習に使われた画像は評価から除外されます。クラスは名前で対応付けます。"),

@@ -16,6 +16,9 @@ import torch
 
 from ..data.images import sha256_of
 from ..data.records import Split
+from ..deploy.calibration import Calibration, calibrate
+from ..deploy.novelty import DESCRIPTION as NOVELTY_DESCRIPTION
+from ..deploy.novelty import NoveltyReference
 from ..errors import DataError
 from . import prompt_file
 from .backbone import Backbone
@@ -36,6 +39,8 @@ class ExperimentResult:
     after: Evaluation  # the tuned model
     shots: int
     eval_seconds: float
+    novelty: NoveltyReference | None = None  # class means of the training photos' tuned features
+    calibration: Calibration | None = None  # fitted on the test photos; None with too few of them
 
     @property
     def config(self) -> TuningConfig:
@@ -60,11 +65,16 @@ class ExperimentResult:
             "config": self.config.to_dict(),
             "notes": self.split.notes,
             "skipped": [{"path": s.path, "reason": s.reason} for s in _unique(skipped)],
+            "calibration": None if self.calibration is None else {
+                key: value for key, value in self.calibration.to_dict().items()
+                if key not in ("novelty_scores", "conformal_scores")},
         })
 
     def prompt_tensors(self) -> dict[str, torch.Tensor]:
         tensors = self.tuning.prompted.prompt_tensors()
         tensors[prompt_file.CLASS_EMBEDDINGS] = self.after.text_features
+        if self.calibration is not None:
+            tensors[prompt_file.NOVELTY_CLASS_MEANS] = self.novelty.class_means
         return tensors
 
     def header(self, extra: dict | None = None) -> dict:
@@ -75,7 +85,11 @@ class ExperimentResult:
                             "name": Path(item.path).name} for item in self.split.train]
         return prompt_file.build_header(backbone=self.backbone, classnames=self.split.classnames,
                                         config=self.config, epochs=self.tuning.epochs, metrics=summary,
-                                        training_images=training_images, extra=extra)
+                                        training_images=training_images,
+                                        extra={**(extra or {}), **self._calibration_header()})
+
+    def _calibration_header(self) -> dict:
+        return {} if self.calibration is None else {"calibration": self.calibration.to_dict()}
 
     def save_prompt_file(self, path: str | Path, extra: dict | None = None) -> Path:
         return prompt_file.save(path, self.header(extra), self.prompt_tensors())
@@ -112,7 +126,21 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,
                                           batch_size=config.eval_batch_size, num_workers=num_workers,
                                           cancel=cancel, on_batch=on_batch)
-    return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started)
+    novelty, calibration = _calibrate(tuning.prompted, split, after, cancel)
+    return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started,
+                            novelty, calibration)
+
+
+def _calibrate(prompted, split: Split, after: Evaluation, cancel) -> tuple[NoveltyReference, Calibration | None]:
+    """What a prediction needs to say "unknown" and to give calibrated probabilities and sets: the
+    training photos' class means (one short pass over the few training photos), then the test
+    photos' novelty scores and logits, which the evaluation has already computed."""
+    novelty = NoveltyReference.from_training(prompted, split.train, cancel=cancel)
+    with torch.no_grad():
+        scores = novelty.score(after.features)
+    calibration = calibrate(after.logits.numpy(), after.labels.numpy(), scores.numpy(),
+                            novelty=NOVELTY_DESCRIPTION)
+    return novelty, calibration
 
 
 def _unique(skipped):

@@ -3,12 +3,15 @@
     from dapt_core import Classifier
     classifier = Classifier.load("prompts.safetensors")
     print(classifier.predict(["part-0001.jpg", "part-0002.jpg"]))
+    classifier.predict("part.jpg", coverage=0.95)  # adds the set of classes holding the true one
+
+Each Prediction carries the class, its calibrated probability and `unknown` (True when the photo is
+unlike the training photos); see dapt_core.deploy.prediction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,6 +19,9 @@ from PIL import Image
 
 from ..data.images import load_image
 from ..data.records import LabeledImage
+from ..deploy.calibration import Calibration
+from ..deploy.novelty import NoveltyReference
+from ..deploy.prediction import Decision, Prediction
 from ..errors import ConfigError
 from . import prompt_file
 from .backbone import Backbone, load_backbone
@@ -25,22 +31,15 @@ from .prompts import PromptedCLIP
 from .transforms import Preprocessing, test_view
 from .zeroshot import zero_shot_text_features
 
-
-@dataclass
-class Prediction:
-    label: str
-    score: float  # softmax probability of `label`
-    probabilities: dict[str, float]
-
-    def __repr__(self) -> str:
-        return f"Prediction({self.label!r}, {self.score:.3f})"
+__all__ = ["Classifier", "Prediction"]
 
 
 class Classifier:
     """A tuned classifier: the frozen backbone, the visual prompt and the tuned class embeddings.
 
     The class embeddings are stored in the file, so predicting runs only the image encoder and
-    reproduces the logits of the tuned model exactly.
+    reproduces the logits of the tuned model exactly. A calibrated file (format 1.1) also gives
+    calibrated probabilities, the unknown flag and prediction sets; an older one gives neither.
     """
 
     def __init__(self, model: PromptedCLIP, file: prompt_file.PromptFile):
@@ -48,6 +47,10 @@ class Classifier:
         self.file = file
         self.classnames = file.classnames
         self.preprocessing = Preprocessing.from_dict(file.header["preprocessing"])
+        calibration = file.header.get("calibration")
+        self.calibration = Calibration.from_dict(calibration) if calibration else None
+        means = file.tensors.get(prompt_file.NOVELTY_CLASS_MEANS)
+        self.novelty = NoveltyReference(means).to(model.backbone.device) if means is not None else None
 
     @classmethod
     def load(cls, path: str | Path | bytes, backbone: str | Backbone | None = None,
@@ -72,30 +75,53 @@ class Classifier:
         return evaluate_before_after(self.model, zero_shot, items, batch_size=batch_size, num_workers=num_workers,
                                      cancel=cancel, on_batch=on_batch)
 
-    @torch.no_grad()
     def logits(self, images: list, batch_size: int = 100) -> torch.Tensor:
         """(N, C) logits for PIL images or image paths, with the file's preprocessing."""
+        return self.outputs(images, batch_size)[0]
+
+    def outputs(self, images: list, batch_size: int = 100) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, C) logits and (N,) novelty scores (None for a file without calibration)."""
         device = self.model.backbone.device
-        rows = []
+        logits, novelty = [], []
         for start in range(0, len(images), batch_size):
             chunk = [_as_image(item) for item in images[start:start + batch_size]]
-            batch = torch.stack([test_view(image, self.preprocessing) for image in chunk]).to(device)
-            with autocast(device):
-                features = self.model.image_features(batch)
-            rows.append((self.model.logit_scale * features @ self.model.text_features().t()).float().cpu())
-        return torch.cat(rows) if rows else torch.empty(0, len(self.classnames))
+            batch_logits, batch_novelty = self.forward_batch(
+                torch.stack([test_view(image, self.preprocessing) for image in chunk]).to(device))
+            logits.append(batch_logits.cpu())
+            if batch_novelty is not None:
+                novelty.append(batch_novelty.cpu())
+        if not logits:
+            return torch.empty(0, len(self.classnames)), None
+        return torch.cat(logits), torch.cat(novelty) if novelty else None
 
-    def predict(self, images: list | str | Path | Image.Image) -> list[Prediction]:
-        """One Prediction per image (a single image may be given without a list)."""
+    @torch.no_grad()
+    def forward_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits and novelty of a preprocessed (N, 3, S, S) batch on the model's device."""
+        with autocast(batch.device):
+            features = self.model.image_features(batch).float()
+        logits = (self.model.logit_scale * features @ self.model.text_features().t()).float()
+        return logits, None if self.novelty is None else self.novelty.score(features)
+
+    def decision(self, *, coverage: float | None = None, unknown_threshold: float | None = None,
+                 reject_rate: float | None = None) -> Decision:
+        """How outputs become answers: this file's calibration and the caller's choices."""
+        return Decision(self.classnames, self.calibration, coverage, unknown_threshold, reject_rate)
+
+    def predict(self, images: list | str | Path | Image.Image, decision: Decision | None = None, *,
+                coverage: float | None = None, unknown_threshold: float | None = None,
+                reject_rate: float | None = None) -> list[Prediction]:
+        """One Prediction per image (a single image may be given without a list).
+
+        coverage: also give the set of classes that holds the true class with this probability.
+        unknown_threshold: flag photos whose novelty is above this instead of the file's threshold.
+        reject_rate: choose the threshold for this false-reject rate instead of the file's.
+        """
         if isinstance(images, (str, Path, Image.Image)):
             images = [images]
-        probabilities = self.logits(list(images)).softmax(dim=1)
-        predictions = []
-        for row in probabilities:
-            best = int(row.argmax())
-            predictions.append(Prediction(self.classnames[best], float(row[best]),
-                                          {name: float(p) for name, p in zip(self.classnames, row)}))
-        return predictions
+        decision = decision or self.decision(coverage=coverage, unknown_threshold=unknown_threshold,
+                                             reject_rate=reject_rate)
+        logits, novelty = self.outputs(list(images))
+        return decision.decide(logits.numpy(), None if novelty is None else novelty.numpy())
 
 
 def prompted_model(file: prompt_file.PromptFile, backbone: Backbone, labels: list[int] | None = None) -> PromptedCLIP:

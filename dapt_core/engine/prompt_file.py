@@ -5,6 +5,14 @@ a JSON header in the safetensors metadata under the key "dapt" records everythin
 use and to audit them: backbone identity, class names in order, method and hyperparameters,
 seed, preprocessing, metrics before and after, sha256 of every training image, creation time.
 Nothing is pickled, so a file from anywhere can be opened safely.
+
+Format 1.1 (format_version 1, format_minor 1) adds, for files tuned with enough held-out photos:
+  header "calibration": temperature, reject_rate, unknown_threshold, novelty (the score in words),
+      held_out_photos, measured (out-of-sample false-reject rate, coverage and set size), and the
+      sorted novelty_scores and conformal_scores of the held-out photos (see dapt_core.deploy.calibration);
+  tensor "novelty_class_means": (C, D) mean tuned feature of each class's training photos.
+Minor versions only add: a 1.0 file still loads (it predicts without the unknown flag and sets),
+and a reader of 1.0 reads a 1.1 file, ignoring what it does not know.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from ..errors import PromptFileError
 
 FORMAT = "dapt-prompt-file"
 FORMAT_VERSION = 1
+FORMAT_MINOR = 1  # additions a reader of an older minor version may ignore
 HEADER_KEY = "dapt"
 SUFFIX = ".safetensors"
 # The tensors a file may hold, and which ones a method needs.
 TEXT_CTX, VISUAL_PROMPT, CLASS_EMBEDDINGS = "text_ctx", "visual_prompt", "class_embeddings"
+NOVELTY_CLASS_MEANS = "novelty_class_means"  # format 1.1, with the calibration
 MAX_FILE_BYTES = 512 * 1024 * 1024  # prompts are kilobytes to megabytes; refuse to read a huge file
 
 
@@ -81,6 +91,7 @@ def build_header(*, backbone, classnames: list[str], config, epochs: int, metric
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "format_minor": FORMAT_MINOR,
         "dapt_core_version": __version__,
         "backbone": backbone.describe(),
         "classnames": list(classnames),
@@ -184,5 +195,22 @@ def _validate(header: dict, tensors: dict[str, torch.Tensor], name: str) -> None
     if width is not None and embeddings.shape[1] != width:
         raise PromptFileError(
             f"{name} is damaged: class embeddings are {embeddings.shape[1]} wide, the header says {width}.")
+    _validate_calibration(header, tensors, name)
     if not torch.isfinite(embeddings).all() or any(not torch.isfinite(t).all() for t in tensors.values()):
         raise PromptFileError(f"{name} holds non-finite values (NaN or infinity); tune again.")
+
+
+def _validate_calibration(header: dict, tensors: dict[str, torch.Tensor], name: str) -> None:
+    calibration = header.get("calibration")
+    if calibration is None:
+        return
+    means = tensors.get(NOVELTY_CLASS_MEANS)
+    embeddings = tensors[CLASS_EMBEDDINGS]
+    if means is None or means.shape != embeddings.shape:
+        raise PromptFileError(f"{name} is damaged: its calibration has no class means of shape "
+                              f"{tuple(embeddings.shape)} ('{NOVELTY_CLASS_MEANS}').")
+    if not isinstance(calibration, dict) or not all(isinstance(calibration.get(key), list) and calibration[key]
+                                                    for key in ("novelty_scores", "conformal_scores")):
+        raise PromptFileError(f"{name} is damaged: its calibration has no held-out scores.")
+    if not isinstance(calibration.get("temperature"), (int, float)) or not calibration["temperature"] > 0:
+        raise PromptFileError(f"{name} is damaged: its calibration temperature is not a positive number.")

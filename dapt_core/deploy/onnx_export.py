@@ -1,0 +1,143 @@
+"""Export a prompt file as one ONNX graph plus a JSON sidecar, for a line PC without Python or torch.
+
+The graph bakes in everything tuned: the visual prompt, the class embeddings, the logit scale, the
+temperature and the novelty references. It takes RGB pixels in [0, 1], (N, 3, S, S), after
+"shorter side to S, centre crop" (the normalisation is inside), and returns
+
+    logits         (N, C)  the tuned model's logits, as `Classifier.logits` gives them
+    probabilities  (N, C)  calibrated: softmax(logits / temperature)
+    features       (N, D)  the prompted image features (L2-normalised)
+    novelty        (N,)    the unknown score; "unknown" is novelty > the sidecar's unknown_threshold
+
+The sidecar (same name, .json) holds the preprocessing, the class names in output order, the
+unknown threshold with its reject rate and the calibration scores (so a line system can also
+choose another rate or a coverage). onnx and onnxruntime are an optional extra ([onnx]).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import __version__, atomic
+from ..engine.inference import Classifier
+from ..engine.prompts import encode_image_with_prompts
+from ..errors import DaptError
+from .onnx_runner import INSTALL_HINT, SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path
+
+OPSET = 17
+OUTPUTS = ("logits", "probabilities", "features", "novelty")
+
+
+class ExportedGraph(nn.Module):
+    """The classifier as one module with constants baked in, in the order the graph computes it."""
+
+    def __init__(self, classifier: Classifier):
+        super().__init__()
+        model = classifier.model
+        prep = classifier.preprocessing
+        # A copy on the CPU: exporting must not move the classifier's own (perhaps GPU) tower.
+        self.visual = copy.deepcopy(model.backbone.visual).cpu().float()
+        self.visual_prompt = None if model.visual_prompt is None else model.visual_prompt.detach().cpu().clone()
+        self.deep = model.deep_visual
+        self.register_buffer("mean", torch.tensor(prep.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(prep.std).view(1, 3, 1, 1))
+        with torch.no_grad():
+            self.register_buffer("text", model.text_features().detach().float().cpu().clone())
+        self.register_buffer("scale", model.logit_scale.detach().float().cpu().clone())
+        calibration = classifier.calibration
+        self.register_buffer("temperature", torch.tensor(calibration.temperature if calibration else 1.0))
+        self.novelty = None if classifier.novelty is None else copy.deepcopy(classifier.novelty).cpu()
+
+    def forward(self, pixels: torch.Tensor):
+        x = (pixels - self.mean) / self.std
+        if self.visual_prompt is None:
+            features = F.normalize(self.visual(x).float(), dim=-1)
+        else:
+            features = F.normalize(
+                encode_image_with_prompts(self.visual, x, self.visual_prompt, self.deep).float(), dim=-1)
+        logits = self.scale * features @ self.text.t()
+        probabilities = torch.softmax(logits / self.temperature, dim=-1)
+        novelty = self.novelty.score(features) if self.novelty is not None else torch.zeros_like(logits[:, 0])
+        return logits, probabilities, features, novelty
+
+
+def export_onnx(classifier: Classifier, out: str | Path) -> tuple[Path, Path]:
+    """Write OUT.onnx and OUT.json; returns their paths. The graph is checked with onnx.checker."""
+    try:
+        import onnx
+    except ImportError:
+        raise DaptError(f"Exporting to ONNX needs the onnx package: {INSTALL_HINT}.") from None
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise DaptError(f"The exported file must end in .onnx (got {out.name}).")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    graph = ExportedGraph(classifier).eval()
+    size = classifier.preprocessing.size
+    example = torch.rand(2, 3, size, size)
+    tmp = out.with_name(out.name + ".partial")
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # The fused attention kernel torch picks in inference mode has no ONNX form; the plain one does.
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad():
+            # The TorchScript-based exporter: it needs nothing beyond torch and onnx (the dynamo
+            # exporter needs onnxscript as well, which a line-system export should not require).
+            torch.onnx.export(graph, (example,), str(tmp), input_names=["pixels"],
+                              output_names=list(OUTPUTS),
+                              dynamic_axes={"pixels": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}},
+                              opset_version=OPSET, dynamo=False)
+        onnx.checker.check_model(str(tmp))
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    side = sidecar_path(out)
+    atomic.write_json(side, sidecar(classifier))
+    return out, side
+
+
+def export_zip(classifier: Classifier, stem: str = "model") -> bytes:
+    """STEM.onnx and STEM.json in one ZIP archive (for a download from the app)."""
+    with tempfile.TemporaryDirectory(prefix="dapt-onnx-") as folder:
+        onnx_path, side = export_onnx(classifier, Path(folder) / f"{stem}.onnx")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(onnx_path, onnx_path.name)
+            archive.write(side, side.name)
+    return buffer.getvalue()
+
+
+def sidecar(classifier: Classifier) -> dict:
+    header = classifier.file.header
+    prep = classifier.preprocessing
+    calibration = classifier.calibration
+    return {
+        "format": SIDECAR_FORMAT,
+        "format_version": SIDECAR_VERSION,
+        "dapt_core_version": __version__,
+        "input": {"name": "pixels", "shape": ["batch", 3, prep.size, prep.size], "dtype": "float32",
+                  "layout": "RGB, channels first, values in [0, 1]; the mean/std normalisation is inside the graph"},
+        "preprocessing": {"size": prep.size, "interpolation": prep.interpolation,
+                          "steps": ["decode to RGB", f"resize the shorter side to {prep.size} ({prep.interpolation})",
+                                    f"centre-crop {prep.size} x {prep.size}", "divide by 255"],
+                          "mean": list(prep.mean), "std": list(prep.std)},
+        "outputs": {"logits": "tuned logits (N, C)", "probabilities": "calibrated probabilities (N, C)",
+                    "features": "prompted image features (N, D)",
+                    "novelty": "unknown score (N,); unknown when above unknown_threshold"},
+        "classnames": classifier.classnames,
+        "unknown_threshold": calibration.to_dict()["unknown_threshold"] if calibration else None,
+        "reject_rate": calibration.reject_rate if calibration else None,
+        "calibration": calibration.to_dict() if calibration else None,
+        "prompt_file": {"backbone": header["backbone"], "method": header["method"], "created": header.get("created"),
+                        "metrics": header.get("metrics", {})},
+    }

@@ -1,0 +1,109 @@
+"""Running an exported classifier (OUT.onnx + OUT.json) with ONNX Runtime alone: no torch.
+
+This is what a line PC runs (the README shows the same steps in a few lines for other languages);
+`dapt predict OUT.onnx ...` uses it too, so the answers can be compared with the prompt file's.
+
+The graph takes RGB pixels in [0, 1], shaped (N, 3, S, S) after "resize the shorter side to S,
+centre-crop S x S" (normalisation is inside the graph), and returns logits, calibrated
+probabilities, the image features and the novelty score (see dapt_core.deploy.onnx_export).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data.images import load_image
+from ..errors import DaptError, PromptFileError
+from .calibration import Calibration
+from .prediction import Decision, Prediction
+
+SIDECAR_FORMAT = "dapt-onnx-classifier"
+SIDECAR_VERSION = 1
+INSTALL_HINT = "pip install 'dapt-studio[onnx]' (or: pip install onnx onnxruntime)"
+_RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
+               "nearest": Image.Resampling.NEAREST}
+
+
+def sidecar_path(onnx_path: str | Path) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+def pixels(image: Image.Image, size: int, interpolation: str = "bicubic") -> np.ndarray:
+    """(3, size, size) float32 RGB in [0, 1]: shorter side to `size`, centre crop.
+
+    The same arithmetic as torchvision's resize and center_crop on a PIL image (used when tuning),
+    so the ONNX graph sees the pixels the torch model saw.
+    """
+    width, height = image.size
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = size, int(size * long / short)
+    new_size = (new_short, new_long) if width <= height else (new_long, new_short)
+    resized = image.convert("RGB").resize(new_size, _RESAMPLING[interpolation])
+    top = round((resized.height - size) / 2.0)
+    left = round((resized.width - size) / 2.0)
+    cropped = resized.crop((left, top, left + size, top + size))
+    return np.asarray(cropped, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+
+class OnnxClassifier:
+    """An exported classifier: the .onnx graph and its JSON sidecar, run by ONNX Runtime."""
+
+    def __init__(self, onnx_path: str | Path, *, threads: int | None = None):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise DaptError(f"Running an .onnx file needs ONNX Runtime: {INSTALL_HINT}.") from None
+        onnx_path = Path(onnx_path)
+        if not onnx_path.is_file():
+            raise PromptFileError(f"ONNX file not found: {onnx_path}.")
+        side = sidecar_path(onnx_path)
+        if not side.is_file():
+            raise PromptFileError(f"{onnx_path} has no {side.name} beside it (preprocessing, class names, unknown "
+                                  f"threshold). Export again with 'dapt export onnx PROMPT_FILE {onnx_path}'.")
+        try:
+            self.sidecar = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise PromptFileError(f"{side} cannot be read as JSON ({error}); export again.") from error
+        if self.sidecar.get("format") != SIDECAR_FORMAT:
+            raise PromptFileError(f"{side} is not the sidecar of a DAPT ONNX export; export again.")
+        self.path = onnx_path
+        self.classnames = list(self.sidecar["classnames"])
+        prep = self.sidecar["preprocessing"]
+        self.size, self.interpolation = int(prep["size"]), str(prep.get("interpolation", "bicubic"))
+        calibration = self.sidecar.get("calibration")
+        self.calibration = Calibration.from_dict(calibration) if calibration else None
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # ONNX Runtime raises its own exception types for a damaged graph
+            raise PromptFileError(f"{onnx_path} cannot be loaded by ONNX Runtime ({error}); export again.") from error
+        self.decision = Decision(self.classnames, self.calibration)
+
+    def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Every graph output by name for a (N, 3, S, S) pixel batch."""
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, {"pixels": batch.astype(np.float32)})))
+
+    def batch(self, images: list) -> np.ndarray:
+        return np.stack([pixels(_as_image(item), self.size, self.interpolation) for item in images])
+
+    def predict(self, images, decision: Decision | None = None) -> list[Prediction]:
+        if isinstance(images, (str, Path, Image.Image)):
+            images = [images]
+        images = list(images)
+        if not images:
+            return []
+        out = self.outputs(self.batch(images))
+        return (decision or self.decision).decide(out["logits"], out.get("novelty"))
+
+
+def _as_image(item) -> Image.Image:
+    if isinstance(item, Image.Image):
+        return item.convert("RGB")
+    return load_image(item)
