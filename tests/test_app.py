@@ -313,6 +313,7 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     assert "Intra-dispersion" in html and project.name in html
     assert "日本語" not in html
     assert "分散" in build_report(load_view(run), project.name, lang="ja")
+    assert "This run has no calibration (it had fewer than 20 test photos)" in html  # 9 test photos
 
     # import the exported prompt file back and score it on the project
     at.file_uploader(key=f"import-{project.id}-0").set_value([("prompts.safetensors", run.prompt_file.read_bytes(),

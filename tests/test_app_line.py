@@ -16,7 +16,7 @@ def _noise_png() -> bytes:
     return buffer.getvalue()
 
 
-def test_try_photos_then_export_onnx_and_measure_latency(workspace, tmp_path):  # noqa: F811
+def test_try_photos_then_export_onnx_and_measure_latency_and_report_the_calibration(workspace, tmp_path):  # noqa: F811
     project = make_project(workspace, tmp_path, per_class=12)  # 27 test photos: enough to calibrate
     at = new_app()
     tune(at, project.id)
@@ -52,3 +52,23 @@ def test_try_photos_then_export_onnx_and_measure_latency(workspace, tmp_path):  
     bench = at.dataframe[-1].value
     assert set(bench["Engine"]) == {"torch", "onnx"} and set(bench["Batch"]) == {1, 32}
     assert (bench["ms per photo"] > 0).all() and (bench["Peak memory (MB)"] > 0).all()
+
+    # the HTML report states what the prompt file's calibration measured on the test photos
+    from dapt_core.engine import prompt_file
+    from ui.narrative import pct
+    from ui.report_builder import build_report
+    from ui.run_view import load_view
+
+    calibration = prompt_file.load(run.prompt_file).header["calibration"]
+    measured = calibration["measured"]
+    numbers = [f"{calibration['temperature']:.3f}", f"{calibration['unknown_threshold']:.4f}",
+               pct(measured["false_reject_rate"])]
+    for coverage in ("0.9", "0.95"):
+        numbers += [pct(measured["coverage"][coverage]["coverage"]),
+                    f"{measured['coverage'][coverage]['mean_set_size']:.2f}"]
+    for lang, heading in (("en", "unknown photos and prediction sets"), ("ja", "未知の写真と予測集合")):
+        html = build_report(load_view(run), project.name, lang=lang)
+        section = html[html.index(heading):]
+        section = section[:section.index("</section>")]
+        assert all(f"<td>{number}</td>" in section for number in numbers), (lang, numbers)
+        assert f"{calibration['held_out_photos']}" in section

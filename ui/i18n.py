@@ -501,6 +501,26 @@ STRINGS: dict[str, tuple[str, str]] = {
     "report.mistakes_help": ("Tuning fixed {fixed} images that zero-shot CLIP got wrong and got {broken} wrong that it "
                              "had right.",
                              "調整により、ゼロショットで誤っていた {fixed} 枚が正解になり、正解だった {broken} 枚が誤りになりました。"),
+    "report.line_title": ("For the inspection line: unknown photos and prediction sets",
+                          "検査ラインで使う: 未知の写真と予測集合"),
+    "report.line_help": ("Fitted on the {n} test photos and counted on them two-fold (calibrated on one half, "
+                         "counted on the other, then the other way round), so the rates are out of sample. A photo is "
+                         "\"unknown\" when its novelty (how unlike the training photos it is) is above the threshold; "
+                         "a prediction set holds the true class with the stated probability for photos like these.",
+                         "テスト写真 {n} 枚で校正し、同じ写真で2分割して数えました(半分で校正し残り半分で数え、"
+                         "次に逆にする)ので、率はサンプル外の値です。新規性スコア(学習写真と似ていない度合い)が"
+                         "しきい値を超える写真は「未知」になります。予測集合は、このような写真について記載の確率で"
+                         "正しいクラスを含みます。"),
+    "report.line_measure": ("Measure", "項目"),
+    "report.line_temperature": ("Temperature T (calibrated probability = softmax(logits / T))",
+                                "温度 T(校正済み確率 = softmax(logits / T))"),
+    "report.line_threshold": ("Unknown when novelty is above", "新規性スコアがこれを超えると未知"),
+    "report.line_unknown_rate": ("Test photos flagged unknown (stated false-reject rate {rate})",
+                                 "未知と判定されたテスト写真(記載の誤棄却率 {rate})"),
+    "report.line_coverage": ("Prediction sets at {coverage}: measured coverage",
+                             "被覆率 {coverage} の予測集合: 実測の被覆率"),
+    "report.line_set_size": ("Prediction sets at {coverage}: average size (of {classes} classes)",
+                             "被覆率 {coverage} の予測集合: 平均の大きさ({classes} クラス中)"),
     "report.settings": ("Settings", "設定"),
     "report.setting": ("Setting", "項目"),
     "report.value": ("Value", "値"),

@@ -5,12 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 
 from dapt_core import __version__
+from dapt_core.deploy.calibration import MIN_HELD_OUT
 from dapt_core.studio.report import Picture, ReportContent, Section, Table, render_report
 from ui import run_view
 from ui.i18n import t
 from ui.narrative import accuracy_rows, data_rows, dispersion_rows, manager_sentence, mistakes, pct, settings_rows
 
 MAX_PICTURES = 12
+REPORT_COVERAGES = (0.9, 0.95)  # of the coverages the calibration measures (deploy.calibration)
+
+
+def _calibration_section(metrics: dict, n_classes: int, lang: str | None) -> Section | None:
+    """What the inspection line can expect: the unknown rate, coverage and set size measured on the test
+    photos, and the temperature (the numbers of the prompt file's calibration). None for a run made
+    before calibration existed."""
+    if "calibration" not in metrics:
+        return None
+    heading = t("report.line_title", lang=lang)
+    calibration = metrics["calibration"]
+    if calibration is None:
+        return Section(heading, t("export.line_uncalibrated", lang=lang, n=MIN_HELD_OUT))
+    measured = calibration.get("measured") or {}
+    threshold = calibration.get("unknown_threshold")
+    rows = [[t("report.line_temperature", lang=lang), f"{calibration['temperature']:.3f}"],
+            [t("report.line_threshold", lang=lang), "–" if threshold is None else f"{threshold:.4f}"],
+            [t("report.line_unknown_rate", lang=lang, rate=pct(calibration.get("reject_rate"))),
+             pct(measured.get("false_reject_rate"))]]
+    for coverage in REPORT_COVERAGES:
+        sets = (measured.get("coverage") or {}).get(str(coverage)) or {}
+        rows.append([t("report.line_coverage", lang=lang, coverage=pct(coverage)), pct(sets.get("coverage"))])
+        size = sets.get("mean_set_size")
+        rows.append([t("report.line_set_size", lang=lang, coverage=pct(coverage), classes=n_classes),
+                     "–" if size is None else f"{size:.2f}"])
+    return Section(heading, t("report.line_help", lang=lang, n=calibration.get("held_out_photos")),
+                   tables=[Table([t("report.line_measure", lang=lang), t("report.value", lang=lang)], rows)])
 
 
 def _table(rows: list[dict]) -> Table:
@@ -50,6 +78,9 @@ def build_report(view: run_view.RunView, project_name: str, *, lang: str | None 
                 + ([Table([t("data.col_file", lang=lang), t("data.col_reason", lang=lang)],
                           [[s.get("path"), s.get("reason")] for s in skipped])] if skipped else [])),
     ]
+    calibration = _calibration_section(metrics, len(view.classnames), lang)
+    if calibration is not None:
+        sections.insert(3, calibration)  # after accuracy, before the confusion matrices
     if metrics.get("history"):
         sections.append(Section(t("inspect.training_curve", lang=lang),
                                 figures=[run_view.loss_figure(view, lang=lang)]))
