@@ -223,11 +223,14 @@ def cmd_eval(args) -> int:
         "prompt_file": str(args.prompt_file), "backbone": classifier.model.backbone.spec,
         **comparison_metrics(before, after),
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped + after.skipped],
+        "calibration": None if classifier.calibration is None else classifier.calibration.count_on(
+            after.logits.numpy(), after.labels.numpy(), classifier.novelty.score(after.features.float()).numpy()),
     }
     if args.json_out:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
         _print_summary(metrics)
+        _print_counted_calibration(metrics["calibration"], classifier.calibration)
     return 0
 
 
@@ -327,6 +330,18 @@ def _print_calibration(calibration: dict | None) -> None:
           f"measured {_pct(measured.get('false_reject_rate'))})")
     for coverage, row in measured.get("coverage", {}).items():
         print(f"  sets at {float(coverage):.0%}: measured coverage {_pct(row['coverage'])}, "
+              f"average size {row['mean_set_size']:.2f}")
+
+
+def _print_counted_calibration(counted: dict | None, calibration) -> None:
+    """`dapt eval`: what the file's unknown threshold and prediction sets give on these photos."""
+    if counted is None:
+        print("calibration   none in this file (no unknown flag or prediction sets)")
+        return
+    print(f"unknown       {_pct(counted['false_reject_rate'])} of these {counted['photos']} photos flagged "
+          f"(the file's threshold is set for {calibration.reject_rate:.0%}); temperature {calibration.temperature:.3f}")
+    for coverage, row in counted["coverage"].items():
+        print(f"  sets at {float(coverage):.0%}: coverage {_pct(row['coverage'])} on these photos, "
               f"average size {row['mean_set_size']:.2f}")
 
 

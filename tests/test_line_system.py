@@ -131,6 +131,26 @@ def test_prediction_sets_hold_the_true_class_at_the_asked_rate(demo_run, coverag
     assert all(set(a.prediction_set) <= set(b.prediction_set) for a, b in zip(predictions[::5], wider))
 
 
+def test_dapt_eval_counts_the_files_unknown_rate_and_sets_on_a_labelled_folder(demo_run, tmp_path, capsys):
+    _, path, fresh = demo_run
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(path), str(fresh), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    counted = json.loads(out.read_text())["calibration"]
+    assert counted["photos"] == len(CLASSES) * FRESH_PER_CLASS
+    assert f"of these {counted['photos']} photos flagged" in printed and "sets at 95%" in printed
+    # the same numbers as counting the answers `predict` gives (up to a photo on a boundary: another batching)
+    photos = _fresh_paths(fresh)
+    truth = [photo.parent.name for photo in photos]
+    predictions = Classifier.load(path, device="cpu").predict(photos, coverage=0.9)
+    one_photo = 1.5 / len(photos)
+    assert counted["false_reject_rate"] == pytest.approx(np.mean([p.unknown for p in predictions]), abs=one_photo)
+    sets = counted["coverage"]["0.9"]
+    assert sets["coverage"] == pytest.approx(
+        np.mean([name in p.prediction_set for name, p in zip(truth, predictions)]), abs=one_photo)
+    assert sets["mean_set_size"] == pytest.approx(np.mean([len(p.prediction_set) for p in predictions]), abs=0.02)
+
+
 def test_predict_a_folder_to_csv(demo_run, tmp_path, capsys):
     _, path, fresh = demo_run
     shift = tmp_path / "shift"

@@ -61,6 +61,17 @@ class Calibration:
     def set_cut(self, coverage: float) -> float:
         return conformal.cut_for(self.conformal_scores, coverage)
 
+    def count_on(self, logits: np.ndarray, labels: np.ndarray, novelty_scores: np.ndarray) -> dict:
+        """This calibration's threshold and set cuts counted on labelled photos of the known classes (`dapt
+        eval` on a folder): the share flagged unknown, and the coverage and mean size of the sets at each
+        reported coverage. Counted on the photos it was fitted on, the numbers are in-sample."""
+        labels = np.asarray(labels, dtype=np.int64)
+        probabilities = softmax(np.asarray(logits, dtype=np.float64) / self.temperature)
+        flagged = np.asarray(novelty_scores, dtype=np.float64) > self.unknown_threshold()
+        return {"photos": len(labels), "false_reject_rate": float(flagged.mean()),
+                "coverage": {str(c): conformal.measure(probabilities, labels, self.set_cut(c))
+                             for c in REPORTED_COVERAGES}}
+
     def to_dict(self) -> dict:
         return {"temperature": self.temperature, "reject_rate": self.reject_rate,
                 "unknown_threshold": _finite_or_none(self.unknown_threshold()), "novelty": self.novelty,
