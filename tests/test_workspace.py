@@ -174,13 +174,81 @@ def test_split_says_what_to_fix(ws):
     assert none.value.code == "empty_class" and none.value.params["name"] == "scratch"
 
 
-def test_split_draws_shots_per_class(project):
-    project.add_images("good", [(f"g{i}.png", png_bytes((30, 200, 30), seed=i)) for i in range(5)])
-    project.add_images("scratch", [(f"s{i}.png", png_bytes((200, 30, 30), seed=i)) for i in range(2)])
-    split = project.split(3, 1)
-    assert split.classnames == ["good", "scratch"]
-    assert len(split.train) == 5 and len(split.test) == 2
-    assert any("scratch" in note for note in split.notes)
+def test_split_always_leaves_test_pictures_in_every_class(project):
+    project.add_images("good", [(f"g{i}.png", png_bytes((30, 200, 30), seed=i)) for i in range(9)])
+    project.add_images("scratch", [(f"s{i}.png", png_bytes((200, 30, 30), seed=i)) for i in range(6)])
+    assert project.shot_capacity() == {"good": 4, "scratch": 3}
+    split = project.split(16, 1)  # more shots than either class has: at most half of each trains
+    per_class = {(split.classnames[i.label], part) for part, items in (("train", split.train), ("test", split.test))
+                 for i in items}
+    assert per_class == {("good", "train"), ("good", "test"), ("scratch", "train"), ("scratch", "test")}
+    assert len(split.train) == 4 + 3 and len(split.test) == 5 + 3
+    assert any("scratch" in note and "kept for testing" in note for note in split.notes)
+    small = project.split(2, 1)
+    assert len(small.train) == 4 and len(small.test) == 11
+    assert project.split(2, 7).train != small.train  # the seed draws
+
+
+def test_a_class_of_one_picture_cannot_train_and_test(project):
+    project.add_images("good", [(f"g{i}.png", png_bytes((30, 200, 30), seed=i)) for i in range(3)])
+    project.add_images("scratch", [("s.png", png_bytes((200, 30, 30)))])
+    with pytest.raises(WorkspaceError) as error:
+        project.split(1, 1)
+    assert error.value.code == "class_too_small" and error.value.params["name"] == "scratch"
+
+
+def _train_test_folder(root: Path, per_class: dict[str, tuple[int, int]]) -> Path:
+    """root/train/<class>/NNN.png and root/test/<class>/NNN.png of noisy solid colours."""
+    colours = {"red": (220, 30, 30), "green": (30, 220, 30), "blue": (30, 30, 220)}
+    for name, (n_train, n_test) in per_class.items():
+        for part, count, offset in (("train", n_train, 0), ("test", n_test, 100)):
+            folder = root / part / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (folder / f"{i:03d}.png").write_bytes(png_bytes(colours[name], seed=offset + i))
+    return root
+
+
+def _zip_folder(root: Path) -> bytes:
+    return _zip({str(path.relative_to(root.parent)): path.read_bytes() for path in sorted(root.rglob("*.png"))})
+
+
+def test_a_zip_with_train_and_test_keeps_that_split_as_dapt_tune_reads_it(project, tmp_path):
+    from dapt_core.data.folders import load_split
+    from dapt_core.data.images import sha256_of
+
+    folder = _train_test_folder(tmp_path / "photos", {"red": (5, 3), "green": (6, 2)})
+    report = project.import_zip(_zip_folder(folder), "photos.zip")
+    assert not report.skipped and set(report.created_classes) == {"red", "green"}
+    assert {(r.class_name, r.part) for r in project.images()} == {("red", "train"), ("red", "test"),
+                                                                   ("green", "train"), ("green", "test")}
+    assert project.shot_capacity() == {"good": 0, "scratch": 0, "red": 5, "green": 6}
+    project.delete_class("good")
+    project.delete_class("scratch")
+    for shots in (3, 16):
+        ours, cli = project.split(shots, 4), load_split(folder, shots, 4)
+        assert ours.classnames == cli.classnames == ["green", "red"]
+        for part in ("train", "test"):
+            assert ([(i.path.stem, i.label) for i in getattr(ours, part)]
+                    == [(sha256_of(i.path), i.label) for i in getattr(cli, part)]), (shots, part)
+    # the test/ pictures are the held-out set: nothing of the training pictures is kept back
+    assert not [note for note in project.split(16, 4).notes if "kept for testing" in note]
+
+
+def test_the_demo_project_keeps_the_demo_tasks_split(ws, monkeypatch):
+    from dapt_core.data.folders import load_split
+    from dapt_core.data.images import sha256_of
+    from dapt_core.demo import demo_task
+
+    monkeypatch.setattr(demo_task, "TRAIN_PER_CLASS", 4)  # the real task, fewer pictures
+    monkeypatch.setattr(demo_task, "TEST_PER_CLASS", 3)
+    project = ws.create_demo_project("Demo")
+    info = demo_task.write_demo_task(ws.root / "demo-folder")
+    ours, cli = project.split(16, 1), load_split(info["out_dir"], 16, 1)
+    assert ours.classnames == cli.classnames
+    assert [i.path.stem for i in ours.test] == [sha256_of(i.path) for i in cli.test]
+    assert [i.path.stem for i in ours.train] == [sha256_of(i.path) for i in cli.train]
+    assert {r.name for r in project.images() if r.part == "test"} == {f"test-{i:03d}.png" for i in range(3)}
 
 
 def test_damaged_manifest_is_reported_never_replaced(ws, project):
@@ -282,3 +350,31 @@ def test_a_run_cut_short_by_a_server_restart_is_reported(project):
     assert (project.path / "project.json").exists()
     project.clear_running("abc123")
     assert project.interrupted_runs() == []
+
+
+def test_the_apps_tuning_job_gives_the_command_lines_numbers_on_a_train_test_project(ws, tmp_path, tiny_spec):
+    from dapt_core.data.folders import load_split
+    from dapt_core.data.images import sha256_of
+    from dapt_core.engine.experiment import run_experiment
+    from dapt_core.studio import jobs
+
+    folder = _train_test_folder(tmp_path / "photos", {"red": (4, 3), "green": (4, 3), "blue": (4, 2)})
+    project = ws.create_project("Imported")
+    project.import_zip(_zip_folder(folder), "photos.zip")
+    settings = {"method": "dapt", "epochs": 2, "batch_size": 4, "seed": 3}
+    job = jobs.JobQueue().submit(jobs.TuneRequest(str(ws.root), project.id, tiny_spec, settings, shots=2,
+                                                  device="cpu", make_projection=False))
+    assert job.wait(120)
+    snap = job.snapshot()
+    assert snap.state == jobs.DONE, snap.error
+    run = project.run(snap.result["run_id"])
+
+    # `dapt tune photos --shots 2 --seed 3 --epochs 2`, as cli.cmd_tune does it
+    cli_split = load_split(folder, 2, 3)
+    cli = run_experiment(jobs.BACKBONES.get(tiny_spec, "cpu"), cli_split, jobs.TuneRequest(
+        "", "", tiny_spec, settings).config(), shots=2).metrics()
+    assert [row["sha256"] for row in run.data["test"]] == [sha256_of(i.path) for i in cli_split.test]
+    assert sorted(row["sha256"] for row in run.data["train"]) == sorted(sha256_of(i.path) for i in cli_split.train)
+    for key in ("accuracy", "zero_shot_accuracy", "n_test", "per_class", "confusion"):
+        assert run.metrics[key] == cli[key], key
+    assert run.metrics["history"][-1]["loss"] == pytest.approx(cli["history"][-1]["loss"], rel=1e-5)

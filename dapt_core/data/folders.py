@@ -155,27 +155,41 @@ def split_from_files(
     files_by_class: Mapping[str, Sequence[Path]],
     shots: int | None = None,
     seed: int = 1,
+    *,
+    test_by_class: Mapping[str, Sequence[Path]] | None = None,
+    order: Callable[[Path], object] | None = None,
 ) -> Split:
     """Draw `shots` training images per class and hold the rest out for testing.
 
-    The same drawing as load_split's "classes" layout, for images the app keeps itself.
-    Class names are used as given (no underscore replacement) and numbered in sorted order.
+    The same drawing as load_split, for images the app keeps itself. Class names are used as
+    given (no underscore replacement) and numbered in sorted order.
+
+    A class listed in `test_by_class` with test images keeps them as its test set and draws
+    its shots from `files_by_class` (load_split's train/test layout). Any other class holds out
+    at least half of its images: at most len // 2 of them train, whatever `shots` asks, so
+    every class is measured. `order` sorts each class's images before the draw (by default
+    their paths); the app passes the names the files had in their folder, so that the draw
+    picks the same images load_split picks from that folder.
 
     Raises ConfigError for a bad `shots`, DataError for fewer than two classes or a class
-    without images.
+    without images, or one with a single image and no test images (it cannot both train
+    and be measured).
     """
     _check_draw_settings(shots, seed)
     if len(files_by_class) < 2:
         raise DataError(
             f"a task needs at least two classes, got {_quoted(files_by_class)}; add another class"
         )
-    classes = [
-        _ClassSource(
-            name, [Path(p) for p in files_by_class[name]], None, [], "add images to it or remove it"
-        )
-        for name in sorted(files_by_class)
-    ]
-    return _assemble_split(classes, shots, seed)
+    test_by_class = test_by_class or {}
+    classes = []
+    for name in sorted(files_by_class):
+        pool = [Path(p) for p in files_by_class[name]]
+        test = [Path(p) for p in test_by_class.get(name, ())]
+        classes.append(_ClassSource(
+            name, pool, test or None, [], "add images to it or remove it",
+            max_train=None if test else len(pool) // 2,
+        ))
+    return _assemble_split(classes, shots, seed, order)
 
 
 # ----------------------------------------------------------------------------- scanning
@@ -308,6 +322,7 @@ class _ClassSource:
     test: list[Path] | None  # None: the images not drawn from `pool` become the test images
     val: list[Path]
     fix_if_empty: str
+    max_train: int | None = None  # set when `test` is None: the rest must keep some images
 
 
 def _classes_layout_sources(scan: FolderScan) -> list[_ClassSource]:
@@ -353,7 +368,12 @@ def _train_test_layout_sources(scan: FolderScan) -> list[_ClassSource]:
     ]
 
 
-def _assemble_split(classes: list[_ClassSource], shots: int | None, seed: int) -> Split:
+def _assemble_split(
+    classes: list[_ClassSource],
+    shots: int | None,
+    seed: int,
+    order: Callable[[Path], object] | None = None,
+) -> Split:
     """The one place shots are drawn, for folders and for the app alike."""
     split = Split(classnames=[source.name for source in classes], train=[], test=[])
     without_test = []
@@ -362,13 +382,27 @@ def _assemble_split(classes: list[_ClassSource], shots: int | None, seed: int) -
             raise DataError(
                 f"class '{source.name}' has no usable training images; {source.fix_if_empty}"
             )
-        drawn, rest = _draw(source.pool, shots, seed)
-        if shots is not None and len(drawn) < shots:
+        wanted = shots
+        if source.max_train is not None:
+            if source.max_train < 1:
+                raise DataError(
+                    f"class '{source.name}' has only {_count(len(source.pool), 'image')}; it needs "
+                    "at least 2, one to train on and one to test on; add images to it"
+                )
+            if shots is None or shots > source.max_train:
+                wanted = source.max_train
+                split.notes.append(
+                    f"class '{source.name}' has {_count(len(source.pool), 'image')}: "
+                    f"{wanted} of them train and the rest are kept for testing "
+                    "(at most half of a class trains when it has no test images of its own)"
+                )
+        drawn, rest = _draw(source.pool, wanted, seed, order)
+        if wanted is not None and len(drawn) < wanted:
             split.notes.append(
                 f"class '{source.name}' has only {_count(len(drawn), 'training image')}, "
                 f"fewer than the {shots} shots asked; all of them are used"
             )
-        test = rest if source.test is None else sorted(source.test)
+        test = rest if source.test is None else sorted(source.test, key=order)
         if not test:
             without_test.append(source.name)
         split.train.extend(LabeledImage(path, label) for path in drawn)
@@ -386,14 +420,16 @@ def _assemble_split(classes: list[_ClassSource], shots: int | None, seed: int) -
     return split
 
 
-def _draw(paths: Sequence[Path], shots: int | None, seed: int) -> tuple[list[Path], list[Path]]:
+def _draw(
+    paths: Sequence[Path], shots: int | None, seed: int, order: Callable[[Path], object] | None = None
+) -> tuple[list[Path], list[Path]]:
     """Pick `shots` of `paths` at random and return (picked, rest), both sorted.
 
     Sorting first makes the draw independent of the order the file system lists files in.
     Each class gets a fresh random.Random(seed) rather than sharing one generator, so adding
     or removing a class leaves the other classes' draws unchanged.
     """
-    ordered = sorted(paths)
+    ordered = sorted(paths, key=order)
     if shots is None or shots >= len(ordered):
         return ordered, []
     picked = set(random.Random(seed).sample(range(len(ordered)), shots))

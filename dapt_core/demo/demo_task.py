@@ -29,6 +29,7 @@ the first demo model at chance (0.25).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -120,6 +121,15 @@ def render_demo_image(seed: int, split: str, class_name: str, index: int, task: 
     return P.to_uint8(img)
 
 
+def demo_png(seed: int, split: str, class_name: str, index: int, task: str = DEFAULT_TASK) -> bytes:
+    """One picture of ``task`` as the PNG file `write_demo_task` writes (the same bytes, so the
+    app's demo project and `dapt demo-data`'s folder hold the same files, by content hash)."""
+    buffer = io.BytesIO()
+    Image.fromarray(render_demo_image(seed, split, class_name, index, task)).save(buffer, format="PNG",
+                                                                                 compress_level=1)
+    return buffer.getvalue()
+
+
 def write_demo_task(out_dir, seed: int = 0, task: str = DEFAULT_TASK) -> dict:
     """Write ``task`` (a key of TASKS) as ``out_dir/{train,test}/<class name>/NNN.png`` and describe it.
 
@@ -134,7 +144,7 @@ def write_demo_task(out_dir, seed: int = 0, task: str = DEFAULT_TASK) -> dict:
             folder = out / split / c
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                Image.fromarray(render_demo_image(seed, split, c, i, task)).save(folder / f"{i:03d}.png", compress_level=1)
+                (folder / f"{i:03d}.png").write_bytes(demo_png(seed, split, c, i, task))
     return {
         "out_dir": str(out),
         "seed": int(seed),

@@ -60,10 +60,11 @@ class ImageIntake(ProjectManifest):
 
     # ------------------------------------------------------------------ images
     def add_images(self, class_name: str, files: Iterable[tuple[str, bytes | Path]], *, source: str = "upload",
-                   remember: bool = True, create_class: bool = False) -> IntakeReport:
+                   remember: bool = True, create_class: bool = False, part: str = "") -> IntakeReport:
         """Keep every file the engine can decode, in `class_name`; list the others with the reason.
 
-        `files` are (name as uploaded, bytes or a path to read). Nothing of a name is used for a path."""
+        `files` are (name as uploaded, bytes or a path to read). Nothing of a name is used for a path.
+        `part` is "train" or "test" for pictures from such a folder (see ProjectManifest.split)."""
         report = IntakeReport(source=source, when=utc_now())
         with self._lock:
             manifest = self.manifest()
@@ -75,7 +76,7 @@ class ImageIntake(ProjectManifest):
             require_class(manifest, class_name)
             known = {item["sha256"]: item for item in manifest["images"]}
             for raw_name, data in files:
-                record = self._intake_one(clean_display_name(raw_name), data, class_name, known, report)
+                record = self._intake_one(clean_display_name(raw_name), data, class_name, known, report, part)
                 if record is not None:
                     known[record.sha256] = record.to_dict()
                     manifest["images"].append(record.to_dict())
@@ -87,7 +88,7 @@ class ImageIntake(ProjectManifest):
         return report
 
     def _intake_one(self, name: str, data: bytes | Path, class_name: str, known: dict,
-                    report: IntakeReport) -> ImageRecord | None:
+                    report: IntakeReport, part: str = "") -> ImageRecord | None:
         if isinstance(data, Path):
             try:
                 data = data.read_bytes()
@@ -111,7 +112,7 @@ class ImageIntake(ProjectManifest):
         if not blob.exists():
             atomic_write_bytes(blob, data)
         write_thumbnail(image, self.thumbs_dir / f"{digest}.jpg")
-        return ImageRecord(digest, name, class_name, utc_now(), suffix)
+        return ImageRecord(digest, name, class_name, utc_now(), suffix, part)
 
     def add_image_paths(self, class_name: str, paths: Iterable[Path], **kwargs) -> IntakeReport:
         """add_images for files on disk (each read when its turn comes, not all at once)."""
@@ -119,8 +120,9 @@ class ImageIntake(ProjectManifest):
 
     def import_zip(self, data: bytes, archive_name: str = "upload.zip") -> IntakeReport:
         """Add a ZIP with one folder per class (or train/ and test/ holding those): new folder
-        names become classes. The archive is expanded safely into a temporary folder and read
-        with the engine's folder scan, whose reasons for skipping a file are kept."""
+        names become classes, and pictures from train/ and test/ remember their part, so tuning
+        keeps that split. The archive is expanded safely into a temporary folder and read with
+        the engine's folder scan, whose reasons for skipping a file are kept."""
         report = IntakeReport(source=clean_display_name(archive_name), when=utc_now())
         with tempfile.TemporaryDirectory(prefix="dapt-zip-") as temporary:
             root = Path(temporary) / "archive"
@@ -133,24 +135,29 @@ class ImageIntake(ProjectManifest):
             scan = scan_folder(task_root)
             for skipped in scan.skipped:
                 report.skipped.append(SkippedFile.of("rejected", _relative(skipped.path, root), reason=skipped.reason))
-            classes = scan.classes
-            if not classes:
+            if not scan.classes:
                 raise WorkspaceError("zip_no_classes", name=report.source)
             existing = {c.casefold(): c for c in self.classes}
-            for folder_name, paths in classes.items():
-                try:
-                    class_name = clean_class_name(class_prompt_name(folder_name))
-                except WorkspaceError as error:
-                    report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params)
-                                          for p in paths)
+            for part_name, classes in scan.parts.items():
+                if part_name == "val":  # as `dapt tune`, which tunes on train/ and measures on test/
+                    report.skipped.extend(SkippedFile.of("zip_val", _relative(str(p), root))
+                                          for paths in classes.values() for p in paths)
                     continue
-                target = existing.get(class_name.casefold(), class_name)
-                files = ((_relative(str(p), root), p) for p in paths)
-                part = self.add_images(target, files, remember=False, create_class=True)
-                report.added.extend(part.added)
-                report.skipped.extend(part.skipped)
-                report.created_classes.extend(part.created_classes)
-                existing[target.casefold()] = target
+                for folder_name, paths in classes.items():
+                    try:
+                        class_name = clean_class_name(class_prompt_name(folder_name))
+                    except WorkspaceError as error:
+                        report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params)
+                                              for p in paths)
+                        continue
+                    target = existing.get(class_name.casefold(), class_name)
+                    files = ((_relative(str(p), root), p) for p in paths)
+                    added = self.add_images(target, files, remember=False, create_class=True,
+                                            part=part_name if part_name in ("train", "test") else "")
+                    report.added.extend(added.added)
+                    report.skipped.extend(added.skipped)
+                    report.created_classes.extend(added.created_classes)
+                    existing[target.casefold()] = target
         self._remember(report)
         return report
 

@@ -132,24 +132,40 @@ class ProjectManifest:
                 return self.image_path(sha256)
         return thumb
 
-    def files_by_class(self) -> dict[str, list[Path]]:
-        manifest = self.manifest()
-        files: dict[str, list[Path]] = {name: [] for name in manifest["classes"]}
-        for item in manifest["images"]:
-            files[item["class"]].append(self.images_dir / (item["sha256"] + item.get("suffix", "")))
-        return files
-
     def split(self, shots: int | None, seed: int) -> Split:
-        """The hold-out draw for a run: `shots` images per class train, the rest are test images.
+        """The split for a run: which images train and which are held out to measure on.
 
-        Raises DataError (with what to fix) for fewer than two classes or an empty class."""
-        files = self.files_by_class()
-        if len(files) < 2:
-            raise WorkspaceError("need_two_classes", count=len(files))
-        empty = [name for name, paths in files.items() if not paths]
+        A class with test pictures (from a test/ folder of a ZIP, or the demo) keeps them as its
+        test set and draws `shots` from the rest. A class without draws at most half of its
+        pictures (seeded), so every class is measured. Images are ordered by the names they were
+        uploaded under before the draw, as `dapt tune` orders the files of a folder, so a
+        project imported from a train/test folder trains and tests on exactly what the command
+        line would.
+
+        Raises WorkspaceError (with what to fix) for fewer than two classes, an empty class, or a
+        class that cannot have both a training and a test picture."""
+        manifest = self.manifest()  # read once: another session may change it meanwhile
+        records = _records_by_path(manifest, self.images_dir)
+        pools, tests = _parts_by_class(manifest, records)
+        if len(pools) < 2:
+            raise WorkspaceError("need_two_classes", count=len(pools))
+        empty = [name for name in pools if not pools[name] and not tests[name]]
         if empty:
             raise WorkspaceError("empty_class", name=empty[0], names=", ".join(empty))
-        return split_from_files(files, shots, seed)
+        for name in pools:
+            if not pools[name]:
+                raise WorkspaceError("class_no_train", name=name)
+            if not tests[name] and len(pools[name]) < 2:
+                raise WorkspaceError("class_too_small", name=name)
+        return split_from_files(pools, shots, seed, test_by_class=tests,
+                                order=lambda path: (records[path].name if path in records else "", path.name))
+
+    def shot_capacity(self) -> dict[str, int]:
+        """The most training pictures each class can give while keeping test pictures: all of a
+        class's training pictures when it has test pictures of its own, otherwise half."""
+        manifest = self.manifest()
+        pools, tests = _parts_by_class(manifest, _records_by_path(manifest, self.images_dir))
+        return {name: len(pools[name]) if tests[name] else len(pools[name]) // 2 for name in pools}
 
     def labelled_images(self, classnames: list[str], exclude: Iterable[str] = ()) -> tuple[list, dict]:
         """This project's images of the classes in `classnames`, labelled by position in that list
@@ -175,6 +191,22 @@ class ProjectManifest:
 
     def names_by_sha(self) -> dict[str, ImageRecord]:
         return {r.sha256: r for r in self.images()}
+
+
+def _records_by_path(manifest: dict, images_dir: Path) -> dict[Path, ImageRecord]:
+    records = (ImageRecord.from_dict(item) for item in manifest["images"])
+    return {images_dir / record.file_name: record for record in records}
+
+
+def _parts_by_class(manifest: dict, records: dict[Path, ImageRecord]) -> tuple[dict[str, list[Path]],
+                                                                              dict[str, list[Path]]]:
+    """({class: pictures to draw shots from}, {class: its own test pictures}), by path; every
+    class of the manifest is a key, with or without pictures."""
+    pools: dict[str, list[Path]] = {name: [] for name in manifest["classes"]}
+    tests: dict[str, list[Path]] = {name: [] for name in manifest["classes"]}
+    for path, record in records.items():
+        (tests if record.part == "test" else pools)[record.class_name].append(path)
+    return pools, tests
 
 
 def _manifest_problem(data) -> str | None:
@@ -207,6 +239,8 @@ def _manifest_problem(data) -> str | None:
             return f"image entry {index + 1} has no name"
         if item["sha256"] in seen:
             return f"image {item['sha256'][:12]} is listed twice"
+        if item.get("part", "") not in ("", "train", "test"):
+            return f"image entry {index + 1} has part {item.get('part')!r}, not 'train' or 'test'"
         seen.add(item["sha256"])
     return None
 

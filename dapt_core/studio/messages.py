@@ -22,6 +22,9 @@ ERRORS = {
     "need_two_classes": "A task needs at least two classes; this project has {count}. Add classes on the Projects "
                         "page.",
     "empty_class": "Class '{name}' has no images. Upload some or delete the class.",
+    "class_no_train": "Class '{name}' has only test pictures; add pictures to train on.",
+    "class_too_small": "Class '{name}' has one picture; it needs at least two, one to train on and one to measure on. "
+                       "Add pictures to it.",
     "bad_image_id": "That is not an image of this project.",
     "run_not_found": "There is no run '{run}' in this project.",
     "run_damaged": "Run {run} cannot be read ({detail}); delete it on the Tune page.",
@@ -40,6 +43,7 @@ SKIP_REASONS = {
     "zip_link": "it is a link, not a file; it was not extracted",
     "zip_duplicate_path": "the archive holds this path twice; the first copy was kept",
     "zip_too_big": "it expands to more than {limit_mb} MB; it was not extracted",
+    "zip_val": "pictures in val/ are not used: move them into train/ to tune on them",
     "class_name_empty": "its folder name gives no class name",
     "class_name_long": "its folder name is longer than {limit} characters",
 }

@@ -69,18 +69,25 @@ class ImageRecord:
     class_name: str
     added: str
     suffix: str
+    # "train" or "test" when the picture came from a train/ or test/ folder (a ZIP, the demo):
+    # that split is kept when tuning. "" for an ordinary upload; see ProjectManifest.split.
+    part: str = ""
 
     @property
     def file_name(self) -> str:
         return self.sha256 + self.suffix
 
     def to_dict(self) -> dict:
-        return {"sha256": self.sha256, "name": self.name, "class": self.class_name, "added": self.added,
+        data = {"sha256": self.sha256, "name": self.name, "class": self.class_name, "added": self.added,
                 "suffix": self.suffix}
+        if self.part:
+            data["part"] = self.part
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> ImageRecord:
-        return cls(data["sha256"], data["name"], data["class"], data.get("added", ""), data.get("suffix", ".img"))
+        return cls(data["sha256"], data["name"], data["class"], data.get("added", ""), data.get("suffix", ".img"),
+                   data.get("part", ""))
 
 
 @dataclass

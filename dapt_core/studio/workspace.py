@@ -34,15 +34,12 @@ English message is the fallback (and what scripts see).
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
-
-from PIL import Image
 
 from .classes import ClassEdits
 from .intake import ImageIntake
@@ -133,8 +130,9 @@ class Workspace:
 
     def create_demo_project(self, name: str, *, seed: int = 0,
                             progress: Callable[[int, int], None] | None = None) -> Project:
-        """A project holding the demo inspection task (dapt_core.demo.demo_task), training and test
-        pictures together per class; the hold-out split is drawn when tuning starts."""
+        """A project holding the demo inspection task (dapt_core.demo.demo_task) with the task's own
+        train/test split, so that tuning it here gives the numbers `dapt tune` gives on
+        `dapt demo-data`'s folder."""
         from ..demo import demo_task
 
         project = self.create_project(name, demo_task.CLASSES)
@@ -142,17 +140,14 @@ class Workspace:
         total = len(demo_task.CLASSES) * sum(counts.values())
         done = 0
         for class_name in demo_task.CLASSES:
-            files = []
             for part, n in counts.items():
+                files = []
                 for index in range(n):
-                    pixels = demo_task.render_demo_image(seed, part, class_name, index)
-                    buffer = io.BytesIO()
-                    Image.fromarray(pixels).save(buffer, format="PNG")
-                    files.append((f"{part}-{index:03d}.png", buffer.getvalue()))
+                    files.append((f"{part}-{index:03d}.png", demo_task.demo_png(seed, part, class_name, index)))
                     done += 1
                     if progress is not None:
                         progress(done, total)
-            project.add_images(class_name, files, source="demo", remember=False)
+                project.add_images(class_name, files, source="demo", remember=False, part=part)
         return project
 
 
