@@ -16,7 +16,7 @@ from dapt_core.engine.methods import (
 from dapt_core.errors import DaptError
 from dapt_core.studio import jobs
 from ui import state
-from ui.i18n import current_language, t
+from ui.i18n import current_language, error_text, t
 from ui.narrative import pct
 from ui.widgets import job_panel, page_header, require_project, run_label, show_error
 
@@ -37,6 +37,23 @@ DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-a
             "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
+
+
+def _adapt_shots() -> None:
+    """Suggest as many shots as every class can give while keeping test pictures (at most 16),
+    unless the user chose a number of their own for this project."""
+    try:
+        capacity = project.shot_capacity()
+    except DaptError:
+        return  # the split below says what is wrong
+    suggested = max(1, min([DEFAULTS["tune-shots"], *capacity.values()]))
+    previous = st.session_state.get("tune-shots-suggested")  # (project id, the shots it last suggested)
+    if previous != [project.id, suggested] and (previous is None or st.session_state["tune-shots"] == previous[1]):
+        st.session_state["tune-shots"] = suggested
+    st.session_state["tune-shots-suggested"] = [project.id, suggested]
+
+
+_adapt_shots()
 
 
 @st.cache_data(show_spinner=False)
@@ -145,9 +162,11 @@ with settings_col:
             train_counts[split.classnames[item.label]] += 1
         for item in split.test:
             test_counts[split.classnames[item.label]] += 1
+        own_test = {record.class_name for record in project.images() if record.part == "test"}
         st.dataframe([{t("common.class"): c, t("common.train_images"): train_counts[c],
-                       t("common.test_images"): test_counts[c]} for c in split.classnames],
-                     hide_index=True, width="stretch")
+                       t("common.test_images"): test_counts[c],
+                       t("tune.test_source"): t("tune.test_own") if c in own_test else t("tune.test_drawn")}
+                      for c in split.classnames], hide_index=True, width="stretch")
         for note in split.notes:
             st.caption(t("tune.note", note=note))
     else:
@@ -159,7 +178,7 @@ with settings_col:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
     if st.button(t("tune.start"), type="primary", icon=":material/play_arrow:", disabled=not can_start,
-                 key="start-tuning"):
+                 key="start-tuning", help=error_text(split_error) if split_error is not None else None):
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
                                    device=device_key)
         try:

@@ -12,6 +12,8 @@ lead-in.
 
 from __future__ import annotations
 
+import re
+
 from dapt_core.studio.messages import ERRORS, SKIP_REASONS
 
 LANGUAGES = {"en": "English", "ja": "日本語"}
@@ -48,6 +50,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "common.zero_shot": ("Zero-shot", "ゼロショット"),
     "common.tuned": ("Tuned", "調整後"),
     "common.change_points": ("Change (points)", "変化(ポイント)"),
+    "tune.test_source": ("Test pictures", "テスト画像の出所"),
+    "tune.test_own": ("its test/ folder", "test/ フォルダ"),
+    "tune.test_drawn": ("held out at random (seed)", "無作為に取り置き(シード)"),
     "common.yes_delete": ("Yes, delete", "はい、削除します"),
     "common.keep": ("No, keep it", "いいえ、残します"),
     # ------------------------------------------------------------------ projects page
@@ -73,7 +78,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "projects.demo_progress_n": ("Rendering the demo pictures… {done}/{total}", "デモ画像を生成しています… {done}/{total}"),
     "projects.demo_done": ("Demo project '{name}' is ready. Go to Tune to teach the model.",
                            "デモプロジェクト「{name}」の準備ができました。「調整」でモデルに教えましょう。"),
-    "projects.summary": ("{classes} classes, {images} images, {runs} saved runs", "{classes} クラス、{images} 枚、保存された実行結果 {runs} 件"),
+    "projects.summary": ("{classes} {classes|class|classes}, {images} {images|image|images}, {runs} saved {runs|run|runs}", "{classes} クラス、{images} 枚、保存された実行結果 {runs} 件"),
     "projects.settings": ("Project settings", "プロジェクト設定"),
     "projects.rename_label": ("Project name", "プロジェクト名"),
     "projects.rename": ("Rename", "名前を変更"),
@@ -83,7 +88,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                              "このプロジェクトの実行が待機中または実行中です。先にキャンセルしてください。"),
     "projects.delete_confirm": ("Delete project '{name}' and everything in it? This cannot be undone.",
                                 "プロジェクト「{name}」とその中身をすべて削除しますか?元に戻せません。"),
-    "projects.delete_confirm_full": ("Delete '{name}' with its {images} images and {runs} runs? This cannot be undone.",
+    "projects.delete_confirm_full": ("Delete '{name}' with its {images} {images|image|images} and {runs} {runs|run|runs}? This cannot be undone.",
                                      "「{name}」を画像 {images} 枚と実行結果 {runs} 件ごと削除しますか?元に戻せません。"),
     "projects.deleted": ("Project '{name}' was deleted.", "プロジェクト「{name}」を削除しました。"),
     "projects.restore_backup": ("Restore the manifest from before the last change",
@@ -102,7 +107,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "data.class_added": ("Class '{name}' added.", "クラス「{name}」を追加しました。"),
     "data.no_classes": ("No classes yet. Add one class per kind of result, e.g. 'no defect' and 'scratch'.",
                         "クラスがまだありません。判定結果ごとに1クラス追加してください(例: 'no defect' と 'scratch')。"),
-    "data.class_header": ("{name} — {n} images", "{name} — {n} 枚"),
+    "data.class_header": ("{name} — {n} {n|image|images}", "{name} — {n} 枚"),
     "data.class_empty": ("No images in this class yet.", "このクラスにはまだ画像がありません。"),
     "data.upload": ("Add images to '{name}' (several at once, drag and drop works)",
                     "「{name}」に画像を追加(複数可、ドラッグ&ドロップ可)"),
@@ -110,7 +115,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                          "the others are kept.",
                          "JPEG、PNG、WebP、GIF、BMP、TIFF。使えないファイルは理由付きで一覧表示され、"
                          "それ以外は保存されます。"),
-    "data.checking": ("Checking {n} files…", "{n} 個のファイルを確認しています…"),
+    "data.checking": ("Checking {n} {n|file|files}…", "{n} 個のファイルを確認しています…"),
     "data.zip_title": ("Import a ZIP with one folder per class", "クラスごとのフォルダを含むZIPを取り込む"),
     "data.zip_help": ("Folder names become class names ('no_defect' → 'no defect'); images go into the class of "
                       "their folder. A train/ and test/ layout is read too. Existing classes with the same name "
@@ -119,27 +124,27 @@ STRINGS: dict[str, tuple[str, str]] = {
                       "入ります。train/ と test/ の構成も読み込めます。同名のクラスが既にあればそこに追加されます。"),
     "data.zip_upload": ("ZIP archive", "ZIPアーカイブ"),
     "data.zip_reading": ("Reading the archive and checking every image…", "アーカイブを読み込み、全画像を確認しています…"),
-    "data.intake_added": ("Last upload: {n} images added ({detail}).", "前回のアップロード: {n} 枚を追加しました({detail})。"),
+    "data.intake_added": ("Last upload: {n} {n|image|images} added ({detail}).", "前回のアップロード: {n} 枚を追加しました({detail})。"),
     "data.intake_created": ("New classes: {classes}.", "新しいクラス: {classes}。"),
-    "data.intake_skipped": ("{n} files were not used (see the list).", "{n} 個のファイルは使われませんでした(一覧を参照)。"),
+    "data.intake_skipped": ("{n} {n|file|files} were not used (see the list).", "{n} 個のファイルは使われませんでした(一覧を参照)。"),
     "data.intake_dismiss": ("Hide this summary", "この要約を閉じる"),
     "data.skipped_title": ("Files not used ({n}) and why", "使われなかったファイル({n} 個)とその理由"),
     "data.col_file": ("File", "ファイル"),
     "data.col_reason": ("Reason", "理由"),
-    "data.grid_page": ("Page (of {pages}; {n} images)", "ページ({pages} ページ中、{n} 枚)"),
+    "data.grid_page": ("Page (of {pages}; {n} {n|image|images})", "ページ({pages} ページ中、{n} 枚)"),
     "data.show_images": ("Show the pictures", "画像を表示"),
     "data.select_images": ("Select images to move or remove", "移動または削除する画像を選択"),
     "data.select_placeholder": ("Choose by file name", "ファイル名で選択"),
     "data.move_to": ("Move to class", "移動先クラス"),
     "data.move": ("Move", "移動"),
-    "data.moved": ("{n} images moved to '{name}'.", "{n} 枚を「{name}」に移動しました。"),
+    "data.moved": ("{n} {n|image|images} moved to '{name}'.", "{n} 枚を「{name}」に移動しました。"),
     "data.remove": ("Remove", "削除"),
-    "data.removed": ("{n} images removed.", "{n} 枚を削除しました。"),
+    "data.removed": ("{n} {n|image|images} removed.", "{n} 枚を削除しました。"),
     "data.class_settings": ("Rename or delete class", "クラス名の変更・削除"),
     "data.rename_class": ("Class name", "クラス名"),
     "data.rename": ("Rename", "名前を変更"),
     "data.delete_class": ("Delete class", "クラスを削除"),
-    "data.delete_class_confirm": ("Delete class '{name}' and its {n} images?", "クラス「{name}」とその画像 {n} 枚を削除しますか?"),
+    "data.delete_class_confirm": ("Delete class '{name}' and its {n} {n|image|images}?", "クラス「{name}」とその画像 {n} 枚を削除しますか?"),
     "data.class_deleted": ("Class '{name}' deleted.", "クラス「{name}」を削除しました。"),
     "data.next_tune": ("Next: tune the model on these classes", "次へ: これらのクラスでモデルを調整"),
     "data.not_ready": ("To tune, the project needs at least two classes and images in every class.",
@@ -220,7 +225,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tune.live": ("Progress", "進捗"),
     "tune.live_empty": ("Nothing running. Press Start; two people pressing Start queue one after the other.",
                         "実行中のものはありません。「調整を開始」を押してください。複数人が同時に押した場合は順番待ちになります。"),
-    "tune.done": ("Run saved: accuracy {before} zero-shot → {after} tuned on {n} held-out images (training {seconds} s).",
+    "tune.done": ("Run saved: accuracy {before} zero-shot → {after} tuned on {n} held-out {n|image|images} (training {seconds} s).",
                   "保存しました: 学習に使っていない {n} 枚での正解率 ゼロショット {before} → 調整後 {after}(学習 {seconds} 秒)。"),
     "tune.open_inspect": ("See why it works", "効果の理由を見る"),
     "tune.interrupted": ("A run started {when} ({method} on {backbone}, {shots} per class) was stopped by a server "
@@ -293,7 +298,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "inspect.warming": ("Preparing the map engine (once after a server start, about 15 s)…",
                         "マップ描画エンジンを準備しています(サーバー起動後に1回だけ、約15秒)…"),
     "inspect.mapping": ("Drawing the map of {n} image embeddings…", "{n} 個の画像埋め込みのマップを作成しています…"),
-    "inspect.map_subsampled": ("The map shows {shown} of the {total} test images (an even share of every class).",
+    "inspect.map_subsampled": ("The map shows {shown} of the {total} test {total|image|images} (an even share of every class).",
                                "マップにはテスト画像 {total} 枚のうち {shown} 枚を表示しています(各クラス同じ割合)。"),
     "inspect.map_pca": ("Too few images for UMAP: the map is a PCA plane.", "UMAPには画像が少なすぎるため、PCAの平面で表示しています。"),
     "inspect.dispersion_title": ("Dispersion: tight classes, far apart", "分散: クラスはまとまり、互いに離れているか"),
@@ -317,22 +322,22 @@ STRINGS: dict[str, tuple[str, str]] = {
     "inspect.caption_fixed": ("{true} (was {predicted}) · {name}", "{true}(以前は {predicted})· {name}"),
     "inspect.to_export": ("Next: export the prompt file and the report", "次へ: プロンプトファイルとレポートをエクスポート"),
     # ------------------------------------------------------------------ the sentence for a manager
-    "story.up": ("Taught with {shots} photos per class, the model now classifies {after} of {n_test} photos it never "
+    "story.up": ("Taught with {shots} {shots|photo|photos} per class, the model now classifies {after} of {n_test} {n_test|photo|photos} it never "
                  "saw correctly, up from {before} before tuning.",
                  "1クラスあたり{shots}枚の写真で教えた結果、学習に使っていない{n_test}枚の写真の正解率は"
                  "調整前の{before}から{after}に上がりました。"),
-    "story.up_best": ("Taught with {shots} photos per class, the model now classifies {after} of {n_test} photos it "
+    "story.up_best": ("Taught with {shots} {shots|photo|photos} per class, the model now classifies {after} of {n_test} {n_test|photo|photos} it "
                       "never saw correctly, up from {before} before tuning; the biggest gain is on '{cls}' "
                       "({cls_before} → {cls_after}).",
                       "1クラスあたり{shots}枚の写真で教えた結果、学習に使っていない{n_test}枚の写真の正解率は"
                       "調整前の{before}から{after}に上がりました。最も改善したのは「{cls}」({cls_before} → "
                       "{cls_after})です。"),
-    "story.down": ("Taught with {shots} photos per class, the model classifies {after} of {n_test} unseen photos "
+    "story.down": ("Taught with {shots} {shots|photo|photos} per class, the model classifies {after} of {n_test} unseen {n_test|photo|photos} "
                    "correctly, down from {before} before tuning: tuning did not help here; try more photos per class "
                    "or a lower learning rate.",
                    "1クラスあたり{shots}枚の写真で教えましたが、未使用の{n_test}枚の正解率は調整前の{before}から"
                    "{after}に下がりました。この条件では効果がありません。写真を増やすか、学習率を下げてください。"),
-    "story.same": ("Taught with {shots} photos per class, the model classifies {after} of {n_test} unseen photos "
+    "story.same": ("Taught with {shots} {shots|photo|photos} per class, the model classifies {after} of {n_test} unseen {n_test|photo|photos} "
                    "correctly, the same as before tuning ({before}).",
                    "1クラスあたり{shots}枚の写真で教えた結果、未使用の{n_test}枚の正解率は{after}で、"
                    "調整前({before})と変わりませんでした。"),
@@ -486,20 +491,20 @@ STRINGS: dict[str, tuple[str, str]] = {
                                  "ここにあるバックボーンはファイルの調整に使われたものと異なります: {message}"),
     "export.evaluate": ("Score it on this project's images", "このプロジェクトの画像で評価"),
     "export.import_clear": ("Forget this file", "このファイルを閉じる"),
-    "export.eval_done": ("{name}: accuracy on {n} images {before} zero-shot → {after} with the file's prompts.",
+    "export.eval_done": ("{name}: accuracy on {n} {n|image|images} {before} zero-shot → {after} with the file's prompts.",
                          "{name}: {n} 枚での正解率 ゼロショット {before} → ファイルのプロンプト使用時 {after}。"),
-    "export.eval_excluded": ("{n} images were left out because the file was tuned on them.",
+    "export.eval_excluded": ("{n} {n|image|images} were left out because the file was tuned on them.",
                              "ファイルの学習に使われた {n} 枚は除外しました。"),
-    "export.eval_other_class": ("{n} images of class '{cls}' were left out: the file has no such class.",
+    "export.eval_other_class": ("{n} {n|image|images} of class '{cls}' were left out: the file has no such class.",
                                 "クラス「{cls}」の {n} 枚は除外しました(ファイルにそのクラスがありません)。"),
-    "export.eval_mismatches": ("**{n} images disagree with their class:**", "**クラスと一致しなかった画像 {n} 枚:**"),
+    "export.eval_mismatches": ("**{n} {n|image|images} disagree with their class:**", "**クラスと一致しなかった画像 {n} 枚:**"),
     "export.eval_no_mismatch": ("Every image was classified as its class.", "すべての画像が正しいクラスに判定されました。"),
     # ------------------------------------------------------------------ report
     "report.title": ("DAPT Studio report — {project}", "DAPT Studio レポート — {project}"),
     "report.subtitle": ("Run {run} · {created} · {method} on {backbone}", "実行 {run} · {created} · {method}({backbone})"),
     "report.shots": ("Training photos per class", "1クラスあたりの学習用写真"),
     "report.mistakes": ("Misclassified test images ({n}; {shown} shown)", "誤分類されたテスト画像({n} 枚中 {shown} 枚を表示)"),
-    "report.mistakes_help": ("Tuning fixed {fixed} images that zero-shot CLIP got wrong and got {broken} wrong that it "
+    "report.mistakes_help": ("Tuning fixed {fixed} {fixed|image|images} that zero-shot CLIP got wrong and got {broken} wrong that it "
                              "had right.",
                              "調整により、ゼロショットで誤っていた {fixed} 枚が正解になり、正解だった {broken} 枚が誤りになりました。"),
     "report.line_title": ("For the inspection line: unknown photos and prediction sets",
@@ -589,17 +594,25 @@ def current_language() -> str:
         return DEFAULT_LANGUAGE
 
 
+# "{n|image|images}" in a template: the first word when the parameter n is 1, else the second.
+_PLURAL = re.compile(r"\{(\w+)\|([^|{}]*)\|([^|{}]*)\}")
+
+
+def _plurals(template: str, params: dict) -> str:
+    return _PLURAL.sub(lambda m: m.group(2) if params.get(m.group(1)) in (1, "1") else m.group(3), template)
+
+
 def t(key: str, lang: str | None = None, **params) -> str:
     """The string `key` in `lang` (default: the session's), with `params` filled in."""
     lang = lang if lang in LANGUAGES else current_language()
     entry = STRINGS.get(key)
     if entry is None:
         return key  # a missing key shows itself instead of crashing a page (tests catch it)
-    template = entry[list(LANGUAGES).index(lang)] or entry[0]
+    template = _plurals(entry[list(LANGUAGES).index(lang)] or entry[0], params)
     try:
         return template.format(**params)
     except (KeyError, IndexError, ValueError):
-        return entry[0].format_map(_Lenient(params))
+        return _plurals(entry[0], params).format_map(_Lenient(params))
 
 
 class _Lenient(dict):
