@@ -7,7 +7,7 @@ import streamlit as st
 from dapt_core.errors import DaptError
 from ui import state
 from ui.i18n import current_language, skipped_reason, t
-from ui.widgets import show_error, thumbnail_grid
+from ui.widgets import isolated, show_error, thumbnail_grid
 
 state.require_app_shell()
 
@@ -186,68 +186,70 @@ if not counts:
 for index, class_name in enumerate(list(counts)):
     records = project.images(class_name)
     with st.expander(t("data.class_header", name=class_name, n=len(records)), expanded=len(counts) <= 3 or not records):
-        upload_key = f"upload-{project.id}-{index}-{state.counter('uploads-' + class_name)}"
-        files = st.file_uploader(t("data.upload", name=class_name), accept_multiple_files=True, key=upload_key,
-                                 help=t("data.upload_help"))
-        if files:
-            with st.spinner(t("data.checking", n=len(files))):
-                try:
-                    project.add_images(class_name, [(f.name, f.getvalue()) for f in files])
-                except DaptError as error:
-                    show_error(error)
-            state.bump("uploads-" + class_name)
-            st.rerun()
-
-        if records:
-            # Off by default for many classes: every preview shown is sent to the browser on each run.
-            if st.toggle(t("data.show_images"), value=len(counts) <= 3, key=f"show-{project.id}-{index}"):
-                thumbnail_grid(project, records, key=f"{project.id}-{index}")
-            by_sha = {r.sha256: r for r in records}
-            names = [r.name for r in records]
-            repeated = {n for n in names if names.count(n) > 1} if len(set(names)) < len(names) else set()
-
-            def _image_label(sha: str, by_sha=by_sha, repeated=repeated) -> str:  # names may repeat; hashes differ
-                name = by_sha[sha].name
-                return f"{name} · {sha[:6]}" if name in repeated else name
-
-            picked = st.multiselect(t("data.select_images"), list(by_sha), format_func=_image_label,
-                                    key=f"pick-{project.id}-{index}", placeholder=t("data.select_placeholder"))
-            if picked:
-                c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-                others = [c for c in counts if c != class_name]
-                target = c1.selectbox(t("data.move_to"), others, key=f"move-target-{project.id}-{index}",
-                                      disabled=not others)
-                if c2.button(t("data.move"), key=f"move-{project.id}-{index}", disabled=not others,
-                             icon=":material/drive_file_move:"):
-                    moved = project.move_images(picked, target)
-                    state.flash(t("data.moved", n=moved, name=target))
-                    st.rerun()
-                if c3.button(t("data.remove"), key=f"remove-{project.id}-{index}", icon=":material/delete:"):
-                    removed = project.remove_images(picked)
-                    state.flash(t("data.removed", n=removed))
-                    st.rerun()
-        else:
-            st.caption(t("data.class_empty"))
-
-        with st.popover(t("data.class_settings"), icon=":material/edit:"):
-            with st.form(f"rename-class-{project.id}-{index}", border=False):
-                renamed_class = st.text_input(t("data.rename_class"), value=class_name)
-                if st.form_submit_button(t("data.rename")):
+        with isolated(class_name):
+            upload_key = f"upload-{project.id}-{index}-{state.counter('uploads-' + class_name)}"
+            files = st.file_uploader(t("data.upload", name=class_name), accept_multiple_files=True, key=upload_key,
+                                     help=t("data.upload_help"))
+            if files:
+                with st.spinner(t("data.checking", n=len(files))):
                     try:
-                        project.rename_class(class_name, renamed_class)
-                        st.rerun()
+                        project.add_images(class_name, [(f.name, f.getvalue()) for f in files])
                     except DaptError as error:
                         show_error(error)
-            confirm = f"confirm-delete-class-{project.id}-{index}"
-            if st.button(t("data.delete_class"), key=f"delete-class-{project.id}-{index}", icon=":material/delete:"):
-                st.session_state[confirm] = True
-            if st.session_state.get(confirm):
-                st.warning(t("data.delete_class_confirm", name=class_name, n=len(records)))
-                if st.button(t("common.yes_delete"), type="primary", key=f"delete-class-yes-{project.id}-{index}"):
-                    project.delete_class(class_name)
-                    st.session_state.pop(confirm, None)
-                    state.flash(t("data.class_deleted", name=class_name))
-                    st.rerun()
+                state.bump("uploads-" + class_name)
+                st.rerun()
+
+            if records:
+                # Off by default for many classes: every preview shown is sent to the browser on each run.
+                if st.toggle(t("data.show_images"), value=len(counts) <= 3, key=f"show-{project.id}-{index}"):
+                    thumbnail_grid(project, records, key=f"{project.id}-{index}")
+                by_sha = {r.sha256: r for r in records}
+                names = [r.name for r in records]
+                repeated = {n for n in names if names.count(n) > 1} if len(set(names)) < len(names) else set()
+
+                def _image_label(sha: str, by_sha=by_sha, repeated=repeated) -> str:  # names may repeat; hashes differ
+                    name = by_sha[sha].name
+                    return f"{name} · {sha[:6]}" if name in repeated else name
+
+                picked = st.multiselect(t("data.select_images"), list(by_sha), format_func=_image_label,
+                                        key=f"pick-{project.id}-{index}", placeholder=t("data.select_placeholder"))
+                if picked:
+                    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+                    others = [c for c in counts if c != class_name]
+                    target = c1.selectbox(t("data.move_to"), others, key=f"move-target-{project.id}-{index}",
+                                          disabled=not others)
+                    if c2.button(t("data.move"), key=f"move-{project.id}-{index}", disabled=not others,
+                                 icon=":material/drive_file_move:"):
+                        moved = project.move_images(picked, target)
+                        state.flash(t("data.moved", n=moved, name=target))
+                        st.rerun()
+                    if c3.button(t("data.remove"), key=f"remove-{project.id}-{index}", icon=":material/delete:"):
+                        removed = project.remove_images(picked)
+                        state.flash(t("data.removed", n=removed))
+                        st.rerun()
+            else:
+                st.caption(t("data.class_empty"))
+
+            with st.popover(t("data.class_settings"), icon=":material/edit:"):
+                with st.form(f"rename-class-{project.id}-{index}", border=False):
+                    renamed_class = st.text_input(t("data.rename_class"), value=class_name)
+                    if st.form_submit_button(t("data.rename")):
+                        try:
+                            project.rename_class(class_name, renamed_class)
+                            st.rerun()
+                        except DaptError as error:
+                            show_error(error)
+                confirm = f"confirm-delete-class-{project.id}-{index}"
+                if st.button(t("data.delete_class"), key=f"delete-class-{project.id}-{index}",
+                             icon=":material/delete:"):
+                    st.session_state[confirm] = True
+                if st.session_state.get(confirm):
+                    st.warning(t("data.delete_class_confirm", name=class_name, n=len(records)))
+                    if st.button(t("common.yes_delete"), type="primary", key=f"delete-class-yes-{project.id}-{index}"):
+                        project.delete_class(class_name)
+                        st.session_state.pop(confirm, None)
+                        state.flash(t("data.class_deleted", name=class_name))
+                        st.rerun()
 
 if counts:
     ready = len(counts) >= 2 and all(counts.values())

@@ -9,7 +9,7 @@ from dapt_core.studio.projection import settings_key
 from ui import run_view, state
 from ui.i18n import t
 from ui.narrative import accuracy_rows, dispersion_rows, manager_sentence, mistakes, pct
-from ui.widgets import duration, page_header, require_project, run_picker, show_error
+from ui.widgets import duration, isolated, page_header, require_project, run_picker, show_error
 
 state.require_app_shell()
 
@@ -41,71 +41,73 @@ for note in metrics.get("notes") or []:
 # ---------------------------------------------------------------- the map (one shared UMAP fit)
 st.subheader(t("inspect.map_title"))
 st.caption(t("inspect.map_help"))
-warm = state.warmup()
-if run.load_projection(settings_key()) is None and not warm.ready:
-    with st.spinner(t("inspect.warming")):
-        warm.wait(120)
-try:
+with isolated(t("inspect.map_title")):
+    warm = state.warmup()
+    if run.load_projection(settings_key()) is None and not warm.ready:
+        with st.spinner(t("inspect.warming")):
+            warm.wait(120)
     with st.spinner(t("inspect.mapping", n=2 * len(view.labels))):
         proj = run_view.projection(view)
-except DaptError as error:
-    show_error(error)
-    st.stop()
-before_map, after_map = run_view.maps(view, proj)
-left, right = st.columns(2)
-left.plotly_chart(before_map, key="map-before", config={"displaylogo": False})
-right.plotly_chart(after_map, key="map-after", config={"displaylogo": False})
-if len(proj.rows) < len(view.labels):
-    st.caption(t("inspect.map_subsampled", shown=len(proj.rows), total=len(view.labels)))
-if proj.method != "umap":
-    st.caption(t("inspect.map_pca"))
+    before_map, after_map = run_view.maps(view, proj)
+    left, right = st.columns(2)
+    left.plotly_chart(before_map, key="map-before", config={"displaylogo": False})
+    right.plotly_chart(after_map, key="map-after", config={"displaylogo": False})
+    if len(proj.rows) < len(view.labels):
+        st.caption(t("inspect.map_subsampled", shown=len(proj.rows), total=len(view.labels)))
+    if proj.method != "umap":
+        st.caption(t("inspect.map_pca"))
 
 # ---------------------------------------------------------------- dispersion
 st.subheader(t("inspect.dispersion_title"))
-st.caption(t("inspect.dispersion_help"))
-st.dataframe(dispersion_rows(metrics["dispersion"]), hide_index=True, width="stretch", key="dispersion-table")
+with isolated(t("inspect.dispersion_title")):
+    st.caption(t("inspect.dispersion_help"))
+    st.dataframe(dispersion_rows(metrics["dispersion"]), hide_index=True, width="stretch", key="dispersion-table")
 
 # ---------------------------------------------------------------- accuracy
 st.subheader(t("inspect.accuracy_title"))
-left, right = st.columns([3, 2])
-left.plotly_chart(run_view.per_class_figure(view), key="per-class", config={"displaylogo": False})
-right.dataframe(accuracy_rows(metrics), hide_index=True, width="stretch")
+with isolated(t("inspect.accuracy_title")):
+    left, right = st.columns([3, 2])
+    left.plotly_chart(run_view.per_class_figure(view), key="per-class", config={"displaylogo": False})
+    right.dataframe(accuracy_rows(metrics), hide_index=True, width="stretch")
 
 st.subheader(t("inspect.confusion_title"))
-st.caption(t("inspect.confusion_help"))
-before_cm, after_cm = run_view.confusion_figures(view)
-left, right = st.columns(2)
-left.plotly_chart(before_cm, key="cm-before", config={"displaylogo": False})
-right.plotly_chart(after_cm, key="cm-after", config={"displaylogo": False})
+with isolated(t("inspect.confusion_title")):
+    st.caption(t("inspect.confusion_help"))
+    before_cm, after_cm = run_view.confusion_figures(view)
+    left, right = st.columns(2)
+    left.plotly_chart(before_cm, key="cm-before", config={"displaylogo": False})
+    right.plotly_chart(after_cm, key="cm-after", config={"displaylogo": False})
 
-if metrics.get("history"):
-    with st.expander(t("inspect.training_curve"), icon=":material/show_chart:"):
-        st.plotly_chart(run_view.loss_figure(view), key="history", config={"displaylogo": False})
+with isolated(t("inspect.training_curve")):
+    if metrics.get("history"):
+        with st.expander(t("inspect.training_curve"), icon=":material/show_chart:"):
+            st.plotly_chart(run_view.loss_figure(view), key="history", config={"displaylogo": False})
 
 # ---------------------------------------------------------------- mistakes
 st.subheader(t("inspect.mistakes_title"))
-groups = mistakes(view.data, view.pred_before, view.pred_after)
-tabs = st.tabs([t("inspect.still_wrong", n=len(groups["wrong_after"])), t("inspect.fixed", n=len(groups["fixed"])),
-                t("inspect.broken", n=len(groups["broken"]))])
-PER_PAGE = 24
-for tab, key in zip(tabs, ("wrong_after", "fixed", "broken")):
-    with tab:
-        rows = groups[key]
-        if not rows:
-            st.caption(t("inspect.none_here"))
-            continue
-        pages = -(-len(rows) // PER_PAGE)
-        page = 1
-        if pages > 1:
-            page = int(st.number_input(t("data.grid_page", pages=pages, n=len(rows)), min_value=1, max_value=pages,
-                                       value=1, key=f"mistakes-page-{key}"))
-        shown = rows[(page - 1) * PER_PAGE: page * PER_PAGE]
-        captions = []
-        for i in shown:
-            true = view.classnames[view.labels[i]]
-            predicted = view.classnames[view.pred_after[i] if key != "fixed" else view.pred_before[i]]
-            label_key = "inspect.caption_fixed" if key == "fixed" else "inspect.caption_wrong"
-            captions.append(t(label_key, true=true, predicted=predicted, name=view.names[i]))
-        st.image([run_view.thumbnail_bytes(view, i) for i in shown], caption=captions, width=120)
+with isolated(t("inspect.mistakes_title")):
+    groups = mistakes(view.data, view.pred_before, view.pred_after)
+    tabs = st.tabs([t("inspect.still_wrong", n=len(groups["wrong_after"])), t("inspect.fixed", n=len(groups["fixed"])),
+                    t("inspect.broken", n=len(groups["broken"]))])
+    PER_PAGE = 24
+    for tab, key in zip(tabs, ("wrong_after", "fixed", "broken")):
+        with tab:
+            rows = groups[key]
+            if not rows:
+                st.caption(t("inspect.none_here"))
+                continue
+            pages = -(-len(rows) // PER_PAGE)
+            page = 1
+            if pages > 1:
+                page = int(st.number_input(t("data.grid_page", pages=pages, n=len(rows)), min_value=1, max_value=pages,
+                                           value=1, key=f"mistakes-page-{key}"))
+            shown = rows[(page - 1) * PER_PAGE: page * PER_PAGE]
+            captions = []
+            for i in shown:
+                true = view.classnames[view.labels[i]]
+                predicted = view.classnames[view.pred_after[i] if key != "fixed" else view.pred_before[i]]
+                label_key = "inspect.caption_fixed" if key == "fixed" else "inspect.caption_wrong"
+                captions.append(t(label_key, true=true, predicted=predicted, name=view.names[i]))
+            st.image([run_view.thumbnail_bytes(view, i) for i in shown], caption=captions, width=120)
 
 st.page_link("pages/4_export.py", label=t("inspect.to_export"), icon=":material/arrow_forward:")

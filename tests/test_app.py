@@ -195,6 +195,33 @@ def test_create_project_classes_and_uploads_change_the_counts(workspace):
     assert project.counts() == {"good": 2, "scratch": 2, "dent": 1}
 
 
+def test_every_picture_the_intake_accepts_is_shown_and_one_broken_preview_hides_nothing(workspace):
+    project = workspace.create_project("Shapes", ["strip", "dot", "tower"])
+    at = new_app()
+    for index, (name, size, fmt) in enumerate((("strip.webp", (3000, 20), "WEBP"), ("dot.png", (1, 1), "PNG"),
+                                                ("tower.png", (7, 2500), "PNG"))):
+        buffer = io.BytesIO()
+        Image.new("RGB", size, (120, 60, 200)).save(buffer, format=fmt)
+        at.file_uploader(key=f"upload-{project.id}-{index}-0").set_value([(name, buffer.getvalue(), "image/png")])
+        at.run()
+        no_exception(at)
+    assert project.counts() == {"strip": 1, "dot": 1, "tower": 1}
+    assert len(at.get("image")) == 3  # one grid per class, each with its picture
+    for _ in range(2):  # and again on a later visit
+        at.run()
+        no_exception(at)
+        assert len(at.get("image")) == 3
+
+    # a preview file that cannot be read breaks its own grid only
+    strip = project.images("strip")[0]
+    project.thumbnail_path(strip.sha256).write_bytes(b"not a picture")
+    at.run()
+    no_exception(at)
+    assert any("could not be shown" in e for e in texts(at, "error"))
+    assert len(at.get("image")) == 2  # the other classes' previews are still there
+    assert any(e.label.startswith("tower — 1 image") and not e.label.endswith("images") for e in at.expander)
+
+
 def test_deleting_a_project_asks_first(workspace, tmp_path):
     project = make_project(workspace, tmp_path, per_class=2)
     at = new_app()

@@ -53,6 +53,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tune.test_source": ("Test pictures", "テスト画像の出所"),
     "tune.test_own": ("its test/ folder", "test/ フォルダ"),
     "tune.test_drawn": ("held out at random (seed)", "無作為に取り置き(シード)"),
+    "common.part_failed": ("This part of the page could not be shown ({what}): {error}. The rest of the page works; "
+                           "the server log has the details.",
+                           "ページのこの部分を表示できませんでした({what}): {error}。ページの他の部分は使えます。"
+                           "詳細はサーバーのログにあります。"),
     "common.yes_delete": ("Yes, delete", "はい、削除します"),
     "common.keep": ("No, keep it", "いいえ、残します"),
     # ------------------------------------------------------------------ projects page

@@ -3,8 +3,10 @@ thumbnail grids, the run picker and the live job panel."""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -15,10 +17,26 @@ from ui import state
 from ui.i18n import current_language, error_text, t
 
 GRID_PAGE = 48  # thumbnails shown at once per class
+log = logging.getLogger(__name__)
 
 
 def show_error(error: BaseException) -> None:
     st.error(error_text(error), icon=":material/error:")
+
+
+@contextmanager
+def isolated(what: str):
+    """Run one part of a page so that a failure in it shows there, as an error box, and the rest
+    of the page is still drawn (Streamlit's own stop and rerun signals pass through: they are
+    not Exceptions)."""
+    try:
+        yield
+    except DaptError as error:
+        show_error(error)
+    except Exception as error:  # a bug or an unexpected file: say so here, keep the page
+        log.exception("%s failed", what)
+        st.error(t("common.part_failed", what=what, error=f"{type(error).__name__}: {error}"),
+                 icon=":material/error:")
 
 
 def require_project() -> Project:

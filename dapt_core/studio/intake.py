@@ -30,6 +30,7 @@ from .storage import (
     atomic_write_json,
     clean_class_name,
     clean_display_name,
+    thumbnail_name,
     utc_now,
     write_thumbnail,
 )
@@ -111,7 +112,7 @@ class ImageIntake(ProjectManifest):
         blob = self.images_dir / (digest + suffix)
         if not blob.exists():
             atomic_write_bytes(blob, data)
-        write_thumbnail(image, self.thumbs_dir / f"{digest}.jpg")
+        write_thumbnail(image, self.thumbs_dir / thumbnail_name(digest))
         return ImageRecord(digest, name, class_name, utc_now(), suffix, part)
 
     def add_image_paths(self, class_name: str, paths: Iterable[Path], **kwargs) -> IntakeReport:
@@ -194,7 +195,8 @@ class ImageIntake(ProjectManifest):
         for sha in set(shas) - keep:
             for path in self.images_dir.glob(sha + ".*"):
                 path.unlink(missing_ok=True)
-            (self.thumbs_dir / f"{sha}.jpg").unlink(missing_ok=True)
+            for path in self.thumbs_dir.glob(sha + ".*"):  # also previews of an older shape
+                path.unlink(missing_ok=True)
 
     def _remember(self, report: IntakeReport) -> None:
         atomic_write_json(self.path / INTAKE, report.to_dict())

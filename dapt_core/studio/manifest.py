@@ -27,6 +27,7 @@ from .storage import (
     atomic_write_bytes,
     atomic_write_json,
     lock_for,
+    thumbnail_name,
     write_thumbnail,
 )
 
@@ -124,7 +125,7 @@ class ProjectManifest:
 
     def thumbnail_path(self, sha256: str) -> Path:
         """A small JPEG preview, made on first use if it is missing."""
-        thumb = self.thumbs_dir / f"{sha256}.jpg"
+        thumb = self.thumbs_dir / thumbnail_name(sha256)
         if not thumb.exists():
             try:
                 write_thumbnail(load_image(self.image_path(sha256)), thumb)

@@ -257,9 +257,19 @@ def fsync_dir(path: Path) -> None:
         os.close(handle)
 
 
+def thumbnail_name(sha256: str) -> str:
+    # The shape is in the name: previews of the older, unpadded shape (a 3000x20 picture gave a
+    # 160x1 one that the page could not show) are simply not used and get made again.
+    return f"{sha256}.sq{THUMB_SIZE}.jpg"
+
+
 def write_thumbnail(image: Image.Image, path: Path) -> None:
-    thumb = image.copy()
-    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    """The picture shrunk to fit THUMB_SIZE and centred on a square, so every picture the intake
+    accepts (a 3000x20 strip, a 1x1 pixel) gives a preview of one shape that a grid can scale."""
+    fitted = image.convert("RGB")
+    fitted.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    square = Image.new("RGB", (THUMB_SIZE, THUMB_SIZE), (238, 238, 242))
+    square.paste(fitted, ((THUMB_SIZE - fitted.width) // 2, (THUMB_SIZE - fitted.height) // 2))
     buffer = io.BytesIO()
-    thumb.save(buffer, format="JPEG", quality=85)
+    square.save(buffer, format="JPEG", quality=85)
     atomic_write_bytes(path, buffer.getvalue())

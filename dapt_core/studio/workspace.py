@@ -6,7 +6,7 @@
                                              (sha256, original name, class)
         project.json.bak                     the manifest before the last change (for recovery)
         images/<sha256>.<ext>                each image once, named by its content hash
-        thumbs/<sha256>.jpg                  small previews for the grids
+        thumbs/<sha256>.sq160.jpg            small square previews for the grids
         intake.json                          what the last upload kept and skipped, and why
         runs/<run id>/
           run.json                           settings, metrics, which images trained and tested
