@@ -177,8 +177,12 @@ with settings_col:
     if method in DISPERSION_METHODS:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
-    if st.button(t("tune.start"), type="primary", icon=":material/play_arrow:", disabled=not can_start,
-                 key="start-tuning", help=error_text(split_error) if split_error is not None else None):
+    own_runs = state.my_active_jobs("tune")  # one run at a time per session: a second would only queue
+    reason = error_text(split_error) if split_error is not None else t("tune.own_run_active") if own_runs else None
+    start_slot = st.empty()
+    clicked = start_slot.button(t("tune.start"), type="primary", icon=":material/play_arrow:",
+                                disabled=not can_start or bool(own_runs), key="start-tuning", help=reason)
+    if clicked and not own_runs:  # a click from a page drawn before the run began does not queue a second
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
                                    device=device_key)
         try:
@@ -187,9 +191,15 @@ with settings_col:
             show_error(error)
         else:
             job = state.queue().submit(request)
-            st.session_state.setdefault("_my_jobs", []).append(job.id)
-            # No st.rerun(): the progress panel below is drawn in this same run, so the first
-            # update shows without another round trip.
+            state.claim_job(job.id)
+            own_runs = [job]
+            # Drawn disabled in this same run, so a second click cannot queue a second run. No
+            # st.rerun(): the progress panel below is drawn in this run too, so the first update
+            # shows without another round trip.
+            start_slot.button(t("tune.start"), type="primary", icon=":material/play_arrow:", disabled=True,
+                              key="start-tuning-started", help=t("tune.own_run_active"))
+    if own_runs:
+        st.caption(t("tune.own_run_active"))
 
 
 def _done(snap) -> None:

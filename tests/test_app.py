@@ -387,7 +387,7 @@ def test_a_prompt_file_for_other_classes_is_explained(workspace, tmp_path):
     assert "scratch" in warnings  # only the project has it
 
 
-def test_two_sessions_queue_and_each_sees_its_place_and_can_cancel(workspace, tmp_path):
+def test_two_sessions_queue_jobs_belong_to_who_started_them(workspace, tmp_path):
     project = make_project(workspace, tmp_path, per_class=4)
     first, second = new_app("pages/2_tune.py"), new_app("pages/2_tune.py")
     for at in (first, second):
@@ -398,6 +398,7 @@ def test_two_sessions_queue_and_each_sees_its_place_and_can_cancel(workspace, tm
         at.run()
     first.button(key="start-tuning").click()
     first.run()
+    assert first.button(key="start-tuning-started").disabled  # no second run from a second click
     second.button(key="start-tuning").click()
     second.run()
     no_exception(first)
@@ -405,7 +406,22 @@ def test_two_sessions_queue_and_each_sees_its_place_and_can_cancel(workspace, tm
     running, waiting = jobs.get_queue().jobs(project.id, active_only=True)
     assert waiting.snapshot().place == 1
     assert any("place 1 in the queue" in i for i in texts(second, "info"))
-    # cancel from the page: the waiting one first, then the running one
+    for at in (first, second):  # a full run of each page, as after a click elsewhere
+        at.run()
+        assert at.button(key="start-tuning").disabled  # each has its own run going
+        assert any("1 running, 1 waiting (1 of them yours)" in c for c in texts(at, "caption"))
+    cards = " ".join(texts(second, "markdown"))
+    assert cards.count("· yours") == 1 and cards.count("· started in another session") == 1
+
+    # someone else's job: cancel asks first, and "No" leaves it running
+    second.button(key=f"cancel-{running.id}").click()
+    second.run()
+    assert any("another browser tab or session" in w for w in texts(second, "warning"))
+    assert running.snapshot().state == jobs.RUNNING
+    second.button(key=f"cancel-no-{running.id}").click()
+    second.run()
+    assert running.snapshot().state == jobs.RUNNING
+    # one's own job: cancelled at once, the waiting one first, then the running one
     second.button(key=f"cancel-{waiting.id}").click()
     second.run()
     assert waiting.snapshot().state == jobs.CANCELLED
@@ -420,6 +436,7 @@ def test_two_sessions_queue_and_each_sees_its_place_and_can_cancel(workspace, tm
     assert running.snapshot().state == jobs.CANCELLED
     first.run()
     assert any("Nothing was saved" in i for i in texts(first, "info"))
+    assert not first.button(key="start-tuning").disabled
     assert project.runs() == []
 
 

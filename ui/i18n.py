@@ -34,7 +34,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "sidebar.map_warming": ("Map engine: warming up in the background (about 15 s after start)…",
                             "マップ描画エンジン: バックグラウンドで準備中(起動後 約15秒)…"),
     "sidebar.map_failed": ("Map engine unavailable: {error}", "マップ描画エンジンが使えません: {error}"),
-    "sidebar.queue": ("Jobs: {running} running, {waiting} waiting", "ジョブ: 実行中 {running}、待機中 {waiting}"),
+    "sidebar.queue": ("Jobs: {running} running, {waiting} waiting ({mine} of them yours)",
+                      "ジョブ: 実行中 {running}、待機中 {waiting}(うち あなたの分 {mine})"),
     # ------------------------------------------------------------------ common
     "common.no_project": ("Open or create a project first.", "まずプロジェクトを開くか作成してください。"),
     "common.no_runs": ("This project has no saved runs yet. Start one on the Tune page.",
@@ -268,6 +269,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "job.cancelled": ("Cancelled. Nothing was saved; the project is as it was.",
                       "キャンセルしました。何も保存されておらず、プロジェクトは元のままです。"),
     "job.failed": ("The run stopped: {error}", "実行が停止しました: {error}"),
+    "job.yours": ("yours", "あなたのジョブ"),
+    "job.others": ("started in another session", "別のセッションのジョブ"),
+    "job.cancel_others_confirm": ("Someone started this job in another browser tab or session. Cancel it anyway? "
+                                  "Its results would be lost for them.",
+                                  "このジョブは別のタブまたはセッションで開始されました。それでもキャンセルしますか?"
+                                  "その人の結果は失われます。"),
+    "job.cancel_others_yes": ("Yes, cancel their job", "はい、キャンセルします"),
+    "job.cancel_others_no": ("No, let it run", "いいえ、続けさせます"),
+    "tune.own_run_active": ("Your run is still going (see on the right); Start is available again when it ends or "
+                            "once you cancel it.",
+                            "あなたの実行がまだ続いています(右側を参照)。終了するかキャンセルすると再び開始できます。"),
     "job.dismiss": ("Hide", "閉じる"),
     # ------------------------------------------------------------------ charts
     "chart.class": ("Class", "クラス"),

@@ -18,6 +18,7 @@ from dapt_core.studio.workspace import Project, Workspace
 
 PROJECT_KEY = "project_id"
 RUN_KEY = "run_id"
+MY_JOBS_KEY = "_my_jobs"  # ids of the jobs this browser session started
 
 
 def workspace() -> Workspace:
@@ -52,6 +53,20 @@ def device() -> tuple[str, str]:
 
     picked = pick_device(None)
     return str(picked), describe(picked)
+
+
+def claim_job(job_id: str) -> None:
+    """Remember that this session started the job (its cards say "yours"; cancel needs no question)."""
+    st.session_state.setdefault(MY_JOBS_KEY, []).append(job_id)
+
+
+def is_mine(job_id: str) -> bool:
+    return job_id in st.session_state.get(MY_JOBS_KEY, [])
+
+
+def my_active_jobs(label_prefix: str = "") -> list[jobs.Job]:
+    """This session's queued or running jobs (of every project) whose label starts so."""
+    return [job for job in queue().jobs(active_only=True) if is_mine(job.id) and job.label.startswith(label_prefix)]
 
 
 def current_project() -> Project | None:

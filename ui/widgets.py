@@ -73,11 +73,24 @@ def sidebar_status(sidebar) -> None:
             st.caption(t("sidebar.map_failed", error=warm.error or ""))
         else:
             st.caption(t("sidebar.map_warming"))
-        queue = state.queue()
-        running = [j for j in queue.jobs(active_only=True) if j.state == jobs.RUNNING]
-        waiting = queue.waiting()
+        _queue_status()
+
+
+def _queue_status() -> None:
+    """The queue's counts, in a fragment that polls on its own: a job started or finished in
+    this or another session shows here without waiting for a full rerun of the page."""
+    active = state.queue().jobs(active_only=True)
+
+    @st.fragment(run_every=1.5 if active else 5.0)
+    def counts():
+        snaps = [job.snapshot() for job in state.queue().jobs(active_only=True)]  # one state per job
+        running = [s for s in snaps if s.state == jobs.RUNNING]
+        waiting = [s for s in snaps if s.state == jobs.QUEUED]
         if running or waiting:
-            st.caption(t("sidebar.queue", running=len(running), waiting=waiting))
+            mine = sum(state.is_mine(s.id) for s in snaps)
+            st.caption(t("sidebar.queue", running=len(running), waiting=len(waiting), mine=mine))
+
+    counts()
 
 
 def thumbnail_grid(project: Project, records: list, key: str, *, captions: list[str] | None = None) -> None:
@@ -144,13 +157,12 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
     queue = state.queue()
 
     def relevant() -> list[jobs.Job]:
-        mine = st.session_state.setdefault("_my_jobs", [])
         dismissed = st.session_state.setdefault("_dismissed_jobs", set())
         found = []
         for job in queue.jobs(project.id):
             if not job.label.startswith(kind) or job.id in dismissed:
                 continue
-            if job.state in jobs.ACTIVE_STATES or job.id in mine or _recent(job):
+            if job.state in jobs.ACTIVE_STATES or state.is_mine(job.id) or _recent(job):
                 found.append(job)
         return found[-4:]
 
@@ -187,18 +199,15 @@ def _job_card(snap: jobs.JobSnapshot, on_done) -> None:
         if snap.label.startswith("tune") and request is not None:
             title = t("job.title_tune_detail", method=t(f"method.{request.settings.get('method', 'dapt')}.name"),
                       backbone=request.backbone, shots=request.shots)
-        st.markdown(f"**{title}**")
+        mine = state.is_mine(snap.id)
+        owner = t("job.yours") if mine else t("job.others")
+        st.markdown(f"**{title}** · {owner}")
         if snap.state == jobs.QUEUED:
             st.info(t("job.queued", place=snap.place, device=snap.device), icon=":material/hourglass_top:")
-            if st.button(t("job.cancel"), key=f"cancel-{snap.id}", icon=":material/close:"):
-                queue.cancel(snap.id)
-                st.rerun(scope="fragment")
+            _cancel_button(snap, mine, ":material/close:")
         elif snap.state == jobs.RUNNING:
             _running(snap)
-            if st.button(t("job.cancel"), key=f"cancel-{snap.id}", icon=":material/stop:",
-                         disabled=snap.progress.phase in ("saving", "mapping")):
-                queue.cancel(snap.id)
-                st.rerun(scope="fragment")
+            _cancel_button(snap, mine, ":material/stop:", disabled=snap.progress.phase in ("saving", "mapping"))
         elif snap.state == jobs.DONE:
             if on_done is not None:
                 on_done(snap)
@@ -209,7 +218,39 @@ def _job_card(snap: jobs.JobSnapshot, on_done) -> None:
         if snap.state in jobs.FINAL_STATES:
             if st.button(t("job.dismiss"), key=f"dismiss-{snap.id}", type="tertiary"):
                 st.session_state.setdefault("_dismissed_jobs", set()).add(snap.id)
-                st.rerun(scope="fragment")
+                _rerun_panel()
+
+
+def _cancel_button(snap: jobs.JobSnapshot, mine: bool, icon: str, *, disabled: bool = False) -> None:
+    """Cancel: at once for this session's own job; someone else's job asks first."""
+    confirm = f"confirm-cancel-{snap.id}"
+    if st.session_state.get(confirm):
+        st.warning(t("job.cancel_others_confirm"), icon=":material/warning:")
+        with st.container(horizontal=True):
+            if st.button(t("job.cancel_others_yes"), key=f"cancel-yes-{snap.id}", type="primary"):
+                st.session_state.pop(confirm, None)
+                state.queue().cancel(snap.id)
+                _rerun_panel()
+            if st.button(t("job.cancel_others_no"), key=f"cancel-no-{snap.id}"):
+                st.session_state.pop(confirm, None)
+                _rerun_panel()
+        return
+    if st.button(t("job.cancel"), key=f"cancel-{snap.id}", icon=icon, disabled=disabled):
+        if mine:
+            state.queue().cancel(snap.id)
+        else:
+            st.session_state[confirm] = True
+        _rerun_panel()
+
+
+def _rerun_panel() -> None:
+    """Rerun the job panel after a click on one of its buttons: only the panel when the click came
+    in a fragment rerun (the browser's usual case), else the page (a full run cannot rerun just
+    a fragment)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    context = get_script_run_ctx()
+    st.rerun(scope="fragment" if context is not None and context.fragment_ids_this_run else "app")
 
 
 def _job_error(snap: jobs.JobSnapshot) -> str:
@@ -238,12 +279,13 @@ def _running(snap: jobs.JobSnapshot) -> None:
         st.progress(progress.fraction, text=text)
     else:
         st.progress(0.0, text=t(f"job.phase.{phase}") if phase in _PHASES else phase)
-    if phase == "train" or snap.history:
-        cols = st.columns(3)
-        cols[0].metric(t("job.loss"), "–" if not math.isfinite(progress.loss) else f"{progress.loss:.4f}")
-        cols[1].metric(t("job.train_accuracy"), "–" if not math.isfinite(progress.train_accuracy)
-                       else f"{100 * progress.train_accuracy:.0f}%")
-        cols[2].metric(t("job.elapsed"), duration(time.time() - snap.started if snap.started else None))
+    # The same card in every phase (the numbers show "–" until training gives them), so the card
+    # does not shrink to its bar and grow again as the phases pass.
+    cols = st.columns(3)
+    cols[0].metric(t("job.loss"), "–" if not math.isfinite(progress.loss) else f"{progress.loss:.4f}")
+    cols[1].metric(t("job.train_accuracy"), "–" if not math.isfinite(progress.train_accuracy)
+                   else f"{100 * progress.train_accuracy:.0f}%")
+    cols[2].metric(t("job.elapsed"), duration(time.time() - snap.started if snap.started else None))
     if snap.history and snap.request is not None and hasattr(snap.request, "settings"):
         config = snap.request.config()
         st.plotly_chart(charts.loss_curves(list(snap.history), config.beta_v, config.beta_t), key=f"loss-{snap.id}",
