@@ -30,7 +30,7 @@ def test_warmup_is_started_once_per_process(warm):
     print(f"\nUMAP warm-up (first fit, numba compilation) took {warm.seconds:.1f} s in this process")
 
 
-def test_one_fit_puts_before_after_and_text_in_one_frame(monkeypatch, warm):
+def test_one_fit_puts_before_and_after_in_one_frame(monkeypatch, warm):
     seen = []
     real = P._umap
 
@@ -42,7 +42,7 @@ def test_one_fit_puts_before_after_and_text_in_one_frame(monkeypatch, warm):
     before, labels, centres = clusters(20, 3, 16, 3.0, seed=1)
     after, _, _ = clusters(20, 3, 16, 0.2, seed=1)
     projection = P.shared_projection(before, after, centres, centres * 2, labels=labels)
-    assert seen == [(60 + 60 + 3 + 3, 16)]  # a single fit over every point
+    assert seen == [(60 + 60, 16)]  # a single fit over every image; the texts are placed among them
     assert projection.before.shape == projection.after.shape == (60, 2)
     assert projection.text_before.shape == projection.text_after.shape == (3, 2)
     assert projection.method == "umap"
@@ -55,6 +55,47 @@ def test_one_fit_puts_before_after_and_text_in_one_frame(monkeypatch, warm):
 
     # the tight 'after' clusters read as better separated than the noisy 'before' ones
     assert separation(projection.after) > separation(projection.before)
+
+
+def _gapped_task(seed: int):
+    """Three separable classes of images and class texts that sit across a modality gap: every
+    text is its class direction plus one large shared offset that no image has (as in CLIP)."""
+    rng = np.random.default_rng(seed)
+    centres = np.zeros((3, 32))
+    centres[:, :16] = rng.normal(size=(3, 16))
+    labels = np.repeat(np.arange(3), 40)
+    images = centres[labels].copy()
+    images[:, :16] += 0.35 * rng.normal(size=(len(labels), 16))
+    gap = np.zeros(32)
+    gap[20] = 4.0
+    texts = 0.5 * centres + gap
+    return images.astype(np.float32), labels, texts.astype(np.float32)
+
+
+@pytest.mark.parametrize("method", ["umap", "pca"])
+def test_class_texts_sit_among_their_own_images_not_on_one_point(monkeypatch, warm, method):
+    images, labels, texts = _gapped_task(seed=4)
+    if method == "pca":
+        monkeypatch.setattr(P, "MIN_UMAP_POINTS", 10_000)
+    projection = P.shared_projection(images, images, texts, texts, labels=labels)
+    assert projection.method == method
+    for coords, stars in ((projection.before, projection.text_before), (projection.after, projection.text_after)):
+        means = np.stack([coords[labels == c].mean(0) for c in range(3)])
+        spread = np.mean([np.linalg.norm(coords[labels == c] - means[c], axis=1).mean() for c in range(3)])
+        star_gaps = [np.linalg.norm(stars[i] - stars[j]) for i in range(3) for j in range(i + 1, 3)]
+        assert min(star_gaps) > 2 * spread  # the stars are apart, as far apart as the clouds
+        for c in range(3):
+            distances = np.linalg.norm(means - stars[c], axis=1)
+            assert distances.argmin() == c and distances[c] < 2 * spread  # each among its own images
+
+    if method == "umap":  # what a joint fit over images and texts (the earlier map) made of the same data
+        points = np.concatenate([images, images, texts, texts])
+        joint = P._umap(points / np.linalg.norm(points, axis=1, keepdims=True))
+        means = np.stack([joint[:120][labels == c].mean(0) for c in range(3)])
+        spread = np.mean([np.linalg.norm(joint[:120][labels == c] - means[c], axis=1).mean() for c in range(3)])
+        stars = joint[240:243]
+        assert max(np.linalg.norm(stars[i] - stars[j]) for i in range(3) for j in range(i + 1, 3)) < spread
+        assert min(np.linalg.norm(means[c] - stars[c]) for c in range(3)) > 2 * spread
 
 
 def test_few_points_fall_back_to_pca():

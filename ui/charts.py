@@ -55,11 +55,11 @@ def embedding_maps(projection, classnames: list[str], labels: np.ndarray, names:
                                      np.asarray(predicted, dtype=object)], axis=1),
                 hovertemplate=(f"<b>%{{customdata[0]}}</b><br>{t('chart.class', lang=lang)}: %{{customdata[1]}}"
                                f"<br>{t('chart.predicted', lang=lang)}: %{{customdata[2]}}<extra></extra>")))
-        # No printed labels: CLIP's text embeddings lie close together, far from the images (the
-        # "modality gap"), so labels would pile up; colour and hover name each star.
+        # Each star sits where the images its description matches best are (projection.place_texts),
+        # so the stars spread out with the images and can carry their names.
         fig.add_trace(go.Scatter(
-            x=text[:, 0], y=text[:, 1], mode="markers", name=t("chart.text_embeddings", lang=lang),
-            text=classnames,
+            x=text[:, 0], y=text[:, 1], mode="markers+text", name=t("chart.text_embeddings", lang=lang),
+            text=classnames, textposition="top center", textfont={"size": 12, "color": "#222"},
             marker={"symbol": "star", "size": 17, "color": [colours[c] for c in classnames],
                     "line": {"width": 1.5, "color": "#222"}},
             hovertemplate=f"<b>%{{text}}</b><br>{t('chart.text_point', lang=lang)}<extra></extra>"))

@@ -286,7 +286,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chart.predicted": ("Predicted", "予測"),
     "chart.true": ("True class", "正解クラス"),
     "chart.text_embeddings": ("Class text (★)", "クラスのテキスト(★)"),
-    "chart.text_point": ("text embedding of the class", "クラスのテキスト埋め込み"),
+    "chart.text_point": ("the class description, placed among the images it matches best",
+                         "クラスの説明文(最もよく合う画像の位置)"),
     "chart.step": ("Step", "ステップ"),
     "chart.epoch": ("Epoch", "エポック"),
     "chart.loss": ("Loss", "損失"),
@@ -303,12 +304,21 @@ STRINGS: dict[str, tuple[str, str]] = {
     "inspect.test_images": ("Held-out test images", "テスト画像(学習に不使用)"),
     "inspect.train_time": ("Training time (m:ss)", "学習時間(分:秒)"),
     "inspect.map_title": ("How the images are arranged, before and after", "画像の配置: 調整前と調整後"),
-    "inspect.map_help": ("Each dot is a held-out test image, coloured by its true class; stars are the class "
-                         "descriptions. Both maps come from one shared UMAP fit, so positions compare: after tuning, "
-                         "dots of one colour should gather and sit apart from other colours.",
-                         "点は学習に使っていないテスト画像で、色は正解クラスです。星印はクラスの説明文です。"
-                         "2つのマップは1回の共通UMAPから作られているので位置を比較できます。調整後は同じ色の点が"
-                         "集まり、他の色から離れるのが理想です。"),
+    "inspect.map_help": ("Each dot is a held-out test image, coloured by its true class. Both maps come from one "
+                         "shared UMAP fit, so positions compare: after tuning, dots of one colour should gather and "
+                         "sit apart from other colours. Each star is a class description, drawn where the images it "
+                         "matches best lie (the images weighted by how strongly CLIP matches them to the "
+                         "description). A star inside its own colour's cloud picks out its pictures; a star among "
+                         "another colour's dots matches those pictures better; a star between clouds cannot tell "
+                         "them apart. Dots near a star are pictures that match its description well; the map keeps "
+                         "who is near whom, not exact distances.",
+                         "点は学習に使っていないテスト画像で、色は正解クラスです。2つのマップは1回の共通UMAPから"
+                         "作られているので位置を比較できます。調整後は同じ色の点が集まり、他の色から離れるのが理想です。"
+                         "星印はクラスの説明文で、その説明文に最もよく合う画像の位置に描かれます(CLIPが説明文と"
+                         "合うと判断する度合いで画像を重み付けした平均)。星が同じ色の点の中にあれば説明文がその"
+                         "クラスの画像を選び出せており、別の色の点の中にあればそちらの画像の方がよく合い、点の群れの"
+                         "間にあれば見分けられていないことを示します。星の近くの点は説明文によく合う画像です"
+                         "(マップが保つのは近さの関係で、正確な距離ではありません)。"),
     "inspect.map_before": ("Before: CLIP as it is (zero-shot)", "調整前: CLIPそのまま(ゼロショット)"),
     "inspect.map_after": ("After: tuned prompts", "調整後: 学習したプロンプト"),
     "inspect.warming": ("Preparing the map engine (once after a server start, about 15 s)…",

@@ -1,9 +1,19 @@
 """A 2-D map of the embedding space before and after tuning, from ONE shared UMAP fit.
 
 Two separate fits would place the same image at unrelated positions, and a reader would compare
-two arbitrary pictures. Fitting once on the union of the test images' zero-shot embeddings, their
-tuned embeddings and the class text embeddings of both puts every point in one coordinate frame:
-where a point moved is where its embedding moved, relative to everything else.
+two arbitrary pictures. Fitting once on the union of the test images' zero-shot embeddings and
+their tuned embeddings puts every image in one coordinate frame: where a point moved is where its
+embedding moved, relative to everything else.
+
+The class texts are not part of the fit. CLIP's text embeddings all lie in one narrow cone far
+from every image (the "modality gap"), so a joint fit puts every class text on one point, which
+says nothing. What matters to the classifier is only how a text compares with the images: an
+image is given the class whose text it is most similar to, and the gap adds about the same to
+every image-text similarity. So each text is drawn where the images that match it best are: at
+the average position of the images, weighted by softmax(CLIP's logit scale x cosine similarity)
+(`place_texts`). A star inside its class's cloud: the description picks out its own pictures; a
+star among another class's pictures: those match the description better; a star between clouds:
+the description cannot tell them apart.
 
 umap-learn compiles its numba kernels on the first fit in every process (13-14 s on a 2-core
 CPU); `start_warmup()` does a throw-away fit in a background thread when the server starts, so a
@@ -24,7 +34,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-PROJECTION_VERSION = 2
+PROJECTION_VERSION = 3
 N_NEIGHBORS = 15
 MIN_DIST = 0.1
 N_EPOCHS = 200
@@ -34,6 +44,9 @@ SEED = 0
 MAX_IMAGES = 1000
 # Below this many points UMAP's graph is degenerate; a PCA plane is drawn instead.
 MIN_UMAP_POINTS = 12
+# CLIP's logit scale (a temperature of 1/100 on cosine similarities): the weights with which a
+# class text is placed among the images are the probabilities CLIP itself would give them.
+TEXT_PLACEMENT_SCALE = 100.0
 
 
 @dataclass
@@ -85,24 +98,34 @@ def subsample_rows(labels: np.ndarray, limit: int = MAX_IMAGES, seed: int = SEED
 
 def shared_projection(before: np.ndarray, after: np.ndarray, text_before: np.ndarray, text_after: np.ndarray,
                       *, labels: np.ndarray | None = None, max_images: int = MAX_IMAGES) -> Projection:
-    """Fit one 2-D map on image embeddings before and after tuning and both sets of class text
-    embeddings (all (rows, D)); see the module docstring for why it is one fit."""
+    """Fit one 2-D map on image embeddings before and after tuning (all (rows, D)) and place both
+    sets of class text embeddings among them; see the module docstring for why."""
     started = time.perf_counter()
-    before = np.asarray(before, dtype=np.float32)
-    after = np.asarray(after, dtype=np.float32)
     rows = subsample_rows(labels if labels is not None else np.zeros(len(before)), max_images)
-    before, after = before[rows], after[rows]
-    text_before = np.asarray(text_before, dtype=np.float32)
-    text_after = np.asarray(text_after, dtype=np.float32)
-    points = np.concatenate([before, after, text_before, text_after])
-    points = points / np.maximum(np.linalg.norm(points, axis=1, keepdims=True), 1e-12)
+    before, after = _unit(before)[rows], _unit(after)[rows]
+    points = np.concatenate([before, after])
     if len(points) < MIN_UMAP_POINTS:
         coords, method = _pca(points), "pca"
     else:
         coords, method = _umap(points), "umap"
-    n, c = len(before), len(text_before)
-    return Projection(coords[:n], coords[n:2 * n], coords[2 * n:2 * n + c], coords[2 * n + c:], rows, method,
-                      time.perf_counter() - started)
+    n = len(before)
+    return Projection(coords[:n], coords[n:], place_texts(text_before, before, coords[:n]),
+                      place_texts(text_after, after, coords[n:]), rows, method, time.perf_counter() - started)
+
+
+def place_texts(texts: np.ndarray, images: np.ndarray, image_coords: np.ndarray) -> np.ndarray:
+    """Each text's 2-D position: the average of `image_coords`, weighted by the softmax over the
+    images of TEXT_PLACEMENT_SCALE x the cosine similarity of the text to each image."""
+    similarity = _unit(texts) @ _unit(images).T  # (C, N)
+    logits = TEXT_PLACEMENT_SCALE * (similarity - similarity.max(axis=1, keepdims=True))
+    weights = np.exp(logits)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return (weights @ np.asarray(image_coords, dtype=np.float64)).astype(np.float32)
+
+
+def _unit(vectors) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def _umap(points: np.ndarray) -> np.ndarray:
