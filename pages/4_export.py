@@ -103,7 +103,7 @@ if run is not None:
         if data is not None:
             st.download_button(t("export.prompt_download"), data, file_name=f"{stem}.safetensors",
                                mime="application/octet-stream", icon=":material/download:", type="primary",
-                               key="download-prompt")
+                               key="download-prompt", on_click="ignore")  # no rerun: see the report below
             st.caption(t("export.prompt_size", kb=f"{len(data) / 1024:.0f}"))
     with right:
         st.subheader(t("export.report_title"))
@@ -113,8 +113,10 @@ if run is not None:
         def _report() -> str:  # made when clicked: the page itself stays fast
             return build_report(run_view.load_view(run), project.name, lang=language)
 
+        # on_click="ignore" on both downloads: a download that reran the page would replace this
+        # button's prepared file, and a click on it right after would find nothing.
         st.download_button(t("export.report_download"), _report, file_name=f"{stem}-report.html", mime="text/html",
-                           icon=":material/description:", key="download-report")
+                           icon=":material/description:", key="download-report", on_click="ignore")
 
     st.subheader(t("export.snippet_title"))
     st.caption(t("export.snippet_help"))

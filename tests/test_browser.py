@@ -254,3 +254,64 @@ def _project_with_a_run(workspace, tmp_path):
                                                   {"method": "dapt", "epochs": 2, "batch_size": 8}, shots=3,
                                                   make_projection=False))
     assert job.wait(300) and job.snapshot().state == jobs.DONE, job.snapshot().error
+
+
+def test_the_report_renders_as_a_standalone_file_in_chromium(browser, tmp_path):
+    """The HTML report as a user opens it (a file, offline), built in a process where Streamlit
+    is imported, as inside the app: full class names on the confusion matrices, % ticks inside
+    the chart, a colour of its own for every training-curve line, nothing fetched."""
+    import streamlit  # noqa: F401  (it changes plotly's default template, as in the app)
+
+    from dapt_core import jobs
+    from dapt_core.workspace import Workspace
+    from ui.report_builder import build_report
+    from ui.run_view import load_view
+
+    task = write_colour_task(tmp_path / "colours", per_class=6, size=40)
+    names = {"red": "no defect", "green": "deep scratch on the surface", "blue": "stain"}
+    workspace = Workspace(tmp_path / "workspace")
+    project = workspace.create_project("Report line", list(names.values()))
+    for folder, name in names.items():
+        project.add_image_paths(name, sorted((task / folder).glob("*.png")))
+    job = jobs.JobQueue().submit(jobs.TuneRequest(str(workspace.root), project.id, BACKBONE,
+                                                  {"method": "dapt", "epochs": 3, "batch_size": 4}, shots=3,
+                                                  make_projection=False))
+    assert job.wait(300) and job.snapshot().state == jobs.DONE, job.snapshot().error
+    report = tmp_path / "report.html"
+    report.write_text(build_report(load_view(project.run(job.snapshot().result["run_id"])), project.name, lang="en"),
+                      encoding="utf-8")
+
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto(report.as_uri())
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 12")
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    print(f"\nscreenshot of the report: {tmp_path / 'report.png'}")
+    assert [url for url in fetched if not url.startswith(("file:", "data:"))] == []
+
+    def tick_labels(figure_id: str, axis: str) -> list[dict]:
+        """Each tick label of the figure's axis: its text and whether it lies inside the figure."""
+        return page.evaluate("""([id, axis]) => {
+            const figure = document.getElementById(id).getBoundingClientRect();
+            return [...document.querySelectorAll(`#${id} .${axis}axislayer-above .${axis}tick text`)].map(t => {
+                const box = t.getBoundingClientRect();
+                return {text: t.textContent, inside: box.left >= figure.left - 0.5 && box.right <= figure.right + 0.5
+                        && box.top >= figure.top - 0.5 && box.bottom <= figure.bottom + 0.5};
+            });
+        }""", [figure_id, axis])
+
+    # figures in the order the report draws them: 2 maps, per-class bars, 2 confusion matrices, loss
+    for figure_id in ("figure-3", "figure-4"):
+        for axis in ("y", "x"):
+            labels = tick_labels(figure_id, axis)
+            assert sorted(label["text"] for label in labels) == sorted(names.values()), (figure_id, axis, labels)
+            assert all(label["inside"] for label in labels), (figure_id, axis, labels)
+    bars = tick_labels("figure-2", "y")
+    assert "100%" in [label["text"] for label in bars] and all(label["inside"] for label in bars), bars
+    assert all(label["inside"] for label in tick_labels("figure-2", "x"))
+    colours = page.evaluate("""() => [...document.querySelectorAll('#figure-5 .scatterlayer .trace .js-line')]
+                                       .map(line => getComputedStyle(line).stroke)""")
+    assert len(colours) == 4 and len(set(colours)) == 4, colours  # loss, cross-entropy and the two dispersions
+    context.close()

@@ -13,6 +13,9 @@ from plotly.colors import qualitative
 from ui.i18n import t
 
 _PALETTE = qualitative.Safe + qualitative.Dark24  # colour-blind-safe first
+# The loss curves' colours are set, not left to a template: a template's colours may be
+# placeholders its own web page replaces (Streamlit's are), which a standalone report lacks.
+_LOSS_COLOURS = ("#1f2430", "#3b6fe0", "#e07b39", "#2a9d8f")
 
 
 def class_colours(classnames: list[str]) -> dict[str, str]:
@@ -83,11 +86,12 @@ def loss_curves(history: list[dict], beta_v: float, beta_t: float, *, lang: str 
         series.append(("intra", beta_v, t("chart.loss_intra", lang=lang, beta=f"{beta_v:g}")))
     if beta_t:
         series.append(("inter", beta_t, t("chart.loss_inter", lang=lang, beta=f"{beta_t:g}")))
-    for key, weight, label in series:
+    for (key, weight, label), colour in zip(series, _LOSS_COLOURS):
         values = [_finite(h.get(key)) * weight if _finite(h.get(key)) is not None else None for h in history]
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label))
-    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, xaxis_title=x_title,
-                      yaxis_title=t("chart.loss", lang=lang), legend={"orientation": "h", "y": 1.15})
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label, line={"color": colour}))
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.15},
+                      xaxis={"title": x_title, "automargin": True},
+                      yaxis={"title": t("chart.loss", lang=lang), "automargin": True})
     return fig
 
 
@@ -108,8 +112,9 @@ def per_class_bars(classnames: list[str], before: dict, after: dict, *, lang: st
     fig.add_trace(go.Bar(x=classnames, y=[after.get(c) for c in classnames], name=t("common.tuned", lang=lang),
                          marker_color="#3b6fe0"))
     fig.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      yaxis={"range": [0, 1.02], "tickformat": ".0%", "title": t("chart.accuracy", lang=lang)},
-                      legend={"orientation": "h", "y": 1.15})
+                      yaxis={"range": [0, 1.02], "tickformat": ".0%", "title": t("chart.accuracy", lang=lang),
+                             "automargin": True},
+                      xaxis={"automargin": True}, legend={"orientation": "h", "y": 1.15})
     return fig
 
 
@@ -124,8 +129,8 @@ def confusion_heatmap(matrix: list[list[int]], classnames: list[str], title: str
         hovertemplate=(f"{t('chart.true', lang=lang)}: %{{y}}<br>{t('chart.predicted', lang=lang)}: %{{x}}"
                        f"<br>%{{text}} (%{{z:.0%}})<extra></extra>")))
     fig.update_layout(title=title, height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10},
-                      xaxis={"title": t("chart.predicted", lang=lang), "side": "bottom"},
-                      yaxis={"title": t("chart.true", lang=lang), "autorange": "reversed"})
+                      xaxis={"title": t("chart.predicted", lang=lang), "side": "bottom", "automargin": True},
+                      yaxis={"title": t("chart.true", lang=lang), "autorange": "reversed", "automargin": True})
     return fig
 
 

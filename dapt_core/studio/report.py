@@ -61,11 +61,19 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
+# The look of every figure in a report. A figure takes the template that is plotly's default when
+# it is made, and a library may have changed that default: Streamlit's (set on `import streamlit`)
+# holds placeholder colours ("#000001"...) that only its web page replaces, and no automatic
+# margins, so in a standalone file its lines are all black and axis labels are cut off.
+REPORT_TEMPLATE = "plotly_white"
+
+
 def _figure_html(figure, index: int) -> str:
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    fig = figure if isinstance(figure, go.Figure) else go.Figure(figure)
+    fig = go.Figure(figure)  # a copy: the caller's figure keeps its look
+    fig.layout.template = pio.templates[REPORT_TEMPLATE]
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"figure-{index}",
                        config={"displaylogo": False, "responsive": True})
 
