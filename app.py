@@ -10,12 +10,15 @@ engine, no Streamlit) and ui (strings, charts, session helpers).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="DAPT Studio", page_icon=":material/center_focus_strong:", layout="wide")
+# A local icon: a ":material/..." page icon is fetched from a web font host, which fails offline.
+st.set_page_config(page_title="DAPT Studio", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"),
+                   layout="wide")
 
 from ui import i18n, state, widgets  # noqa: E402
 
@@ -24,6 +27,9 @@ from ui import i18n, state, widgets  # noqa: E402
 state.warmup()
 
 i18n.language_switch(st.sidebar)
+words = i18n.streamlit_words_css(i18n.current_language(), st.get_option("server.maxUploadSize"))
+if words:
+    st.html(words)
 state.keep_settings("tune-")  # the Tune page's choices survive a visit to another page
 
 pages = [

@@ -565,3 +565,33 @@ def test_every_backend_message_is_translated_and_every_raised_code_has_a_message
     recorded = set(re.findall(r'SkippedFile\.of\(\s*"([a-z_]+)"', source))
     assert raised and not raised - set(ERRORS)
     assert recorded and not recorded - set(SKIP_REASONS)
+
+
+
+def test_the_sentence_for_a_manager_warns_about_a_small_test_set():
+    from ui.narrative import manager_sentence
+
+    def run(n_per_class: list[int], before: dict, after: dict) -> dict:
+        classes = list(after)
+        confusion = [[n if i == j else 0 for j in range(len(classes))] for i, n in enumerate(n_per_class)]
+        return {"shots": 16, "classnames": classes, "metrics": {
+            "n_test": sum(n_per_class), "zero_shot_accuracy": 0.4, "accuracy": 0.6, "per_class": after,
+            "zero_shot_per_class": before, "confusion": {"before": confusion, "after": confusion}}}
+
+    small = manager_sentence(run([2, 5], {"dent": 0.0, "ok": 0.6}, {"dent": 0.5, "ok": 0.6}), lang="en")
+    assert "biggest gain is on 'dent' (0.0% → 50.0%, on 2 photos)" in small
+    assert "Measured on only 7 photos" in small and "±37 points" in small
+    large = manager_sentence(run([500, 500], {"dent": 0.3, "ok": 0.5}, {"dent": 0.7, "ok": 0.5}), lang="en")
+    assert "on 500 photos" in large and "Measured on only" not in large
+    assert "7枚だけ" in manager_sentence(run([2, 5], {"dent": 0.0, "ok": 0.6}, {"dent": 0.5, "ok": 0.6}), lang="ja")
+
+
+def test_english_counts_agree_with_their_nouns_and_streamlits_own_words_are_translated():
+    from ui.i18n import streamlit_words_css, t
+
+    assert t("data.class_header", lang="en", name="dent", n=1) == "dent — 1 image"
+    assert t("data.class_header", lang="en", name="dent", n=2) == "dent — 2 images"
+    assert t("projects.summary", lang="en", classes=1, images=1, runs=1) == "1 class, 1 image, 1 saved run"
+    css = streamlit_words_css("ja", 500)
+    assert 'content:"アップロード"' in css and "500MB" in css and 'content:"Upload' not in css
+    assert streamlit_words_css("en", 500) == ""

@@ -36,6 +36,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "sidebar.map_failed": ("Map engine unavailable: {error}", "マップ描画エンジンが使えません: {error}"),
     "sidebar.queue": ("Jobs: {running} running, {waiting} waiting ({mine} of them yours)",
                       "ジョブ: 実行中 {running}、待機中 {waiting}(うち あなたの分 {mine})"),
+    # Streamlit's own words, which no widget parameter sets: shown through CSS (see streamlit_words_css)
+    "streamlit.upload": ("Upload", "アップロード"),
+    "streamlit.upload_limit": ("{mb}MB per file", "1ファイル {mb}MB まで"),
+    "streamlit.press_enter": ("Press Enter to apply", "Enter キーで確定"),
     # ------------------------------------------------------------------ common
     "common.no_project": ("Open or create a project first.", "まずプロジェクトを開くか作成してください。"),
     "common.no_runs": ("This project has no saved runs yet. Start one on the Tune page.",
@@ -354,10 +358,10 @@ STRINGS: dict[str, tuple[str, str]] = {
                  "調整前の{before}から{after}に上がりました。"),
     "story.up_best": ("Taught with {shots} {shots|photo|photos} per class, the model now classifies {after} of {n_test} {n_test|photo|photos} it "
                       "never saw correctly, up from {before} before tuning; the biggest gain is on '{cls}' "
-                      "({cls_before} → {cls_after}).",
+                      "({cls_before} → {cls_after}, on {cls_n} {cls_n|photo|photos}).",
                       "1クラスあたり{shots}枚の写真で教えた結果、学習に使っていない{n_test}枚の写真の正解率は"
                       "調整前の{before}から{after}に上がりました。最も改善したのは「{cls}」({cls_before} → "
-                      "{cls_after})です。"),
+                      "{cls_after}、{cls_n}枚で測定)です。"),
     "story.down": ("Taught with {shots} {shots|photo|photos} per class, the model classifies {after} of {n_test} unseen {n_test|photo|photos} "
                    "correctly, down from {before} before tuning: tuning did not help here; try more photos per class "
                    "or a lower learning rate.",
@@ -367,6 +371,11 @@ STRINGS: dict[str, tuple[str, str]] = {
                    "correctly, the same as before tuning ({before}).",
                    "1クラスあたり{shots}枚の写真で教えた結果、未使用の{n_test}枚の正解率は{after}で、"
                    "調整前({before})と変わりませんでした。"),
+    "story.small_sample": ("Measured on only {n_test} {n_test|photo|photos}: by chance alone an accuracy can be off "
+                           "by up to about ±{margin} points (95%), so read small differences with care and add "
+                           "test photos for a firmer number.",
+                           "測定に使った写真は{n_test}枚だけです。偶然だけで正解率が最大で約±{margin}ポイント"
+                           "ずれることがあります(95%)。小さな差は慎重に読み、確かな数字にはテスト写真を増やしてください。"),
     "story.no_test": ("This run has no held-out test images, so its accuracy could not be measured.",
                       "この実行にはテスト画像がないため、正解率を測定できませんでした。"),
     # ------------------------------------------------------------------ dispersion table
@@ -660,6 +669,26 @@ def skipped_reason(skipped, lang: str | None = None) -> str:
     if key in STRINGS:
         return t(key, lang=lang, **{"reason": skipped.reason, **(skipped.params or {})})
     return skipped.reason
+
+
+def streamlit_words_css(lang: str, upload_limit_mb: int) -> str:
+    """CSS that shows Streamlit's own built-in words (the file uploader's button and size limit,
+    the "Press Enter" hint under text fields) in `lang`; empty for English, which they already are.
+
+    Streamlit offers no parameter or setting for these words (streamlit/streamlit#13500), so
+    the English text is shrunk to nothing and the translation drawn in its place."""
+    if lang == DEFAULT_LANGUAGE:
+        return ""
+    replaced = {
+        '[data-testid="stFileUploaderDropzone"] button [data-testid="stMarkdownContainer"] p':
+            t("streamlit.upload", lang=lang),
+        '[data-testid="stFileUploaderDropzoneInstructions"] span':
+            t("streamlit.upload_limit", lang=lang, mb=upload_limit_mb),
+        '[data-testid="InputInstructions"]': t("streamlit.press_enter", lang=lang),
+    }
+    rules = [f"{selector}{{font-size:0 !important}}"
+             f"{selector}::after{{content:\"{text}\";font-size:14px}}" for selector, text in replaced.items()]
+    return "<style>" + "".join(rules) + "</style>"
 
 
 def language_switch(container) -> None:

@@ -41,11 +41,36 @@ def manager_sentence(run_data: dict, *, lang: str | None = None) -> str:
         sentence = t("story.up", lang=lang, **params)
         if gains and gains[0][0] > 0.005:
             _, name, old, new = gains[0]
-            sentence = t("story.up_best", lang=lang, cls=name, cls_before=pct(old), cls_after=pct(new), **params)
-        return sentence
-    if before - after > 0.005:
-        return t("story.down", lang=lang, **params)
-    return t("story.same", lang=lang, **params)
+            sentence = t("story.up_best", lang=lang, cls=name, cls_before=pct(old), cls_after=pct(new),
+                         cls_n=_test_count(run_data, name), **params)
+    elif before - after > 0.005:
+        sentence = t("story.down", lang=lang, **params)
+    else:
+        sentence = t("story.same", lang=lang, **params)
+    margin = chance_margin(n_test)
+    if margin >= SMALL_SAMPLE_MARGIN:
+        sentence += " " + t("story.small_sample", lang=lang, n_test=n_test, margin=f"{margin:.0f}")
+    return sentence
+
+
+# Below this many test photos an accuracy can move by SMALL_SAMPLE_MARGIN points or more by chance
+# (about 380 photos): the sentence then says so.
+SMALL_SAMPLE_MARGIN = 5.0
+
+
+def chance_margin(n: int) -> float:
+    """Half-width in percentage points of a 95% interval of an accuracy measured on `n` photos,
+    at its widest (an accuracy of 50%): 1.96 x sqrt(0.25 / n)."""
+    return 100 * 1.96 * math.sqrt(0.25 / n) if n else math.inf
+
+
+def _test_count(run_data: dict, class_name: str) -> int:
+    """How many test photos of `class_name` the run measured on (a row of its confusion matrix)."""
+    classnames = run_data.get("classnames") or run_data["metrics"].get("classnames") or []
+    rows = ((run_data["metrics"].get("confusion") or {}).get("after")) or []
+    if class_name not in classnames or len(rows) != len(classnames):
+        return 0
+    return int(sum(rows[classnames.index(class_name)]))
 
 
 DISPERSION_MEASURES = (
