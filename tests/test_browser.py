@@ -137,12 +137,26 @@ def fill_number(page, label: str, value: int) -> None:
 # ------------------------------------------------------------------------------ the tests
 
 
+def picture(path: Path, size: tuple[int, int], colour=(200, 40, 40)) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def elsewhere(server: Server, urls: list[str]) -> list[str]:
+    """The requests that left the app's own server (an offline machine cannot answer them)."""
+    return [url for url in urls if not url.startswith((server.url, "data:", "blob:"))]
+
+
 def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
     task = write_colour_task(tmp_path / "colours", per_class=6, size=40)
     server = Server(shared["workspace"], tmp_path / "server1.log").start()
     page = None
     try:
         context, page = open_page(browser, server.url)
+        requested = []
+        page.on("request", lambda request: requested.append(request.url))
 
         # create a project and two classes
         page.get_by_label("New project").fill("Browser line")
@@ -154,11 +168,23 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
             expect(page.get_by_text(f"Class '{name}' added.")).to_be_visible()
             settle(page)
 
-        # upload images into each class (several files at once)
+        # upload images into each class (several files at once): 6 photos per class
         for name in ("red", "blue"):
             files = sorted((task / name).glob("*.png"))
             uploader(page, f"Add images to '{name}'").set_input_files([str(p) for p in files])
             expect(page.get_by_text(f"{name} — 6 images")).to_be_visible(timeout=60_000)
+            settle(page)
+        # pictures of extreme shapes are shown like any other, on this visit and the next
+        strip, dot = picture(tmp_path / "strip.webp", (3000, 20)), picture(tmp_path / "dot.png", (1, 1))
+        uploader(page, "Add images to 'red'").set_input_files([str(strip), str(dot)])
+        expect(page.get_by_text("red — 8 images")).to_be_visible(timeout=60_000)
+        settle(page)
+        for _ in range(2):
+            expect(page.get_by_text("blue — 6 images")).to_be_visible()  # what comes after the strip's class
+            assert page.get_by_text("This app has encountered an error").count() == 0
+            expect(page.locator('[data-testid="stImage"] img')).to_have_count(8 + 6)
+            page.reload()
+            expect(page.get_by_text("red — 8 images")).to_be_visible(timeout=60_000)
             settle(page)
 
         # tune a few epochs
@@ -170,8 +196,8 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
             field.fill(BACKBONE)
             field.press("Enter")
         expect(page.get_by_text("Weights available")).to_be_visible(timeout=60_000)
-        fill_number(page, "Training images per class (shots)", 3)
-        settle(page)
+        # the default shots fit the data: every class keeps test photos (blue has 6: 3 train, 3 test)
+        expect(page.get_by_label("Training images per class (shots)", exact=True)).to_have_value("3")
         page.get_by_text("Advanced settings").click()
         fill_number(page, "Epochs (0 = the recipe's 100)", 3)
         settle(page)
@@ -195,17 +221,23 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
         print(f"browser: Inspect showed its maps {time.perf_counter() - opened:.2f} s after the click")
         assert page.locator(".js-plotly-plot").count() >= 2
 
-        # export: download the prompt file, and it loads
+        # export: download the prompt file and, straight after, the report; both arrive
         page.get_by_role("link", name="Export", exact=True).click()
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download the prompt file").click()
+        with page.expect_download(timeout=120_000) as report_info:
+            page.get_by_role("button", name="Download the HTML report").click()
         target = tmp_path / download_info.value.suggested_filename
         download_info.value.save_as(target)
         from dapt_core.engine.prompt_file import load
 
         assert load(target).classnames == ["blue", "red"]
+        report = tmp_path / report_info.value.suggested_filename
+        report_info.value.save_as(report)
+        assert report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+        assert elsewhere(server, requested) == []  # the favicon included: the app works offline
         context.close()
-        shared["project"] = "Browser line"
+        shared["project"], shared["summary"] = "Browser line", "2 classes, 14 images, 1 saved run"
     except BaseException:
         if page is not None:  # a picture of the page at the failure, for whoever debugs it
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
@@ -222,7 +254,7 @@ def test_a_restart_loses_nothing(browser, shared, tmp_path):
     workspace = Workspace(shared["workspace"])
     if "project" not in shared:  # the end-to-end test did not get that far: make a project here
         _project_with_a_run(workspace, tmp_path)
-        shared["project"] = "Restart line"
+        shared["project"], shared["summary"] = "Restart line", "2 classes, 12 images, 1 saved run"
     [info] = [i for i in workspace.list_projects() if i.name == shared["project"]]
     project = workspace.project(info.id)
     [run] = project.runs()
@@ -236,7 +268,7 @@ def test_a_restart_loses_nothing(browser, shared, tmp_path):
             expect(page.locator('[data-testid="stPlotlyChart"]').nth(1)).to_be_visible(timeout=120_000)
             page.goto(f"{server.url}/?project={project.id}")
             expect(page.get_by_role("heading", name=shared["project"])).to_be_visible()
-            expect(page.get_by_text("2 classes, 12 images, 1 saved runs", exact=True)).to_be_visible()
+            expect(page.get_by_text(shared["summary"], exact=True)).to_be_visible()
             context.close()
         finally:
             server.stop()  # by PID; the next start is a fresh process reading the same folder
@@ -315,3 +347,108 @@ def test_the_report_renders_as_a_standalone_file_in_chromium(browser, tmp_path):
                                        .map(line => getComputedStyle(line).stroke)""")
     assert len(colours) == 4 and len(set(colours)) == 4, colours  # loss, cross-entropy and the two dispersions
     context.close()
+
+
+def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
+    """Two browser tabs (two sessions) start a run each: one runs, one waits; each tab tells its
+    own job from the other's, Start is off while one's own run is going, the sidebar counts both,
+    and cancelling the other tab's job asks first. The Japanese page shows no English of the
+    uploader."""
+    from dapt_core.workspace import Workspace
+
+    task = write_colour_task(tmp_path / "colours", per_class=4, size=40)
+    workspace = Workspace(tmp_path / "workspace")
+    project = workspace.create_project("Queue line", ["red", "blue"])
+    for name in ("red", "blue"):
+        project.add_image_paths(name, sorted((task / name).glob("*.png")))
+    server = Server(workspace.root, tmp_path / "server.log").start()
+    pages = []
+    try:
+        for _ in range(2):
+            context, page = open_page(browser, f"{server.url}/tune?project={project.id}")
+            expect(page.get_by_text("Weights available")).to_be_visible(timeout=60_000)
+            page.get_by_text("Advanced settings").click()
+            fill_number(page, "Epochs (0 = the recipe's 100)", 2000)  # still running below
+            settle(page)
+            pages.append(page)
+        first, second = pages
+        for page in pages:
+            page.get_by_role("button", name="Start tuning").click()
+            expect(page.get_by_text("· yours")).to_be_visible(timeout=60_000)
+            settle(page)
+            expect(page.get_by_role("button", name="Start tuning")).to_be_disabled()
+            expect(page.get_by_text("Your run is still going").first).to_be_visible()
+        expect(second.get_by_text("place 1 in the queue")).to_be_visible()
+        for page in pages:  # the cards and the sidebar follow by themselves (they poll)
+            expect(page.get_by_text("Jobs: 1 running, 1 waiting (1 of them yours)")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("· yours")).to_have_count(1, timeout=30_000)
+            expect(page.get_by_text("· started in another session")).to_have_count(1, timeout=30_000)
+        second.screenshot(path=str(tmp_path / "two-tabs.png"), full_page=True)
+        print(f"\nscreenshot of the second tab: {tmp_path / 'two-tabs.png'}")
+
+        # the second tab cancels the first tab's job (the first card: submitted first): it is asked
+        second.get_by_role("button", name="Cancel").first.click()
+        expect(second.get_by_text("Someone started this job in another browser tab")).to_be_visible()
+        second.get_by_role("button", name="No, let it run").click()
+        expect(second.get_by_text("Someone started this job in another browser tab")).to_have_count(0)
+        expect(first.get_by_text("Epoch")).to_be_visible(timeout=60_000)  # still training
+        # each cancels its own at once, and Start comes back
+        second.get_by_role("button", name="Cancel").last.click()  # its own waiting job: the second card
+        expect(second.get_by_text("Nothing was saved")).to_be_visible(timeout=60_000)
+        first.get_by_role("button", name="Cancel").first.click()  # its own running job: the first card
+        expect(first.get_by_text("Nothing was saved").first).to_be_visible(timeout=60_000)
+        expect(first.get_by_role("button", name="Start tuning")).to_be_enabled(timeout=30_000)
+        assert workspace.project(project.id).runs() == []
+
+        # the Japanese page: Streamlit's uploader words in Japanese
+        first.goto(f"{server.url}/?project={project.id}&lang=ja")
+        expect(first.get_by_text("プロジェクトとデータ").first).to_be_visible(timeout=60_000)
+        words = first.evaluate("""() => [...document.querySelectorAll(
+            '[data-testid=stFileUploaderDropzone] button p, [data-testid=stFileUploaderDropzoneInstructions] span')]
+            .map(e => [getComputedStyle(e).fontSize, getComputedStyle(e, '::after').content])""")
+        assert words and all(size == "0px" and content not in ("none", "normal") for size, content in words), words
+        assert {content for _, content in words} == {'"アップロード"', '"1ファイル 500MB まで"'}
+        first.screenshot(path=str(tmp_path / "japanese.png"), full_page=True)
+        print(f"screenshot of the Japanese page: {tmp_path / 'japanese.png'}")
+    finally:
+        server.stop()
+
+
+def test_the_demo_project_gives_the_command_lines_numbers(browser, tmp_path):
+    """The one-click demo project, tuned in the browser with the defaults (but 1 epoch, to keep
+    the test short), shows the numbers that `dapt tune` gets on `dapt demo-data`'s folder with the
+    same settings: the same train/test split, the same seed, the same library."""
+    from dapt_core.backbone import load_backbone
+    from dapt_core.demo_task import write_demo_task
+    from dapt_core.experiment import run_experiment
+    from dapt_core.folders import load_split
+    from dapt_core.methods import TuningConfig
+    from ui.narrative import pct
+
+    server = Server(tmp_path / "workspace", tmp_path / "server.log").start()
+    try:
+        context, page = open_page(browser, server.url)
+        page.get_by_role("button", name="Start from the demo task").click()
+        expect(page.get_by_text("no defect — 216 images")).to_be_visible(timeout=300_000)
+        page.get_by_role("link", name="Tune", exact=True).click()
+        expect(page.get_by_text("Weights available")).to_be_visible(timeout=60_000)
+        expect(page.get_by_label("Training images per class (shots)", exact=True)).to_have_value("16")
+        expect(page.get_by_text("its test/ folder").first).to_be_visible()
+        page.get_by_text("Advanced settings").click()
+        fill_number(page, "Epochs (0 = the recipe's 100)", 1)
+        settle(page)
+        page.get_by_role("button", name="Start tuning").click()
+        saved = page.get_by_text("Run saved")
+        expect(saved).to_be_visible(timeout=600_000)
+        headline = saved.inner_text()
+        context.close()
+    finally:
+        server.stop()
+
+    folder = write_demo_task(tmp_path / "demo-data")["out_dir"]  # `dapt demo-data`
+    split = load_split(folder, 16, 1)  # `dapt tune ... --shots 16 --seed 1 --epochs 1`
+    cli = run_experiment(load_backbone(BACKBONE, "cpu"), split, TuningConfig(method="dapt", epochs=1, seed=1),
+                         shots=16).metrics()
+    print(f"\napp: {headline}\ncli: {pct(cli['zero_shot_accuracy'])} zero-shot -> {pct(cli['accuracy'])} tuned")
+    assert f"accuracy {pct(cli['zero_shot_accuracy'])} zero-shot → {pct(cli['accuracy'])} tuned" in headline
+    assert f"on {cli['n_test']} held-out images" in headline
