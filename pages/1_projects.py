@@ -185,7 +185,10 @@ if not counts:
 
 for index, class_name in enumerate(list(counts)):
     records = project.images(class_name)
-    with st.expander(t("data.class_header", name=class_name, n=len(records)), expanded=len(counts) <= 3 or not records):
+    from_test = sum(record.part == "test" for record in records)
+    header = (t("data.class_header_parts", name=class_name, n=len(records), test=from_test) if from_test
+              else t("data.class_header", name=class_name, n=len(records)))
+    with st.expander(header, expanded=len(counts) <= 3 or not records):
         with isolated(class_name):
             upload_key = f"upload-{project.id}-{index}-{state.counter('uploads-' + class_name)}"
             files = st.file_uploader(t("data.upload", name=class_name), accept_multiple_files=True, key=upload_key,

@@ -78,9 +78,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "projects.demo": ("Start from the demo task", "デモ課題から始める"),
     "projects.demo_help": ("Creates a project with the built-in inspection task: carbon-fibre panels photographed by "
                            "a monochrome camera, five classes (no defect, scratch, crack, dent, stain), 216 pictures "
-                           "per class. Works offline with the demo backbone.",
+                           "per class: 16 to train on and 200 to test on, the task's own split, so the numbers match "
+                           "`dapt tune` on `dapt demo-data`. Works offline with the demo backbone.",
                            "組み込みの検査課題でプロジェクトを作成します。モノクロカメラで撮影したカーボン"
-                           "パネル、5クラス(no defect, scratch, crack, dent, stain)、各216枚。"
+                           "パネル、5クラス(no defect, scratch, crack, dent, stain)、各216枚(学習用16枚・テスト用200枚。"
+                           "課題そのものの分け方なので、`dapt demo-data` に対する `dapt tune` と同じ数値になります)。"
                            "デモ用バックボーンでオフラインでも動きます。"),
     "projects.demo_name": ("Demo – carbon-fibre panels", "デモ – カーボンパネル"),
     "projects.demo_progress": ("Rendering the demo pictures…", "デモ画像を生成しています…"),
@@ -117,6 +119,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "data.no_classes": ("No classes yet. Add one class per kind of result, e.g. 'no defect' and 'scratch'.",
                         "クラスがまだありません。判定結果ごとに1クラス追加してください(例: 'no defect' と 'scratch')。"),
     "data.class_header": ("{name} — {n} {n|image|images}", "{name} — {n} 枚"),
+    "data.class_header_parts": ("{name} — {n} {n|image|images} ({test} of them from test/, kept for testing)",
+                                "{name} — {n} 枚(うち test/ の {test} 枚はテスト専用)"),
     "data.class_empty": ("No images in this class yet.", "このクラスにはまだ画像がありません。"),
     "data.upload": ("Add images to '{name}' (several at once, drag and drop works)",
                     "「{name}」に画像を追加(複数可、ドラッグ&ドロップ可)"),
@@ -127,10 +131,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "data.checking": ("Checking {n} {n|file|files}…", "{n} 個のファイルを確認しています…"),
     "data.zip_title": ("Import a ZIP with one folder per class", "クラスごとのフォルダを含むZIPを取り込む"),
     "data.zip_help": ("Folder names become class names ('no_defect' → 'no defect'); images go into the class of "
-                      "their folder. A train/ and test/ layout is read too. Existing classes with the same name "
-                      "receive the images.",
+                      "their folder. A train/ and test/ layout is read too, and kept: test/ pictures are only ever "
+                      "measured on, never trained on. Existing classes with the same name receive the images.",
                       "フォルダ名がクラス名になります('no_defect' → 'no defect')。画像はフォルダのクラスに"
-                      "入ります。train/ と test/ の構成も読み込めます。同名のクラスが既にあればそこに追加されます。"),
+                      "入ります。train/ と test/ の構成も読み込み、その分け方を保ちます(test/ の画像は測定だけに"
+                      "使い、学習には使いません)。同名のクラスが既にあればそこに追加されます。"),
     "data.zip_upload": ("ZIP archive", "ZIPアーカイブ"),
     "data.zip_reading": ("Reading the archive and checking every image…", "アーカイブを読み込み、全画像を確認しています…"),
     "data.intake_added": ("Last upload: {n} {n|image|images} added ({detail}).", "前回のアップロード: {n} 枚を追加しました({detail})。"),
@@ -211,9 +216,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tune.device": ("Runs on: {device}", "実行デバイス: {device}"),
     "tune.method": ("Method", "手法"),
     "tune.shots": ("Training images per class (shots)", "1クラスあたりの学習用画像数(ショット数)"),
-    "tune.shots_help": ("This many images of each class are drawn at random for training; the others are held out "
-                        "to measure accuracy honestly.",
-                        "各クラスからこの枚数をランダムに選んで学習に使い、残りは正解率を公正に測るために取り分けます。"),
+    "tune.shots_help": ("This many images of each class are drawn at random for training. Test images are held "
+                        "out to measure accuracy honestly: a class's own test/ pictures (from a ZIP with train/ and "
+                        "test/, or the demo task), otherwise at least half of the class.",
+                        "各クラスからこの枚数をランダムに選んで学習に使います。正解率を公正に測るため、テスト画像は"
+                        "取り分けます: そのクラスの test/ の画像(train/ と test/ を含むZIP、またはデモ課題)、"
+                        "なければクラスの半分以上です。"),
     "tune.advanced": ("Advanced settings", "詳細設定"),
     "tune.epochs": ("Epochs (0 = the recipe's {recipe})", "エポック数(0 = 推奨値 {recipe})"),
     "tune.epochs_help": ("Passes over the training images. The recipe uses 50 for 1 shot, 100 for 2-4, 200 for 8+.",
@@ -566,10 +574,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "report.setting": ("Setting", "項目"),
     "report.value": ("Value", "値"),
     "report.data": ("Data", "データ"),
-    "report.data_help": ("Training images were drawn at random per class; the rest were held out as test images. "
-                         "Files not used: {skipped}.",
-                         "学習用画像は各クラスからランダムに選び、残りをテスト画像として取り分けました。"
-                         "使われなかったファイル: {skipped} 個。"),
+    "report.data_help": ("Training images were drawn at random (seeded) per class. A class's test images are its own "
+                         "test/ pictures where it has them (from a ZIP or the demo task), otherwise the pictures not "
+                         "drawn, at least half of the class. Files not used: {skipped}.",
+                         "学習用画像は各クラスからランダム(シード固定)に選びました。テスト画像は、そのクラスに"
+                         "test/ の画像(ZIPまたはデモ課題)があればそれを、なければ選ばれなかった画像(クラスの半分以上)"
+                         "を使いました。使われなかったファイル: {skipped} 個。"),
     "report.footer": ("Made with DAPT Studio {version} on {when}. Distribution-Aware Prompt Tuning (Cho, Kim, Kim, "
                       "ICCV 2023).",
                       "DAPT Studio {version} で {when} に作成。Distribution-Aware Prompt Tuning(Cho, Kim, Kim, ICCV 2023)。"),
