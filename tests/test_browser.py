@@ -34,6 +34,10 @@ if not Path(CHROMIUM).exists():
 
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+# The machines these run on can be busy: a rerun may take seconds, not the default 5 s.
+expect.set_options(timeout=30_000)
+
+
 # ------------------------------------------------------------------------------ the server
 
 
@@ -163,6 +167,7 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
         page.get_by_role("button", name="Create project").click()
         expect(page.get_by_text("Project 'Browser line' created.")).to_be_visible()
         for name in ("red", "blue"):
+            expect(page.get_by_label("New class")).to_have_count(1)  # the rerun has replaced the old form
             page.get_by_label("New class").fill(name)
             page.get_by_role("button", name="Add class").click()
             expect(page.get_by_text(f"Class '{name}' added.")).to_be_visible()
@@ -172,12 +177,15 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
         for name in ("red", "blue"):
             files = sorted((task / name).glob("*.png"))
             uploader(page, f"Add images to '{name}'").set_input_files([str(p) for p in files])
-            expect(page.get_by_text(f"{name} — 6 images")).to_be_visible(timeout=60_000)
+            # the summary comes with the last of the upload's reruns: the page is ready for the next
+            expect(page.get_by_text(f"Last upload: 6 images added ({name}: 6).")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(f"{name} — 6 images")).to_be_visible()
             settle(page)
         # pictures of extreme shapes are shown like any other, on this visit and the next
         strip, dot = picture(tmp_path / "strip.webp", (3000, 20)), picture(tmp_path / "dot.png", (1, 1))
         uploader(page, "Add images to 'red'").set_input_files([str(strip), str(dot)])
-        expect(page.get_by_text("red — 8 images")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Last upload: 2 images added (red: 2).")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("red — 8 images")).to_be_visible()
         settle(page)
         for _ in range(2):
             expect(page.get_by_text("blue — 6 images")).to_be_visible()  # what comes after the strip's class

@@ -54,4 +54,5 @@ def describe(device: torch.device) -> str:
         return f"{torch.cuda.get_device_name(index)} (cuda:{index})"
     if device.type == "mps":
         return "Apple GPU (mps)"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
