@@ -203,7 +203,7 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
             field = page.get_by_label("Backbone spec", exact=False)
             field.fill(BACKBONE)
             field.press("Enter")
-        expect(page.get_by_text("Weights available")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Weights available")).to_be_visible(timeout=180_000)
         # the default shots fit the data: every class keeps test photos (blue has 6: 3 train, 3 test)
         expect(page.get_by_label("Training images per class (shots)", exact=True)).to_have_value("3")
         page.get_by_text("Advanced settings").click()
@@ -374,7 +374,7 @@ def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
     try:
         for _ in range(2):
             context, page = open_page(browser, f"{server.url}/tune?project={project.id}")
-            expect(page.get_by_text("Weights available")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Weights available")).to_be_visible(timeout=180_000)
             page.get_by_text("Advanced settings").click()
             fill_number(page, "Epochs (0 = the recipe's 100)", 2000)  # still running below
             settle(page)
@@ -439,7 +439,7 @@ def test_the_demo_project_gives_the_command_lines_numbers(browser, tmp_path):
         page.get_by_role("button", name="Start from the demo task").click()
         expect(page.get_by_text("no defect — 216 images")).to_be_visible(timeout=300_000)
         page.get_by_role("link", name="Tune", exact=True).click()
-        expect(page.get_by_text("Weights available")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Weights available")).to_be_visible(timeout=180_000)
         expect(page.get_by_label("Training images per class (shots)", exact=True)).to_have_value("16")
         expect(page.get_by_text("its test/ folder").first).to_be_visible()
         page.get_by_text("Advanced settings").click()

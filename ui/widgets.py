@@ -77,11 +77,12 @@ def sidebar_status(sidebar) -> None:
 
 
 def _queue_status() -> None:
-    """The queue's counts, in a fragment that polls on its own: a job started or finished in
-    this or another session shows here without waiting for a full rerun of the page."""
+    """The queue's counts, in a fragment that polls on its own while any job is queued or running,
+    so that a job queued or finished in this or another session shows here without waiting for a
+    full rerun of the page (an idle page does not poll: nothing to count, no reruns to pay for)."""
     active = state.queue().jobs(active_only=True)
 
-    @st.fragment(run_every=1.5 if active else 5.0)
+    @st.fragment(run_every=1.5 if active else None)
     def counts():
         snaps = [job.snapshot() for job in state.queue().jobs(active_only=True)]  # one state per job
         running = [s for s in snaps if s.state == jobs.RUNNING]
