@@ -302,8 +302,8 @@ def test_the_report_renders_as_a_standalone_file_in_chromium(browser, tmp_path):
     the chart, a colour of its own for every training-curve line, nothing fetched."""
     import streamlit  # noqa: F401  (it changes plotly's default template, as in the app)
 
-    from dapt_core import jobs
-    from dapt_core.workspace import Workspace
+    from dapt_core.studio import jobs
+    from dapt_core.studio.workspace import Workspace
     from ui.report_builder import build_report
     from ui.run_view import load_view
 
@@ -362,7 +362,7 @@ def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
     own job from the other's, Start is off while one's own run is going, the sidebar counts both,
     and cancelling the other tab's job asks first. The Japanese page shows no English of the
     uploader."""
-    from dapt_core.workspace import Workspace
+    from dapt_core.studio.workspace import Workspace
 
     task = write_colour_task(tmp_path / "colours", per_class=4, size=40)
     workspace = Workspace(tmp_path / "workspace")
@@ -426,11 +426,11 @@ def test_the_demo_project_gives_the_command_lines_numbers(browser, tmp_path):
     """The one-click demo project, tuned in the browser with the defaults (but 1 epoch, to keep
     the test short), shows the numbers that `dapt tune` gets on `dapt demo-data`'s folder with the
     same settings: the same train/test split, the same seed, the same library."""
-    from dapt_core.backbone import load_backbone
-    from dapt_core.demo_task import write_demo_task
-    from dapt_core.experiment import run_experiment
-    from dapt_core.folders import load_split
-    from dapt_core.methods import TuningConfig
+    from dapt_core.data.folders import load_split
+    from dapt_core.demo.demo_task import write_demo_task
+    from dapt_core.engine.backbone import load_backbone
+    from dapt_core.engine.experiment import run_experiment
+    from dapt_core.engine.methods import TuningConfig
     from ui.narrative import pct
 
     server = Server(tmp_path / "workspace", tmp_path / "server.log").start()

@@ -193,7 +193,6 @@ def _recent(job: jobs.Job, minutes: float = 30) -> bool:
 
 
 def _job_card(snap: jobs.JobSnapshot, on_done) -> None:
-    queue = state.queue()
     with st.container(border=True):
         title = t("job.title_tune") if snap.label.startswith("tune") else t("job.title_evaluate")
         request = snap.request
