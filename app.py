@@ -41,4 +41,7 @@ pages = [
 ]
 navigation = st.navigation(pages)
 widgets.sidebar_status(st.sidebar)
-navigation.run()
+try:
+    navigation.run()
+finally:  # also when the page stops early (st.stop)
+    widgets.sidebar_queue(st.sidebar)

@@ -73,25 +73,19 @@ def sidebar_status(sidebar) -> None:
             st.caption(t("sidebar.map_failed", error=warm.error or ""))
         else:
             st.caption(t("sidebar.map_warming"))
-        _queue_status()
 
 
-def _queue_status() -> None:
-    """The queue's counts, in a fragment that polls on its own while any job is queued or running,
-    so that a job queued or finished in this or another session shows here without waiting for a
-    full rerun of the page (an idle page does not poll: nothing to count, no reruns to pay for)."""
-    active = state.queue().jobs(active_only=True)
-
-    @st.fragment(run_every=1.5 if active else None)
-    def counts():
-        snaps = [job.snapshot() for job in state.queue().jobs(active_only=True)]  # one state per job
-        running = [s for s in snaps if s.state == jobs.RUNNING]
-        waiting = [s for s in snaps if s.state == jobs.QUEUED]
-        if running or waiting:
-            mine = sum(state.is_mine(s.id) for s in snaps)
-            st.caption(t("sidebar.queue", running=len(running), waiting=len(waiting), mine=mine))
-
-    counts()
+def sidebar_queue(sidebar) -> None:
+    """The queue's counts, drawn after the page (see app.py), so that a job the page has just
+    queued is counted in the same run. A fragment that polled here would leave stale copies of
+    the page's widgets behind while a page reruns (a file picked then goes nowhere); the pages'
+    job panels rerun the whole page when a job ends, which redraws these counts."""
+    snaps = [job.snapshot() for job in state.queue().jobs(active_only=True)]  # one state per job
+    running = [s for s in snaps if s.state == jobs.RUNNING]
+    waiting = [s for s in snaps if s.state == jobs.QUEUED]
+    if running or waiting:
+        mine = sum(state.is_mine(s.id) for s in snaps)
+        sidebar.caption(t("sidebar.queue", running=len(running), waiting=len(waiting), mine=mine))
 
 
 def thumbnail_grid(project: Project, records: list, key: str, *, captions: list[str] | None = None) -> None:
