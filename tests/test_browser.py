@@ -399,7 +399,7 @@ def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
         expect(second.get_by_text("Someone started this job in another browser tab")).to_be_visible()
         second.get_by_role("button", name="No, let it run").click()
         expect(second.get_by_text("Someone started this job in another browser tab")).to_have_count(0)
-        expect(first.get_by_text("Epoch")).to_be_visible(timeout=60_000)  # still training
+        expect(first.get_by_text("/2000 · step")).to_be_visible(timeout=60_000)  # still training
         # each cancels its own at once, and Start comes back
         second.get_by_role("button", name="Cancel").last.click()  # its own waiting job: the second card
         expect(second.get_by_text("Nothing was saved")).to_be_visible(timeout=60_000)
