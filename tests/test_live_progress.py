@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ def test_the_live_chart_is_built_once_for_every_tab_and_refreshed_after_a_while(
     assert refreshed is not first and refreshed.data[0].x[-1] == 1501
 
 
-def test_progress_shows_in_the_run_that_pressed_start(tmp_path, monkeypatch):
+def test_progress_shows_in_the_run_that_pressed_start_and_the_loss_curve_follows(tmp_path, monkeypatch):
     """No waiting for the next poll: the page that queued the job draws its progress card."""
     monkeypatch.setenv("DAPT_WORKSPACE", str(tmp_path / "workspace"))
     task = write_colour_task(tmp_path / "colours", per_class=4)
@@ -101,6 +102,14 @@ def test_progress_shows_in_the_run_that_pressed_start(tmp_path, monkeypatch):
         assert not at.exception, [e.value for e in at.exception]
         [job] = jobs.get_queue().jobs(project.id, active_only=True)
         assert at.get("progress"), "no progress bar in the run that started the job"
+        assert not at.get("plotly_chart")  # nothing trained yet, nothing to draw
+        deadline = time.time() + 120
+        while not job.snapshot().history and time.time() < deadline:
+            time.sleep(0.2)
+        at.run()
+        assert job.snapshot().state == jobs.RUNNING
+        [chart] = at.get("plotly_chart")  # the live loss curve, in its own slower fragment
+        assert chart.proto.id and "Total loss" in chart.proto.spec
     finally:
         for job in jobs.get_queue().jobs(project.id, active_only=True):
             jobs.get_queue().cancel(job.id)

@@ -25,8 +25,8 @@ GRID_PAGE = 48  # thumbnails shown at once per class
 # The job panel redraws every PROGRESS_SECONDS in every tab that shows it, in the server process
 # that is training at the same time, so each redraw must be cheap: a bar and three numbers. The
 # loss chart is the costly part (Streamlit validates, serialises and hashes a Plotly figure on
-# every draw, and a browser re-mounts a chart whose data changed), so it is rebuilt at most every
-# CHART_SECONDS, from at most CHART_POINTS points, once per job and language for all tabs.
+# every draw, and a browser re-mounts a chart whose data changed), so it is drawn every
+# CHART_SECONDS, from at most CHART_POINTS points, built once per job and language for all tabs.
 PROGRESS_SECONDS = 1.0
 CHART_SECONDS = 5.0
 CHART_POINTS = 150
@@ -168,7 +168,18 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
         if finished_now:
             st.rerun()  # the whole page: the run list and the links change
 
+    # The loss chart is a fragment of its own on a slower clock, so the once-a-second redraw of
+    # the cards above stays a bar and three numbers.
+    @st.fragment(run_every=CHART_SECONDS if active else None)
+    def loss_charts():
+        for job in relevant():
+            snap = job.snapshot()
+            if snap.state == jobs.RUNNING and snap.history and hasattr(snap.request, "settings"):
+                st.plotly_chart(_LIVE_CHARTS.figure(snap, current_language()), key=f"loss-{snap.id}",
+                                config={"displayModeBar": False})
+
     panel()
+    loss_charts()
 
 
 def _recent(job: jobs.Job, minutes: float = 30) -> bool:
@@ -239,9 +250,6 @@ def _running(snap: jobs.JobSnapshot) -> None:
         cols[1].metric(t("job.train_accuracy"), "–" if not math.isfinite(progress.train_accuracy)
                        else f"{100 * progress.train_accuracy:.0f}%")
         cols[2].metric(t("job.elapsed"), duration(time.time() - snap.started if snap.started else None))
-    if snap.history and snap.request is not None and hasattr(snap.request, "settings"):
-        st.plotly_chart(_LIVE_CHARTS.figure(snap, current_language()), key=f"loss-{snap.id}",
-                        config={"displayModeBar": False})
 
 
 @dataclass(frozen=True)
@@ -253,7 +261,7 @@ class _Drawn:
 
 class _LiveCharts:
     """The live loss chart of each running job, shared by every tab that watches it and
-    rebuilt only when CHART_SECONDS have passed and training moved on."""
+    rebuilt only when CHART_SECONDS have passed and training moved on (tabs poll out of step)."""
 
     KEEP = 16  # jobs x languages remembered; running jobs are few
 
