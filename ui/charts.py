@@ -95,6 +95,24 @@ def loss_curves(history: list[dict], beta_v: float, beta_t: float, *, lang: str 
     return fig
 
 
+def thin_history(history, max_points: int) -> list[dict]:
+    """At most `max_points` points of a per-step history: consecutive steps averaged in equal
+    groups (each point sits at its group's last step), so a long noisy curve keeps its shape."""
+    history = list(history)
+    group = math.ceil(len(history) / max_points) if max_points > 0 else 1
+    if group <= 1:
+        return history
+    thinned = []
+    for start in range(0, len(history), group):
+        chunk = history[start: start + group]
+        point = dict(chunk[-1])
+        for key in ("loss", "ce", "intra", "inter", "train_accuracy"):
+            values = [v for v in (_finite(h.get(key)) for h in chunk) if v is not None]
+            point[key] = sum(values) / len(values) if values else None
+        thinned.append(point)
+    return thinned
+
+
 def train_accuracy_curve(history: list[dict], *, lang: str | None = None) -> go.Figure:
     steps = [h.get("step", h.get("epoch")) for h in history]
     fig = go.Figure(go.Scatter(x=steps, y=[_finite(h.get("train_accuracy")) for h in history], mode="lines",

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -16,8 +19,20 @@ from dapt_core.studio.workspace import Project
 from ui import state
 from ui.i18n import current_language, error_text, t
 
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
 GRID_PAGE = 48  # thumbnails shown at once per class
 log = logging.getLogger(__name__)
+
+# The job panel redraws every PROGRESS_SECONDS in every tab that shows it, in the server process
+# that is training at the same time, so each redraw must be cheap: a bar and three numbers. The
+# loss chart is the costly part (Streamlit validates, serialises and hashes a Plotly figure on
+# every draw, and a browser re-mounts a chart whose data changed), so it is drawn every
+# CHART_SECONDS, from at most CHART_POINTS points, built once per job and language for all tabs.
+PROGRESS_SECONDS = 1.0
+CHART_SECONDS = 5.0
+CHART_POINTS = 150
 
 
 def show_error(error: BaseException) -> None:
@@ -163,7 +178,7 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
 
     active = any(job.state in jobs.ACTIVE_STATES for job in relevant())
 
-    @st.fragment(run_every=1.0 if active else None)
+    @st.fragment(run_every=PROGRESS_SECONDS if active else None)
     def panel():
         seen = st.session_state.setdefault("_seen_active", set())
         finished_now = False
@@ -178,7 +193,18 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
         if finished_now:
             st.rerun()  # the whole page: the run list and the links change
 
+    # The loss chart is a fragment of its own on a slower clock, so the once-a-second redraw of
+    # the cards above stays a bar and three numbers.
+    @st.fragment(run_every=CHART_SECONDS if active else None)
+    def loss_charts():
+        for job in relevant():
+            snap = job.snapshot()
+            if snap.state == jobs.RUNNING and snap.history and hasattr(snap.request, "settings"):
+                st.plotly_chart(_LIVE_CHARTS.figure(snap, current_language()), key=f"loss-{snap.id}",
+                                config={"displayModeBar": False})
+
     panel()
+    loss_charts()
 
 
 def _recent(job: jobs.Job, minutes: float = 30) -> bool:
@@ -259,8 +285,6 @@ def _job_error(snap: jobs.JobSnapshot) -> str:
 
 
 def _running(snap: jobs.JobSnapshot) -> None:
-    from ui import charts
-
     progress = snap.progress
     phase = progress.phase
     if phase in ("train", "evaluate") and progress.total_steps:
@@ -280,10 +304,44 @@ def _running(snap: jobs.JobSnapshot) -> None:
     cols[1].metric(t("job.train_accuracy"), "–" if not math.isfinite(progress.train_accuracy)
                    else f"{100 * progress.train_accuracy:.0f}%")
     cols[2].metric(t("job.elapsed"), duration(time.time() - snap.started if snap.started else None))
-    if snap.history and snap.request is not None and hasattr(snap.request, "settings"):
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    step: int  # the training step the figure shows
+    at: float  # time.monotonic() when it was built
+    figure: go.Figure
+
+
+class _LiveCharts:
+    """The live loss chart of each running job, shared by every tab that watches it and
+    rebuilt only when CHART_SECONDS have passed and training moved on (tabs poll out of step)."""
+
+    KEEP = 16  # jobs x languages remembered; running jobs are few
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._drawn: dict[tuple[str, str], _Drawn] = {}
+
+    def figure(self, snap: jobs.JobSnapshot, lang: str) -> go.Figure:
+        from ui import charts
+
+        key = (snap.id, lang)
+        with self._lock:
+            drawn = self._drawn.get(key)
+        now = time.monotonic()
+        if drawn is not None and (drawn.step == snap.progress.step or now - drawn.at < CHART_SECONDS):
+            return drawn.figure
         config = snap.request.config()
-        st.plotly_chart(charts.loss_curves(list(snap.history), config.beta_v, config.beta_t), key=f"loss-{snap.id}",
-                        config={"displayModeBar": False})
+        figure = charts.loss_curves(charts.thin_history(snap.history, CHART_POINTS), config.beta_v, config.beta_t,
+                                    lang=lang)
+        with self._lock:
+            self._drawn.pop(key, None)
+            self._drawn[key] = _Drawn(snap.progress.step, now, figure)
+            while len(self._drawn) > self.KEEP:
+                self._drawn.pop(next(iter(self._drawn)))
+        return figure
 
 
+_LIVE_CHARTS = _LiveCharts()
 _PHASES = ("queued", "loading", "preparing", "prototypes", "train", "evaluate", "saving", "mapping", "cancelled")

@@ -197,31 +197,38 @@ class JobQueue:
             self._pending.setdefault(job.device, deque()).append(job)
             worker = self._workers.get(job.device)
             if worker is None or not worker.is_alive():
-                worker = threading.Thread(target=self._work, args=(job.device,), name=f"dapt-jobs-{job.device}",
-                                          daemon=True)
+                # An idle device takes the job now, so the page that pressed Start already shows it
+                # running (not "place 1 in the queue") in the same run.
+                worker = threading.Thread(target=self._work, args=(job.device, self._claim_next(job.device)),
+                                          name=f"dapt-jobs-{job.device}", daemon=True)
                 self._workers[job.device] = worker
                 worker.start()
             self._forget_old()
         return job
 
-    def _work(self, device: str) -> None:
+    def _claim_next(self, device: str) -> Job | None:
+        """The next job of `device`, marked running; None when none waits (call under self._lock)."""
+        pending = self._pending.get(device)
+        if not pending:
+            return None
+        job = pending.popleft()
+        self._running[device] = job
+        with job._lock:
+            job._state = RUNNING
+            job._started = time.time()
+            job._progress = Progress("loading", updated=job._started)
+        return job
+
+    def _work(self, device: str, job: Job) -> None:
         while True:
-            with self._lock:
-                pending = self._pending.get(device)
-                if not pending:
-                    # Leaving under the lock: a submit that comes after this sees no live worker.
-                    self._workers.pop(device, None)
-                    self._running.pop(device, None)
-                    return
-                job = pending.popleft()
-                self._running[device] = job
-                with job._lock:
-                    job._state = RUNNING
-                    job._started = time.time()
-                    job._progress = Progress("loading", updated=job._started)
             self._run(job)
             with self._lock:
                 self._running.pop(device, None)
+                job = self._claim_next(device)
+                if job is None:
+                    # Leaving under the lock: a submit that comes after this sees no worker.
+                    self._workers.pop(device, None)
+                    return
 
     @staticmethod
     def _run(job: Job) -> None:
