@@ -67,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--n-ctx", type=int, help="text context vectors (default 16)")
     tune.add_argument("--n-vis", type=int, help="visual prompt tokens (default 16)")
     tune.add_argument("--deep", action="store_true", help="deep visual prompt (fresh tokens at every layer)")
-    tune.add_argument("--templates", choices=["auto", "openai", "simple", "photo"], help="zero-shot template set")
+    tune.add_argument("--templates", choices=["auto", "openai", "simple", "photo"],
+                      help="zero-shot templates (the 'before' classifier): photo = the single 'a photo of a {}.', "
+                           "openai = CLIP's 80, simple = 7 of them, auto = the backbone's own or else openai "
+                           "(default); computed once per backbone and class list, then read from the cache folder "
+                           "($DAPT_CACHE_DIR, default ~/.cache/dapt)")
     tune.add_argument("--seed", type=int, default=1)
     tune.add_argument("--device", default=None, help="cuda | cuda:N | mps | cpu (default: best available)")
     tune.add_argument("--out", required=True, help="prompt file to write (.safetensors)")
@@ -169,7 +173,7 @@ def cmd_eval(args) -> int:
     from .experiment import _json_safe
     from .folders import load_split, scan_folder
     from .inference import Classifier
-    from .zeroshot import zero_shot_text_features
+    from .zeroshot import describe_templates, zero_shot_text_features
 
     classifier = Classifier.load(args.prompt_file, device=args.device)
     scan = scan_folder(args.data_dir, progress=_scan_bar())
@@ -191,6 +195,7 @@ def cmd_eval(args) -> int:
     metrics = _json_safe({
         "prompt_file": str(args.prompt_file), "backbone": model.backbone.spec, "n_test": len(after.labels),
         "accuracy": after.accuracy, "zero_shot_accuracy": before.accuracy,
+        "zero_shot_templates": describe_templates(model.backbone, templates),
         "per_class": after.per_class, "zero_shot_per_class": before.per_class,
         "confusion": {"before": before.confusion.tolist(), "after": after.confusion.tolist()},
         "dispersion": {"before": before.dispersion, "after": after.dispersion},
@@ -384,6 +389,10 @@ def _print_summary(metrics: dict) -> None:
     before, after = metrics["dispersion"]["before"], metrics["dispersion"]["after"]
     print(f"accuracy: zero-shot {_pct(metrics['zero_shot_accuracy'])} -> tuned {_pct(metrics['accuracy'])} "
           f"on {metrics.get('n_test')} test images")
+    templates = metrics.get("zero_shot_templates")
+    if templates:
+        print(f"zero-shot classifier: template set '{templates['set']}', {templates['count']} template(s), "
+              f"e.g. {templates['example']!r}")
     for name, value in metrics["per_class"].items():
         print(f"  {name}: {_pct(value)} (zero-shot {_pct(metrics['zero_shot_per_class'].get(name))})")
     print(f"intra-dispersion (lower = tighter classes): {before['intra']:.4f} -> {after['intra']:.4f}")

@@ -23,7 +23,7 @@ from .evaluation import Evaluation, evaluate_before_after
 from .images import sha256_of
 from .methods import TuningConfig
 from .training import CancelFlag, Progress, TuningResult, tune
-from .zeroshot import zero_shot_text_features
+from .zeroshot import describe_templates, zero_shot_text_features
 
 
 @dataclass
@@ -55,6 +55,7 @@ class ExperimentResult:
             "n_test": len(self.after.labels),
             "accuracy": self.after.accuracy,
             "zero_shot_accuracy": self.before.accuracy,
+            "zero_shot_templates": describe_templates(self.backbone, self.config.templates),
             "per_class": self.after.per_class,
             "zero_shot_per_class": self.before.per_class,
             "confusion": {"before": self.before.confusion.tolist(), "after": self.after.confusion.tolist()},
@@ -88,8 +89,10 @@ class ExperimentResult:
 
 def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, shots: int | None = None,
                    dataset: str | None = None, on_progress: Callable[[Progress], None] | None = None,
-                   cancel: CancelFlag | None = None, num_workers: int = 0) -> ExperimentResult:
-    """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`."""
+                   cancel: CancelFlag | None = None, num_workers: int = 0,
+                   cache_dir: Path | None = None) -> ExperimentResult:
+    """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
+    (`cache_dir`: where zero-shot class embeddings are kept, see dapt_core.zeroshot)."""
     if len(split.classnames) < 2:
         raise DataError("A task needs at least two classes.")
     if not split.test:
@@ -99,10 +102,10 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                                minlength=len(split.classnames)) if split.train else torch.zeros(1)
     shots = shots if shots is not None else int(per_class.max())
     tuning = tune(backbone, split.classnames, split.train, config, shots=shots, dataset=dataset,
-                  on_progress=on_progress, cancel=cancel, num_workers=num_workers)
+                  on_progress=on_progress, cancel=cancel, num_workers=num_workers, cache_dir=cache_dir)
     started = time.perf_counter()
     zero_shot_text = (tuning.prompted.fixed_text_features if not config.text_prompt
-                      else zero_shot_text_features(backbone, split.classnames, config.templates))
+                      else zero_shot_text_features(backbone, split.classnames, config.templates, cache_dir))
     passes = 2 if config.visual_prompt else 1  # zero-shot features, then prompted ones
     total = passes * math.ceil(len(split.test) / config.eval_batch_size)
     done = 0

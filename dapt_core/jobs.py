@@ -463,7 +463,7 @@ class TuneRequest:
         try:
             context.phase("prototypes" if config.visual_prompt and config.beta_v > 0 else "train")
             result = run_experiment(backbone, split, config, shots=self.shots, on_progress=context.report,
-                                    cancel=context.cancel)
+                                    cancel=context.cancel, cache_dir=Workspace(self.workspace_root).cache_dir)
             context.check_cancel()
             # From here on the run is kept: a cancel that comes during saving is too late to matter.
             context.phase("saving")
@@ -547,7 +547,8 @@ class EvaluateRequest:
                             f"({', '.join(file.classnames)}) have no images here that it was not tuned on.")
         context.check_cancel()
         templates = file.header.get("config", {}).get("templates", "auto")
-        zero_shot = zero_shot_text_features(backbone, file.classnames, templates)
+        zero_shot = zero_shot_text_features(backbone, file.classnames, templates,
+                                            Workspace(self.workspace_root).cache_dir)
         total = (2 if classifier.model.visual_prompt is not None else 1) * -(-len(items) // 100)
         started = time.perf_counter()
         done = [0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
@@ -67,10 +68,12 @@ class TuningResult:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig) -> PromptedCLIP:
-    """The prompted CLIP of a method with its seeded initial prompts."""
+def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
+                cache_dir: Path | None = None) -> PromptedCLIP:
+    """The prompted CLIP of a method with its seeded initial prompts (`cache_dir`: where zero-shot
+    class embeddings are kept, see dapt_core.zeroshot)."""
     generator = torch.Generator().manual_seed(config.seed)
-    fixed = None if config.text_prompt else zero_shot_text_features(backbone, classnames, config.templates)
+    fixed = None if config.text_prompt else zero_shot_text_features(backbone, classnames, config.templates, cache_dir)
     return PromptedCLIP(backbone, classnames, text_prompt=config.text_prompt, visual_prompt=config.visual_prompt,
                         n_ctx=config.n_ctx, n_vis=config.n_vis, deep_visual=config.deep_visual,
                         fixed_text_features=fixed, generator=generator)
@@ -78,7 +81,7 @@ def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig)
 
 def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], config: TuningConfig, *,
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
-         cancel: CancelFlag | None = None, num_workers: int = 0) -> TuningResult:
+         cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -87,10 +90,11 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         on_progress: called after every step (from this thread).
         cancel: checked before every step; when set, raises Cancelled and nothing is kept.
         num_workers: DataLoader worker processes (useful for large benchmark sets only).
+        cache_dir: where zero-shot class embeddings are kept (default: dapt_core.zeroshot's).
     """
     if len(classnames) < 2:
         raise DataError("A task needs at least two classes.")
-    model = build_model(backbone, classnames, config)
+    model = build_model(backbone, classnames, config, cache_dir)
     if not config.trains:
         return TuningResult(model, config, epochs=0)
     if not train:
