@@ -173,7 +173,7 @@ def cmd_eval(args) -> int:
     from .experiment import _json_safe
     from .folders import load_split, scan_folder
     from .inference import Classifier
-    from .zeroshot import describe_templates, zero_shot_text_features
+    from .zeroshot import default_cache_dir, describe_templates, zero_shot_text_features
 
     classifier = Classifier.load(args.prompt_file, device=args.device)
     scan = scan_folder(args.data_dir, progress=_scan_bar())
@@ -190,7 +190,8 @@ def cmd_eval(args) -> int:
     templates = classifier.file.header["config"].get("templates", "auto")
     zero_shot = zero_shot_text_features(model.backbone, classifier.classnames, templates)
     bar = tqdm(desc="evaluating", unit="batch", file=sys.stderr, leave=False)
-    before, after = evaluate_before_after(model, zero_shot, items, on_batch=lambda *_: bar.update())
+    before, after = evaluate_before_after(model, zero_shot, items, on_batch=lambda *_: bar.update(),
+                                          cache_dir=default_cache_dir())
     bar.close()
     metrics = _json_safe({
         "prompt_file": str(args.prompt_file), "backbone": model.backbone.spec, "n_test": len(after.labels),

@@ -23,7 +23,7 @@ from .evaluation import Evaluation, evaluate_before_after
 from .images import sha256_of
 from .methods import TuningConfig
 from .training import CancelFlag, Progress, TuningResult, tune
-from .zeroshot import describe_templates, zero_shot_text_features
+from .zeroshot import default_cache_dir, describe_templates, zero_shot_text_features
 
 
 @dataclass
@@ -92,7 +92,8 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                    cancel: CancelFlag | None = None, num_workers: int = 0,
                    cache_dir: Path | None = None) -> ExperimentResult:
     """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
-    (`cache_dir`: where zero-shot class embeddings are kept, see dapt_core.zeroshot)."""
+    (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
+    default: dapt_core.zeroshot.default_cache_dir())."""
     if len(split.classnames) < 2:
         raise DataError("A task needs at least two classes.")
     if not split.test:
@@ -104,6 +105,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     tuning = tune(backbone, split.classnames, split.train, config, shots=shots, dataset=dataset,
                   on_progress=on_progress, cancel=cancel, num_workers=num_workers, cache_dir=cache_dir)
     started = time.perf_counter()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     zero_shot_text = (tuning.prompted.fixed_text_features if not config.text_prompt
                       else zero_shot_text_features(backbone, split.classnames, config.templates, cache_dir))
     passes = 2 if config.visual_prompt else 1  # zero-shot features, then prompted ones
@@ -120,7 +122,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
 
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,
                                           batch_size=config.eval_batch_size, num_workers=num_workers,
-                                          cancel=cancel, on_batch=on_batch)
+                                          cancel=cancel, on_batch=on_batch, cache_dir=cache_dir)
     return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started)
 
 

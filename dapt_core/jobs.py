@@ -563,7 +563,7 @@ class EvaluateRequest:
         context.phase("evaluate")
         with torch.no_grad():
             before, after = evaluate_before_after(classifier.model, zero_shot, items, cancel=context.cancel,
-                                                  on_batch=on_batch)
+                                                  on_batch=on_batch, cache_dir=Workspace(self.workspace_root).cache_dir)
         records = project.names_by_sha()
         rows = []
         for path, label, b, a in zip(after.paths, after.labels.tolist(), before.predictions.tolist(),

@@ -48,3 +48,39 @@ def test_a_damaged_cache_entry_is_recomputed(tiny_backbone, tmp_path):
 def test_the_template_set_is_described_for_reports(tiny_backbone):
     assert describe_templates(tiny_backbone, "photo") == {"set": "photo", "count": 1, "example": "a photo of a {}."}
     assert describe_templates(tiny_backbone, "openai")["count"] == 80
+
+
+def test_frozen_test_features_are_encoded_once_and_reused(tiny_backbone, colour_task, tmp_path, monkeypatch):
+    """The "before" side of a second evaluation of the same photos reads the cached features:
+    same numbers, and only photos not seen before (here: a renamed copy does not count) are encoded."""
+    import shutil
+
+    from dapt_core import evaluation
+    from dapt_core.data import LabeledImage
+    from dapt_core.evaluation import evaluate_before_after
+    from dapt_core.methods import TuningConfig
+    from dapt_core.training import build_model
+
+    model = build_model(tiny_backbone, ["red", "green", "blue"], TuningConfig(method="dapt"))
+    items = [LabeledImage(path, label) for label, name in enumerate(["red", "green", "blue"])
+             for path in sorted((colour_task / name).iterdir())[:3]]
+    zero_shot = zero_shot_text_features(tiny_backbone, ["red", "green", "blue"], "photo", cache_dir=tmp_path)
+    first, _ = evaluate_before_after(model, zero_shot, items, cache_dir=tmp_path)
+
+    encoded = []
+    real_encode = evaluation.encode_images
+
+    def counting(model, items, **options):
+        if not options.get("prompted", True) and options.get("cache") is None:
+            encoded.extend(items)
+        return real_encode(model, items, **options)
+
+    monkeypatch.setattr(evaluation, "encode_images", counting)
+    copy = tmp_path / "renamed.png"
+    shutil.copy(items[0].path, copy)
+    again, _ = evaluate_before_after(model, zero_shot, items + [LabeledImage(copy, 0)], cache_dir=tmp_path)
+    assert encoded == []  # a renamed copy is the same picture: its feature is cached too
+    torch.testing.assert_close(again.features[:-1], first.features)
+    torch.testing.assert_close(again.features[-1], first.features[0])
+    assert again.labels.tolist() == first.labels.tolist() + [0]
+    assert again.paths[:-1] == first.paths
