@@ -7,7 +7,9 @@ the same OMP_NUM_THREADS, on the same data with the same settings (DAPT, batch 3
 beta_t 0.01, seed 1, random backbone weights from the same seed, the single zero-shot template
 "a photo of a {}." on both sides). Printed per class count: whole-process wall time, the training loop
 (prototypes + steps) as each side reports it, their ratios (reference / ours: above 1 means ours is
-faster), each process's peak resident memory and the load average around the runs.
+faster), each process's peak resident memory and the load average around the runs. Each time is given
+as wall clock and as the process's CPU time (user + system, all threads): on a machine shared with
+other work the wall clock follows the load, the CPU time much less.
 
   classes  backbone                                shots  epochs  test photos
   10       ViT-B-32                                16     2       10
@@ -65,7 +67,9 @@ PRESETS = {10: Preset("ViT-B-32", 16, 2), 100: Preset(SMALL_MODEL, 4, 2), 1000: 
 @dataclass
 class Run:
     wall: float
+    cpu: float
     train: float
+    train_cpu: float
     peak_rss_mib: float
     load: tuple[float, float]  # 1-minute load average before and after
 
@@ -87,8 +91,8 @@ def write_task(root: Path, classes: int, shots: int, test_per_class: int, size: 
     return root
 
 
-def timed(command: list[str], env: dict) -> tuple[float, float, str]:
-    """Wall seconds, peak resident memory (MiB) and stdout of a child process."""
+def timed(command: list[str], env: dict) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds, peak resident memory (MiB) and stdout of a child process."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out, stderr=err, text=True)
@@ -100,7 +104,7 @@ def timed(command: list[str], env: dict) -> tuple[float, float, str]:
         err.seek(0)
         if process.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{err.read()[-3000:]}")
-        return wall, usage.ru_maxrss / 1024, out.read()
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read()
 
 
 def run_reference(data: Path, preset: Preset, env: dict, config: Path) -> Run:
@@ -109,9 +113,9 @@ def run_reference(data: Path, preset: Preset, env: dict, config: Path) -> Run:
                "--shots", str(preset.shots), "--epochs", str(preset.epochs), *SETTINGS]
     if preset.model == SMALL_MODEL:
         command += ["--model-config", str(config)]
-    wall, peak, stdout = timed(command, env)
+    wall, cpu, peak, stdout = timed(command, env)
     report = json.loads(stdout.strip().splitlines()[-1])
-    return Run(wall, report["train_seconds"], peak, (load, os.getloadavg()[0]))
+    return Run(wall, cpu, report["train_seconds"], report["train_cpu_seconds"], peak, (load, os.getloadavg()[0]))
 
 
 def run_ours(data: Path, preset: Preset, env: dict, work: Path) -> Run:
@@ -120,9 +124,9 @@ def run_ours(data: Path, preset: Preset, env: dict, work: Path) -> Run:
     command = [sys.executable, "-m", "dapt_core.cli", "tune", str(data), "--backbone", f"{preset.model}:random",
                "--shots", str(preset.shots), "--epochs", str(preset.epochs), "--templates", "photo", "--device", "cpu",
                "--out", str(work / "prompts.safetensors"), "--json", str(metrics), *SETTINGS]
-    wall, peak, _ = timed(command, {**env, "DAPT_CACHE_DIR": tempfile.mkdtemp(prefix="dapt-cache-", dir=work)})
+    wall, cpu, peak, _ = timed(command, {**env, "DAPT_CACHE_DIR": tempfile.mkdtemp(prefix="dapt-cache-", dir=work)})
     report = json.loads(metrics.read_text())
-    return Run(wall, report["train_seconds"], peak, (load, os.getloadavg()[0]))
+    return Run(wall, cpu, report["train_seconds"], report["train_cpu_seconds"], peak, (load, os.getloadavg()[0]))
 
 
 def run_demo(env: dict, work: Path) -> Run:
@@ -134,8 +138,9 @@ def run_demo(env: dict, work: Path) -> Run:
     metrics = work / "demo-metrics.json"
     command = [sys.executable, "-m", "dapt_core.cli", "tune", str(data), "--backbone", "demo", "--shots", "16",
                "--out", str(work / "demo.safetensors"), "--json", str(metrics)]
-    wall, peak, _ = timed(command, {**env, "DAPT_CACHE_DIR": tempfile.mkdtemp(prefix="dapt-cache-", dir=work)})
-    return Run(wall, json.loads(metrics.read_text())["train_seconds"], peak, (load, os.getloadavg()[0]))
+    wall, cpu, peak, _ = timed(command, {**env, "DAPT_CACHE_DIR": tempfile.mkdtemp(prefix="dapt-cache-", dir=work)})
+    report = json.loads(metrics.read_text())
+    return Run(wall, cpu, report["train_seconds"], report["train_cpu_seconds"], peak, (load, os.getloadavg()[0]))
 
 
 def main(argv=None) -> int:
@@ -168,26 +173,32 @@ def main(argv=None) -> int:
             ours = this_ours if ours is None or this_ours.wall < ours.wall else ours
         row = {"classes": classes, "model": preset.model, "shots": preset.shots, "epochs": preset.epochs,
                "reference": vars(reference), "ours": vars(ours),
-               "whole_ratio": reference.wall / ours.wall, "train_ratio": reference.train / ours.train}
+               "whole_ratio": reference.wall / ours.wall, "train_ratio": reference.train / ours.train,
+               "whole_cpu_ratio": reference.cpu / ours.cpu, "train_cpu_ratio": reference.train_cpu / ours.train_cpu}
         rows.append(row)
         print(f"{classes:>5} classes ({preset.model}, {preset.shots} shots, {preset.epochs} epochs): "
-              f"whole {reference.wall:7.1f} s -> {ours.wall:7.1f} s = {row['whole_ratio']:.2f}x, "
-              f"training {reference.train:7.1f} s -> {ours.train:7.1f} s = {row['train_ratio']:.2f}x, "
+              f"whole {reference.wall:.1f} s -> {ours.wall:.1f} s = {row['whole_ratio']:.2f}x "
+              f"(CPU {reference.cpu:.1f} s -> {ours.cpu:.1f} s = {row['whole_cpu_ratio']:.2f}x), "
+              f"training {reference.train:.1f} s -> {ours.train:.1f} s = {row['train_ratio']:.2f}x "
+              f"(CPU {reference.train_cpu:.1f} s -> {ours.train_cpu:.1f} s = {row['train_cpu_ratio']:.2f}x), "
               f"peak RSS {reference.peak_rss_mib:.0f} / {ours.peak_rss_mib:.0f} MiB, "
               f"load {reference.load[0]:.1f}-{ours.load[1]:.1f}", flush=True)
     demo = None
     if args.demo:
         demo = run_demo(env, work)
-        print(f"demo task: dapt tune --backbone demo --shots 16: whole {demo.wall:.1f} s, training {demo.train:.1f} s, "
-              f"peak RSS {demo.peak_rss_mib:.0f} MiB, load {demo.load[0]:.1f}-{demo.load[1]:.1f}", flush=True)
+        print(f"demo task: dapt tune --backbone demo --shots 16: whole {demo.wall:.1f} s (CPU {demo.cpu:.1f} s), "
+              f"training {demo.train:.1f} s (CPU {demo.train_cpu:.1f} s), peak RSS {demo.peak_rss_mib:.0f} MiB, "
+              f"load {demo.load[0]:.1f}-{demo.load[1]:.1f}", flush=True)
 
-    print("\n| classes | backbone | whole: reference | whole: ours | ratio | training: reference | training: ours "
-          "| ratio | peak RSS reference / ours |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| classes | backbone | whole process: reference / ours (ratio) | CPU time (ratio) "
+          "| training loop: reference / ours (ratio) | CPU time (ratio) | peak RSS reference / ours |")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         r, o = row["reference"], row["ours"]
-        print(f"| {row['classes']} | {row['model']} | {r['wall']:.1f} s | {o['wall']:.1f} s | {row['whole_ratio']:.2f}x "
-              f"| {r['train']:.1f} s | {o['train']:.1f} s | {row['train_ratio']:.2f}x "
+        print(f"| {row['classes']} | {row['model']} | {r['wall']:.1f} / {o['wall']:.1f} s ({row['whole_ratio']:.2f}x) "
+              f"| {r['cpu']:.1f} / {o['cpu']:.1f} s ({row['whole_cpu_ratio']:.2f}x) "
+              f"| {r['train']:.1f} / {o['train']:.1f} s ({row['train_ratio']:.2f}x) "
+              f"| {r['train_cpu']:.1f} / {o['train_cpu']:.1f} s ({row['train_cpu_ratio']:.2f}x) "
               f"| {r['peak_rss_mib']:.0f} / {o['peak_rss_mib']:.0f} MiB |")
     if args.json:
         Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": rows,

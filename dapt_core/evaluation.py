@@ -81,7 +81,8 @@ def unique_names(names: list[str]) -> list[str]:
 @torch.no_grad()
 def encode_images(model: PromptedCLIP, items: list[LabeledImage], *, prompted: bool, batch_size: int = 100,
                   num_workers: int = 0, cancel=None, on_batch: Callable[[int, int], None] | None = None,
-                  cache: FrozenFeatureCache | None = None) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
+                  cache: FrozenFeatureCache | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
     """Normalised features of `items` (test view). Returns features, labels, the indices of the
     images that loaded, and the skipped ones. Under torch.distributed each rank encodes a share
     and the results are gathered, so every rank returns all of them in order. Frozen features

@@ -61,6 +61,7 @@ class ExperimentResult:
             "confusion": {"before": self.before.confusion.tolist(), "after": self.after.confusion.tolist()},
             "dispersion": {"before": self.before.dispersion, "after": self.after.dispersion},
             "train_seconds": self.tuning.train_seconds,
+            "train_cpu_seconds": self.tuning.train_cpu_seconds,
             "eval_seconds": self.eval_seconds,
             "history": self.tuning.history,
             "config": self.config.to_dict(),

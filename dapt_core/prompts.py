@@ -18,7 +18,8 @@ from torch import nn
 
 from .backbone import Backbone
 from .errors import ConfigError
-from .text_encoder import encode_embedded, encode_with_shared_prefix, feature_positions, is_causal, supports_shared_prefix
+from .text_encoder import (encode_embedded, encode_with_shared_prefix, feature_positions, is_causal,
+                           supports_shared_prefix)
 
 PLACEHOLDER = "X"  # one BPE token in CLIP's vocabulary; its embedding is replaced by a context vector
 
@@ -66,6 +67,7 @@ class PromptedCLIP(nn.Module):
             self._prepare_text_tokens(classnames, trim_text_padding, share_text_prefix)
         else:
             self.text_ctx = None
+            self.shares_text_prefix = False
             if fixed_text_features is None:
                 raise ConfigError("Without a text prompt, class text features must be given.")
             self.register_buffer("fixed_text_features", F.normalize(fixed_text_features.float(), dim=-1).to(device))
@@ -101,11 +103,11 @@ class PromptedCLIP(nn.Module):
         with torch.no_grad():
             embedded = tower.token_embedding(ids)
         n_prefix = 1 + self.n_ctx
-        self._shared_prefix = trim and share_prefix and supports_shared_prefix(tower)
+        self.shares_text_prefix = trim and share_prefix and supports_shared_prefix(tower)
         self.register_buffer("token_ids", ids, persistent=False)
         self.register_buffer("token_prefix", embedded[:, :1].clone(), persistent=False)
         self.register_buffer("token_suffix", embedded[:, n_prefix:].clone(), persistent=False)
-        if self._shared_prefix:
+        if self.shares_text_prefix:
             self.register_buffer("suffix_positions", positions - n_prefix, persistent=False)
 
     def text_features(self) -> torch.Tensor:
@@ -114,7 +116,7 @@ class PromptedCLIP(nn.Module):
             return self.fixed_text_features
         tower = self.backbone.text_tower
         ctx = self.text_ctx.to(self.token_prefix.dtype)
-        if self._shared_prefix:  # [SOS] is the same token for every class
+        if self.shares_text_prefix:  # [SOS] is the same token for every class
             prefix = torch.cat([self.token_prefix[0], ctx])
             features = encode_with_shared_prefix(tower, prefix, self.token_suffix, self.suffix_positions)
         else:

@@ -65,6 +65,7 @@ class TuningResult:
     epochs: int
     history: list[dict] = field(default_factory=list)  # per-epoch means of each loss term
     train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0  # CPU time of this process (all threads) over the same span
     skipped: list[Skipped] = field(default_factory=list)
 
 
@@ -107,7 +108,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed)
     steps_per_epoch = len(epoch_batches(len(train), config.batch_size, config.seed, 0))
     total_steps = steps_per_epoch * epochs
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     skipped: dict[int, str] = {}
 
     prototypes = None
@@ -161,7 +162,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         history.append({"epoch": epoch + 1, "lr": lr, "train_accuracy": correct / max(1, seen),
                         **{k: sums[k] / n for k in TERMS}})
     return TuningResult(model, config, epochs, history, time.perf_counter() - started,
-                        skipped_records(views, sorted(skipped.items())))
+                        time.process_time() - cpu_started, skipped_records(views, sorted(skipped.items())))
 
 
 TERMS = ("loss", "ce", "intra", "inter")

@@ -112,7 +112,7 @@ def test_shared_prefix_equals_the_full_length_sequence_forward_and_gradient(tiny
                           generator=torch.Generator().manual_seed(5))
     full = PromptedCLIP(tiny_backbone, CLASSES, text_prompt=True, visual_prompt=True,
                         generator=torch.Generator().manual_seed(5), trim_text_padding=False, share_text_prefix=False)
-    assert shared._shared_prefix and not full._shared_prefix
+    assert shared.shares_text_prefix and not full.shares_text_prefix
     assert shared.token_suffix.shape[1] < full.token_ids.shape[1] - 1 - shared.n_ctx
     images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     results = []
@@ -130,5 +130,5 @@ def test_shared_prefix_equals_the_full_length_sequence_forward_and_gradient(tiny
 def test_shared_prefix_is_not_used_where_it_would_be_wrong(tiny_backbone):
     full = PromptedCLIP(tiny_backbone, CLASSES, text_prompt=True, visual_prompt=False,
                         generator=torch.Generator().manual_seed(0), trim_text_padding=False)
-    assert not full._shared_prefix  # the reference's 77-token mode stays the plain computation
+    assert not full.shares_text_prefix  # the reference's 77-token mode stays the plain computation
     assert full.token_ids.shape[1] == tiny_backbone.context_length
