@@ -69,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--n-ctx", type=int, help=f"text context vectors (default {TuningConfig.n_ctx})")
     tune.add_argument("--n-vis", type=int, help=f"visual prompt tokens (default {TuningConfig.n_vis})")
     tune.add_argument("--deep", action="store_true", help="deep visual prompt (fresh tokens at every layer)")
-    tune.add_argument("--templates", choices=TEMPLATE_SET_NAMES, help="zero-shot template set")
+    tune.add_argument("--templates", choices=TEMPLATE_SET_NAMES,
+                      help="zero-shot templates (the 'before' classifier): photo = the single 'a photo of a {}.', "
+                           "openai = CLIP's 80, simple = 7 of them, auto = the backbone's own or else openai "
+                           "(default); computed once per backbone and class list, then read from the cache folder "
+                           "($DAPT_CACHE_DIR, default ~/.cache/dapt)")
     tune.add_argument("--seed", type=int, default=TuningConfig.seed)
     tune.add_argument("--device", default=None, help="cuda | cuda:N | mps | cpu (default: best available)")
     tune.add_argument("--out", required=True, help="prompt file to write (.safetensors)")
@@ -203,6 +207,7 @@ def cmd_eval(args) -> int:
     from .data.folders import scan_folder
     from .engine.evaluation import comparison_metrics, evaluation_batches
     from .engine.inference import Classifier
+    from .engine.zeroshot import describe_templates
 
     classifier = Classifier.load(args.prompt_file, device=args.device)
     scan = scan_folder(args.data_dir, progress=_scan_bar())
@@ -222,6 +227,7 @@ def cmd_eval(args) -> int:
     metrics = {
         "prompt_file": str(args.prompt_file), "backbone": classifier.model.backbone.spec,
         **comparison_metrics(before, after),
+        "zero_shot_templates": describe_templates(classifier.model.backbone, classifier.templates),
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped + after.skipped],
         "calibration": None if classifier.calibration is None else classifier.calibration.count_on(
             after.logits.numpy(), after.labels.numpy(), classifier.novelty.score(after.features.float()).numpy()),
@@ -496,6 +502,10 @@ def _print_summary(metrics: dict) -> None:
     before, after = metrics["dispersion"]["before"], metrics["dispersion"]["after"]
     print(f"accuracy: zero-shot {_pct(metrics['zero_shot_accuracy'])} -> tuned {_pct(metrics['accuracy'])} "
           f"on {metrics.get('n_test')} test images")
+    templates = metrics.get("zero_shot_templates")
+    if templates:
+        print(f"zero-shot classifier: template set '{templates['set']}', {templates['count']} template(s), "
+              f"e.g. {templates['example']!r}")
     for name, value in metrics["per_class"].items():
         print(f"  {name}: {_pct(value)} (zero-shot {_pct(metrics['zero_shot_per_class'].get(name))})")
     print(f"intra-dispersion (lower = tighter classes): {before['intra']:.4f} -> {after['intra']:.4f}")

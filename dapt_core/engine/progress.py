@@ -23,7 +23,7 @@ class Progress:
     epochs: int = 0
     step: int = 0  # 1-based, over the whole phase
     total_steps: int = 0
-    loss: float = math.nan
+    loss: float = math.nan  # the loss terms: the latest read back from the device (training.READBACK_SECONDS)
     ce: float = math.nan
     intra: float = math.nan
     inter: float = math.nan

@@ -436,7 +436,7 @@ class TuneRequest:
         try:
             context.phase("prototypes" if config.visual_prompt and config.beta_v > 0 else "train")
             result = run_experiment(backbone, split, config, shots=self.shots, on_progress=context.report,
-                                    cancel=context.cancel)
+                                    cancel=context.cancel, cache_dir=Workspace(self.workspace_root).cache_dir)
             context.check_cancel()
             # From here on the run is kept: a cancel that comes during saving is too late to matter.
             context.phase("saving")
@@ -524,7 +524,8 @@ class EvaluateRequest:
                                     eta=eta_seconds(elapsed, done, total)))
 
         context.phase("evaluate")
-        before, after = classifier.evaluate(items, cancel=context.cancel, on_batch=on_batch)
+        before, after = classifier.evaluate(items, cancel=context.cancel, on_batch=on_batch,
+                                            cache_dir=Workspace(self.workspace_root).cache_dir)
         records = project.names_by_sha()
         rows = []
         for path, label, b, a in zip(after.paths, after.labels.tolist(), before.predictions.tolist(),
