@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--n-ctx", type=int, help="text context vectors (default 16)")
     tune.add_argument("--n-vis", type=int, help="visual prompt tokens (default 16)")
     tune.add_argument("--deep", action="store_true", help="deep visual prompt (fresh tokens at every layer)")
+    tune.add_argument("--preset", choices=["inspection", "recipe"], default="inspection",
+                      help="training augmentation: inspection (crops keep at least half of the photo) or the "
+                           "paper's recipe (crops down to 8%%) (default: %(default)s)")
+    tune.add_argument("--rotations", action="store_true",
+                      help="orientation does not matter: training views may be turned by 90 degrees (inspection preset)")
     tune.add_argument("--templates", choices=["auto", "openai", "simple", "photo"], help="zero-shot template set")
     tune.add_argument("--seed", type=int, default=1)
     tune.add_argument("--device", default=None, help="cuda | cuda:N | mps | cpu (default: best available)")
@@ -119,7 +124,7 @@ def cmd_tune(args) -> int:
     settings = {key: value for key, value in {
         "method": args.method, "epochs": args.epochs, "lr": None if auto_lr else args.lr, "beta_v": args.beta_v,
         "beta_t": args.beta_t, "n_ctx": args.n_ctx, "n_vis": args.n_vis, "templates": args.templates,
-        "seed": args.seed}.items() if value is not None}
+        "seed": args.seed, "preset": args.preset, "rotations": args.rotations}.items() if value is not None}
     if args.deep:
         settings["deep_visual"] = True
     config = TuningConfig(**settings)
@@ -247,6 +252,7 @@ def cmd_info(args) -> int:
     print(f"backbone      {header['backbone']['spec']} ({header['backbone'].get('weights')})")
     print(f"method        {header['method']}  seed {header.get('seed')}  epochs {header.get('epochs')}  "
           f"lr {config.get('lr')}  beta_v {config.get('beta_v')}  beta_t {config.get('beta_t')}")
+    print(f"augmentation  {header.get('augmentation', 'recipe (written before augmentation presets)')}")
     print(f"classes       {', '.join(header['classnames'])}")
     print(f"tensors       " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in sorted(file.tensors.items())))
     print(f"training set  {len(header.get('training_images', []))} images")

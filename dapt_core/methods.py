@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from .augment import Augmentation
 from .errors import ConfigError
 
 METHODS = ("zeroshot", "coop", "vpt", "dapt")
@@ -54,6 +55,8 @@ class TuningConfig:
     inter_temperature: float = 2.0
     templates: str = "auto"  # zero-shot template set: the classifier of zeroshot and vpt, and "before"
     seed: int = 1
+    preset: str = "inspection"  # training augmentation: "inspection" (tune, app) or "recipe" (bench); see augment.py
+    rotations: bool = False  # inspection preset: orientation does not matter, views may be turned by 90 degrees
 
     def __post_init__(self):
         self.method = str(self.method).lower()
@@ -81,6 +84,13 @@ class TuningConfig:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}.")
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}.")
+        self.preset = str(self.preset).lower()
+        self.rotations = bool(self.rotations)
+        Augmentation.of(self.preset, self.rotations)  # a clear error for an unknown preset
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation.of(self.preset, self.rotations)
 
     @property
     def trains(self) -> bool:

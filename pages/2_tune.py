@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core import jobs
+from dapt_core.augment import PRESETS
 from dapt_core.errors import DaptError
 from dapt_core.methods import DEFAULT_BETA_T, DEFAULT_BETA_V, DEFAULT_LR, METHODS, epochs_for_shots
 from ui import state
@@ -24,7 +25,8 @@ SOURCES = ("demo", "open_clip", "file", "folder", "spec")
 # widgets below take no default values of their own.
 DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-arch": "ViT-B-16", "tune-method": "dapt",
             "tune-shots": 16, "tune-epochs": 0, "tune-lr": DEFAULT_LR, "tune-beta-v": DEFAULT_BETA_V,
-            "tune-beta-t": DEFAULT_BETA_T, "tune-n-ctx": 16, "tune-n-vis": 16, "tune-seed": 1, "tune-batch-size": 32}
+            "tune-beta-t": DEFAULT_BETA_T, "tune-n-ctx": 16, "tune-n-vis": 16, "tune-seed": 1, "tune-batch-size": 32,
+            "tune-preset": "inspection", "tune-rotations": False}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -101,6 +103,10 @@ with settings_col:
                       label_visibility="collapsed")
     shots = int(st.number_input(t("tune.shots"), min_value=1, max_value=1000, step=1, key="tune-shots",
                                 help=t("tune.shots_help")))
+    preset = st.radio(t("tune.preset"), PRESETS, format_func=lambda p: t(f"tune.preset.{p}", lang=lang),
+                      key="tune-preset", horizontal=True, help=t("tune.preset_help"))
+    rotations = st.checkbox(t("tune.rotations"), key="tune-rotations", disabled=preset != "inspection",
+                            help=t("tune.rotations_help")) and preset == "inspection"
 
     with st.expander(t("tune.advanced"), icon=":material/science:"):
         recipe_epochs = epochs_for_shots(shots)
@@ -144,7 +150,7 @@ with settings_col:
         show_error(split_error)
 
     settings = {"method": method, "epochs": epochs or None, "lr": lr, "seed": seed, "batch_size": batch_size,
-                "n_ctx": n_ctx, "n_vis": n_vis}
+                "n_ctx": n_ctx, "n_vis": n_vis, "preset": preset, "rotations": rotations}
     if method == "dapt":
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
