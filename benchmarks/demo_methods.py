@@ -7,9 +7,13 @@ test accuracy, the last epoch's training accuracy, intra-dispersion of the test 
 inter-dispersion of the class text embeddings, and writes every run's metrics as it goes: a run whose
 JSON is already in --out is read back, not repeated, so an interrupted sweep resumes.
 
-    python benchmarks/demo_methods.py --out runs/demo-table --seeds 1 2 3                 # the defaults (inspection preset)
-    python benchmarks/demo_methods.py --out runs/demo-recipe --preset recipe --lr 0.002  # the paper's recipe
+    python benchmarks/demo_methods.py --out runs/demo-table --rotations   # `dapt tune`'s defaults, 90-degree turns
+    python benchmarks/demo_methods.py --out runs/demo-recipe --preset recipe   # the paper's recipe (lr 0.002)
     python benchmarks/demo_methods.py --out runs/demo-cv --lr auto   # lr by the 5 x 2-fold cross-validation
+
+Without --lr the rate is chosen as `dapt tune` chooses it: the quick selection for the inspection
+preset, the recipe's 0.002 for the recipe preset. The time a selection took is recorded with the run
+(`lr_selection.seconds`, next to `train_seconds`), and the table gives its ratio to the run's training.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import argparse
 import json
 import statistics
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from dapt_core.demo_task import write_demo_task
 from dapt_core.experiment import run_experiment
 from dapt_core.folders import load_split
 from dapt_core.methods import TuningConfig
-from dapt_core.selection import select_learning_rate
+from dapt_core.selection import choose_learning_rate
 
 METHODS = ("zeroshot", "coop", "vpt", "dapt")
 SHOTS = 16
@@ -48,18 +51,19 @@ def run_one(backbone, data: Path, method: str, seed: int, args) -> dict:
                 "rotations": args.rotations}
     if method == "dapt":
         settings.update(beta_v=args.beta_v, beta_t=args.beta_t)
-    if args.lr not in (None, "auto"):
+    choose = args.lr if args.lr in ("quick", "auto") else None
+    if args.lr is None and args.preset == "inspection":
+        choose = "quick"
+    if args.lr is not None and not choose:
         settings["lr"] = float(args.lr)
     config = TuningConfig(**{k: v for k, v in settings.items() if v is not None})
     selection = None
-    started = time.perf_counter()
-    if args.lr == "auto" and config.trains:
-        selection = select_learning_rate(backbone, split.classnames, split.train, config, shots=SHOTS)
+    if choose and config.trains:
+        selection = choose_learning_rate(choose, backbone, split.classnames, split.train, config, shots=SHOTS)
         config = replace(config, lr=selection.lr)
-    selection_seconds = time.perf_counter() - started
     metrics = run_experiment(backbone, split, config, shots=SHOTS).metrics()
     if selection:
-        metrics["lr_selection"] = {"scores": selection.scores, "seconds": selection_seconds}
+        metrics["lr_selection"] = selection.to_dict()
     return metrics
 
 
@@ -69,9 +73,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--backbone", default="demo", help="backbone spec (default: the bundled demo CLIP)")
-    parser.add_argument("--preset", choices=["inspection", "recipe"], help="augmentation preset (default: the engine's)")
+    parser.add_argument("--preset", choices=["inspection", "recipe"], default="inspection",
+                        help="augmentation preset (default: %(default)s, as `dapt tune`)")
     parser.add_argument("--rotations", action="store_true", help="inspection preset: allow 90-degree turns")
-    parser.add_argument("--lr", default=None, help="a learning rate for every method, or 'auto' (default: the engine's)")
+    parser.add_argument("--lr", default=None,
+                        help="a learning rate for every method, 'quick' or 'auto' (default: as `dapt tune` chooses)")
     parser.add_argument("--beta-v", type=float)
     parser.add_argument("--beta-t", type=float)
     parser.add_argument("--epochs", type=int)
@@ -99,13 +105,13 @@ def main() -> None:
 
 def print_table(rows: dict[str, list[dict]]) -> None:
     print("\n| method | preset | lr | accuracy | train accuracy, last epoch | intra-dispersion (test images) "
-          "| inter-dispersion (class texts) | per seed |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| inter-dispersion (class texts) | per seed | lr choice / training time |")
+    print("|---|---|---|---|---|---|---|---|---|")
     zero = rows.get("zeroshot") or next(iter(rows.values()))
     print(f"| (frozen CLIP, before) | - | - | {mean_sd([m['zero_shot_accuracy'] for m in zero])} | - | "
           f"{mean_sd([m['dispersion']['before']['intra'] for m in zero])} | "
           f"{mean_sd([m['dispersion']['before']['text_inter'] for m in zero])} | "
-          f"{', '.join(format(m['zero_shot_accuracy'], '.3f') for m in zero)} |")
+          f"{', '.join(format(m['zero_shot_accuracy'], '.3f') for m in zero)} | - |")
     for method, metrics in rows.items():
         if method == "zeroshot":
             continue
@@ -117,7 +123,13 @@ def print_table(rows: dict[str, list[dict]]) -> None:
               f"{mean_sd([m['history'][-1]['train_accuracy'] for m in metrics])} | "
               f"{mean_sd([m['dispersion']['after']['intra'] for m in metrics])} | "
               f"{mean_sd([m['dispersion']['after']['text_inter'] for m in metrics])} | "
-              f"{', '.join(format(m['accuracy'], '.3f') for m in metrics)} |")
+              f"{', '.join(format(m['accuracy'], '.3f') for m in metrics)} | {selection_cost(metrics)} |")
+
+
+def selection_cost(metrics: list[dict]) -> str:
+    """Mean time of the learning-rate choice as a fraction of the same run's training time."""
+    ratios = [m["lr_selection"]["seconds"] / m["train_seconds"] for m in metrics if m.get("lr_selection")]
+    return f"{statistics.mean(ratios):.2f}" if ratios else "-"
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ class Augmentation:
     rotations: bool = False  # 90-degree turns (and thereby vertical flips)
 
     @classmethod
-    def of(cls, preset: str, rotations: bool = False) -> "Augmentation":
+    def of(cls, preset: str, rotations: bool = False) -> Augmentation:
         """The augmentation of a named preset; `rotations` only exists for the inspection preset."""
         if preset == "recipe":
             if rotations:

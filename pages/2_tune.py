@@ -26,7 +26,7 @@ SOURCES = ("demo", "open_clip", "file", "folder", "spec")
 DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-arch": "ViT-B-16", "tune-method": "dapt",
             "tune-shots": 16, "tune-epochs": 0, "tune-lr": DEFAULT_LR, "tune-beta-v": DEFAULT_BETA_V,
             "tune-beta-t": DEFAULT_BETA_T, "tune-n-ctx": 16, "tune-n-vis": 16, "tune-seed": 1, "tune-batch-size": 32,
-            "tune-preset": "inspection", "tune-rotations": False}
+            "tune-preset": "inspection", "tune-rotations": False, "tune-lr-quick": True}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -112,7 +112,10 @@ with settings_col:
         recipe_epochs = epochs_for_shots(shots)
         epochs = int(st.number_input(t("tune.epochs", recipe=recipe_epochs), min_value=0, max_value=2000,
                                      step=1, key="tune-epochs", help=t("tune.epochs_help")))
-        lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr")
+        quick_lr = st.checkbox(t("tune.lr_quick"), key="tune-lr-quick", disabled=method == "zeroshot",
+                               help=t("tune.lr_quick_help"))
+        lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr",
+                             disabled=quick_lr)
         c1, c2 = st.columns(2)
         beta_v = c1.number_input(t("tune.beta_v"), min_value=0.0, key="tune-beta-v",
                                  disabled=method != "dapt", help=t("tune.beta_v_help"))
@@ -157,7 +160,7 @@ with settings_col:
     if st.button(t("tune.start"), type="primary", icon=":material/play_arrow:", disabled=not can_start,
                  key="start-tuning"):
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
-                                   device=device_key)
+                                   device=device_key, choose_lr="quick" if quick_lr else None)
         try:
             request.validate()
         except DaptError as error:

@@ -8,7 +8,12 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as TF
 
-from dapt_core.augment import INSPECTION_CROP_FLOOR, Augmentation, render_views, working_image
+from dapt_core.augment import (
+    INSPECTION_CROP_FLOOR,
+    Augmentation,
+    render_views,
+    working_image,
+)
 from dapt_core.data import LabeledImage
 from dapt_core.errors import ConfigError
 from dapt_core.methods import TuningConfig

@@ -215,6 +215,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tune.epochs_help": ("Passes over the training images. The recipe uses 50 for 1 shot, 100 for 2-4, 200 for 8+.",
                          "学習用画像を何周するか。推奨値は1ショットで50、2〜4で100、8以上で200です。"),
     "tune.lr": ("Learning rate", "学習率"),
+    "tune.lr_quick": ("Choose the learning rate from the training images (about 1.5× the time)",
+                      "学習率を学習用画像から選ぶ(時間は約1.5倍)"),
+    "tune.lr_quick_help": ("Three short trial runs on three quarters of the training images, each scored on the "
+                           "other quarter; the best rate is used for the real run. Untick to type a rate.",
+                           "学習用画像の4分の3で短い試行を3回行い、残りの4分の1で評価して、最もよい学習率で本番の"
+                           "学習を行います。チェックを外すと学習率を入力できます。"),
     "tune.beta_v": ("β visual (intra-dispersion)", "β 画像(クラス内分散)"),
     "tune.beta_v_help": ("Weight of the loss that pulls images of a class together.", "同じクラスの画像を近づける損失の重み。"),
     "tune.beta_t": ("β text (inter-dispersion)", "β テキスト(クラス間分散)"),
@@ -253,6 +259,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "job.phase.queued": ("Waiting…", "待機中…"),
     "job.phase.loading": ("Loading the model…", "モデルを読み込んでいます…"),
     "job.phase.preparing": ("Drawing the training and test images…", "学習用とテスト用の画像を選んでいます…"),
+    "job.phase.select": ("Choosing the learning rate…", "学習率を選んでいます…"),
+    "job.progress_select": ("Choosing the learning rate on the training images: step {step} of {steps}",
+                            "学習用画像で学習率を選んでいます: {steps} ステップ中 {step}"),
     "job.phase.prototypes": ("Measuring the class centres of the training images…", "学習用画像のクラス中心を計算しています…"),
     "job.phase.train": ("Training…", "学習中…"),
     "job.phase.evaluate": ("Scoring the held-out images…", "取り分けた画像で評価しています…"),
