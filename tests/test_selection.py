@@ -58,7 +58,7 @@ def test_quick_selection_picks_a_rate_that_learns_at_a_fraction_of_the_cost(tiny
     updates = []
     # Candidates 20, 100 and 500: the two larger ones wreck the prompts (a third of the held-out
     # images right, chance), 20 still separates the colours.
-    selection = quick_learning_rate(tiny_backbone, split.classnames, split.train, config, centre=100.0,
+    selection = quick_learning_rate(tiny_backbone, split.classnames, split.train, config, base=20.0,
                                     on_progress=updates.append)
     by_lr = {round(s["lr"], 6): s for s in selection.scores}
     assert sorted(by_lr) == [20.0, 100.0, 500.0]
@@ -70,13 +70,13 @@ def test_quick_selection_picks_a_rate_that_learns_at_a_fraction_of_the_cost(tiny
     assert updates[-1].phase == "select"
 
 
-def test_quick_selection_centres_on_the_recipe_rate_scaled_to_the_logit_scale(tiny_backbone, colour_task):
+def test_quick_selection_starts_from_the_recipe_rate_scaled_to_the_logit_scale(tiny_backbone, colour_task):
     split = load_split(colour_task, shots=8, seed=1)
     scale = float(tiny_backbone.model.logit_scale.exp())
     assert scaled_learning_rate(tiny_backbone) == pytest.approx(0.002 * 100 / scale)
     selection = choose_learning_rate("quick", tiny_backbone, split.classnames, split.train,
                                      TuningConfig(method="coop", epochs=5, batch_size=4))
-    assert [s["lr"] for s in selection.scores] == pytest.approx([0.2 * 0.2 / scale, 0.2 / scale, 5 * 0.2 / scale])
+    assert [s["lr"] for s in selection.scores] == pytest.approx([0.2 / scale, 5 * 0.2 / scale, 25 * 0.2 / scale])
     assert selection.how == "quick" and selection.seconds > 0
     # With a single image in a class nothing can be held out: the scaled rate is kept, nothing runs.
     one = load_split(colour_task, shots=1, seed=1)
