@@ -3,8 +3,9 @@
 Training images are decoded once into working images; each view's crop, flip and turn are drawn
 from (seed, epoch, image index), so a run is reproducible however the batches are split across
 loader workers or DistributedDataParallel ranks, and the pixels are resampled for the whole batch
-on the model's device (`model_input`, augment.render_views). A file that cannot be read is dropped from its batch and reported, not fatal: benchmark
-readers do not decode every one of tens of thousands of test images up front.
+on the model's device (`model_input`, augment.render_views). A file that cannot be read is dropped
+from its batch and reported, not fatal: benchmark readers do not decode every one of tens of
+thousands of test images up front.
 """
 
 from __future__ import annotations
