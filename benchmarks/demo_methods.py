@@ -13,7 +13,7 @@ JSON is already in --out is read back, not repeated, so an interrupted sweep res
 
 Without --lr the rate is chosen as `dapt tune` chooses it: the quick selection for the inspection
 preset, the recipe's 0.002 for the recipe preset. The time a selection took is recorded with the run
-(`lr_selection.seconds`, next to `train_seconds`), and the table gives its ratio to the run's training.
+(`lr_selection.cpu_seconds`, next to the run's `cpu_seconds`), and the table gives their ratio.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import json
 import statistics
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -58,12 +59,17 @@ def run_one(backbone, data: Path, method: str, seed: int, args) -> dict:
         settings["lr"] = float(args.lr)
     config = TuningConfig(**{k: v for k, v in settings.items() if v is not None})
     selection = None
+    # CPU time of this process as well as wall time: on a shared machine the wall time of the choice
+    # and of the run can differ by others' load, their CPU times by what each computes.
+    cpu_started = time.process_time()
     if choose and config.trains:
         selection = choose_learning_rate(choose, backbone, split.classnames, split.train, config, shots=SHOTS)
         config = replace(config, lr=selection.lr)
+    cpu_selection = time.process_time() - cpu_started
     metrics = run_experiment(backbone, split, config, shots=SHOTS).metrics()
+    metrics["cpu_seconds"] = time.process_time() - cpu_started - cpu_selection
     if selection:
-        metrics["lr_selection"] = selection.to_dict()
+        metrics["lr_selection"] = {**selection.to_dict(), "cpu_seconds": cpu_selection}
     return metrics
 
 
@@ -127,8 +133,9 @@ def print_table(rows: dict[str, list[dict]]) -> None:
 
 
 def selection_cost(metrics: list[dict]) -> str:
-    """Mean time of the learning-rate choice as a fraction of the same run's training time."""
-    ratios = [m["lr_selection"]["seconds"] / m["train_seconds"] for m in metrics if m.get("lr_selection")]
+    """Mean CPU time of the learning-rate choice as a fraction of the same run's (training and scoring)."""
+    ratios = [m["lr_selection"]["cpu_seconds"] / m["cpu_seconds"] for m in metrics
+              if m.get("lr_selection") and "cpu_seconds" in m]
     return f"{statistics.mean(ratios):.2f}" if ratios else "-"
 
 
