@@ -116,3 +116,11 @@ def test_views_are_reproducible_and_independent_of_the_batch(tmp_path):
     for position, index in enumerate((0, 1, 2)):
         assert torch.allclose(render([index], epoch=2)[0], together[position], atol=1e-5)
     assert not torch.allclose(render([0, 1, 2], epoch=3), together)
+
+
+def test_tune_defaults_to_the_inspection_preset_and_bench_keeps_the_recipe():
+    from dapt_core.bench import bench_config
+
+    assert TuningConfig().preset == "inspection" and not TuningConfig().rotations
+    config, *_ = bench_config("DTD", "dapt", 16, seed=1, overrides={"lr": 0.5})
+    assert config.preset == "recipe" and config.augmentation.crop_scale == (0.08, 1.0)
