@@ -50,7 +50,9 @@ SMALL_CONFIG = {
     "vision_cfg": {"image_size": 64, "layers": 4, "width": 128, "head_width": 64, "patch_size": 16},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 2, "layers": 4},
 }
-SETTINGS = ["--lr", "0.002", "--beta-v", "10", "--beta-t", "0.01", "--seed", "1"]
+# The reference's settings: the recipe's augmentation (RandomResizedCrop 8-100 %, flip) and a fixed rate,
+# so that both sides do the same work (dapt tune's defaults would add the inspection preset and the quick lr choice).
+SETTINGS = ["--preset", "recipe", "--lr", "0.002", "--beta-v", "10", "--beta-t", "0.01", "--seed", "1"]
 
 
 @dataclass(frozen=True)

@@ -210,10 +210,12 @@ def _running(snap: jobs.JobSnapshot) -> None:
 
     progress = snap.progress
     phase = progress.phase
-    if phase in ("train", "evaluate") and progress.total_steps:
+    if phase in ("select", "train", "evaluate") and progress.total_steps:
         if phase == "train":
             text = t("job.progress_train", epoch=progress.epoch, epochs=progress.epochs, step=progress.step,
                      steps=progress.total_steps, eta=duration(progress.eta))
+        elif phase == "select":
+            text = t("job.progress_select", step=progress.step, steps=progress.total_steps)
         else:
             text = t("job.progress_evaluate", step=progress.step, steps=progress.total_steps,
                      eta=duration(progress.eta))
@@ -232,4 +234,5 @@ def _running(snap: jobs.JobSnapshot) -> None:
                         config={"displayModeBar": False})
 
 
-_PHASES = ("queued", "loading", "preparing", "prototypes", "train", "evaluate", "saving", "mapping", "cancelled")
+_PHASES = ("queued", "loading", "preparing", "select", "prototypes", "train", "evaluate", "saving", "mapping",
+           "cancelled")

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 class Progress:
     """One update for a progress display (the CLI's bars, the app's job panel).
 
-    phase: 'prototypes', 'train' and 'evaluate' come from the engine; the app's jobs add 'queued',
-    'loading' (the backbone), 'preparing' (the split), 'saving' and 'mapping', which carry only `phase`.
+    phase: 'select' (the learning-rate choice), 'prototypes', 'train' and 'evaluate' come from the engine;
+    the app's jobs add 'queued', 'loading' (the backbone), 'preparing' (the split), 'saving' and 'mapping',
+    which carry only `phase`.
     """
 
     phase: str

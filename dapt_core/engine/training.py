@@ -24,7 +24,7 @@ from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
 from .progress import Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
-from .views import ImageViews, epoch_batches, loader, skipped_records
+from .views import ImageViews, epoch_batches, loader, model_input, skipped_records
 from .zeroshot import zero_shot_text_features
 
 
@@ -81,7 +81,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     epochs = config.epochs_for(shots, dataset)
 
     rank, world = _rank_and_world()
-    views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed)
+    views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed,
+                       augmentation=config.augmentation)
     steps_per_epoch = len(epoch_batches(len(train), config.batch_size, config.seed, 0))
     total_steps = steps_per_epoch * epochs
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -172,7 +173,7 @@ def step_losses(trained, model: PromptedCLIP, images: torch.Tensor, labels: torc
 def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig, optimizer, share: float) -> dict:
     """One optimisation step; the returned terms stay on the device (no host sync)."""
     device = model.backbone.device
-    images = batch.images.to(device, non_blocking=True)
+    images = model_input(batch, model.backbone.preprocessing, device)
     labels = batch.labels.to(device, non_blocking=True)
     terms = step_losses(trained, model, images, labels, prototypes, config, share)
     objective = terms.pop("objective")
@@ -233,7 +234,8 @@ def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, c
         if len(batch.labels) == 0:
             continue
         with autocast(device):
-            features = model.image_features(batch.images.to(device), prompted=False)
+            features = model.image_features(model_input(batch, model.backbone.preprocessing, device),
+                                            prompted=False)
         labels = batch.labels.to(device)
         sums.index_add_(0, labels, features.float())
         counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
