@@ -84,6 +84,15 @@ def test_quick_selection_starts_from_the_recipe_rate_scaled_to_the_logit_scale(t
     assert kept.lr == pytest.approx(0.2 / scale) and kept.scores == []
 
 
+def test_quick_selection_trains_past_the_warm_up_even_for_a_short_run(tiny_backbone, colour_task):
+    # A fifth of 5 epochs is 1, the warm-up epoch at 1e-5 whatever the candidate: the runs go one epoch further.
+    split = load_split(colour_task, shots=4, seed=1)
+    updates = []
+    config = TuningConfig(method="coop", epochs=5, batch_size=4)
+    quick_learning_rate(tiny_backbone, split.classnames, split.train, config, on_progress=updates.append)
+    assert {u.epochs for u in updates} == {2} and max(u.epoch for u in updates) == 2
+
+
 def test_cli_tune_chooses_the_rate_quickly_by_default(tiny_spec, colour_task, tmp_path):
     import json
     out, metrics = tmp_path / "p.safetensors", tmp_path / "m.json"

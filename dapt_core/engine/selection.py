@@ -181,7 +181,9 @@ def quick_learning_rate(backbone: Backbone, classnames: list[str], train: list[L
     if int(per_class.min()) < 2:
         return Selection(base, [], folds=0, how="quick")
     shots = shots if shots is not None else int(per_class.max())
-    epochs = max(1, round(config.epochs_for(shots) * QUICK_EPOCH_FRACTION))
+    # At least one epoch after the warm-up: the warm-up runs at warmup_lr whatever the candidate, so
+    # runs no longer than it would score every candidate the same and always keep `base`.
+    epochs = max(config.warmup_epochs + 1, round(config.epochs_for(shots) * QUICK_EPOCH_FRACTION))
     held = set(fold_indices(train, QUICK_HELD_OUT, config.seed)[0])
     fit = [item for i, item in enumerate(train) if i not in held]
     check = [item for i, item in enumerate(train) if i in held]
