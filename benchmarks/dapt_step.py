@@ -1,8 +1,10 @@
 """Training images per second of one DAPT step (forward, both losses, backward, SGD step).
 
 Prints our step's throughput and the ratio against a reference step in the same process that
-runs the text encoder over every context position (77 for real CLIPs), as the authors' code does;
-everything else is identical. Images are random tensors: this measures the model, not decoding.
+runs the text encoder over every context position (77 for real CLIPs) for every class, as the
+authors' code does; ours encodes [SOS] + context once and each class's suffix up to EOS
+(dapt_core.engine.text_encoder); everything else is identical. Images are random tensors: this measures
+the model, not decoding.
 
     python benchmarks/dapt_step.py --backbone demo --batch 32 --classes 10
     python benchmarks/dapt_step.py --backbone ViT-B-16:random --batch 32 --classes 100 --device cuda
@@ -73,7 +75,9 @@ def main() -> None:
         model = PromptedCLIP(backbone, classnames, text_prompt=True, visual_prompt=True,
                              generator=torch.Generator().manual_seed(0), trim_text_padding=trim)
         results[name] = measure(model, args.batch, args.steps, args.warmup)
-        print(f"{name:32s} {results[name]:8.1f} images/s  (text sequence {model.token_ids.shape[1]} tokens)")
+        text = (f"shared {1 + model.n_ctx}-token prefix + {model.token_suffix.shape[1]}-token suffix per class"
+                if model.shares_text_prefix else f"{model.token_ids.shape[1]} tokens per class")
+        print(f"{name:32s} {results[name]:8.1f} images/s  (text: {text})")
     ratio = results["ours"] / results["reference (full text context)"]
     print(f"backbone {backbone.spec} on {describe(backbone.device)}, batch {args.batch}, "
           f"{args.classes} classes: ours / reference = {ratio:.2f}x")

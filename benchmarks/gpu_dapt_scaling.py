@@ -4,8 +4,15 @@
 A random-weight ViT-B/16 CLIP (open_clip "ViT-B-16" with NAME:random weights: nothing to download) runs the
 engine's own DAPT step (dapt_core.engine.training._step: text and visual prompts, cross-entropy + intra- and
 inter-dispersion, SGD) under the engine's autocast, which is bf16 on a GPU that has it, at batch 32, for 10,
-100 and 1000 classes. The text encoder runs over every class at every step, so time and memory grow with the
-class count; this measures by how much. Images are synthetic tensors: no data set is needed.
+100 and 1000 classes. The text encoder runs over every class at every step (only each class's suffix after
+the shared prefix), so time and memory grow with the class count; this measures by how much.
+
+Two numbers per class count:
+  - the model step alone, on synthetic image tensors already on the device;
+  - the whole training loop of dapt_core.engine.training.tune on generated 224-px JPEGs (decoding, augmentation,
+    batching, host-to-device copies and the step), two epochs; the share of its time the device waits
+    for data is 1 - (model step time / whole step time). On a CPU the same number is the share of time
+    spent outside the model step.
 
     python benchmarks/gpu_dapt_scaling.py                       # CUDA, ViT-B/16, about a minute
     python benchmarks/gpu_dapt_scaling.py --json scaling.json   # also write the numbers as JSON
@@ -53,6 +60,7 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, help="untimed steps first (default 5; --quick 1)")
     parser.add_argument("--budget-seconds", type=float, default=420.0)
     parser.add_argument("--device", help="default: cuda (required without --quick), else cpu")
+    parser.add_argument("--no-data", action="store_true", help="skip the measurement with the data path")
     parser.add_argument("--json", help="also write the results here")
     return parser.parse_args(argv)
 
@@ -93,7 +101,11 @@ def main(argv=None) -> int:
             results.append({"classes": classes, "skipped": "time budget spent"})
             continue
         try:
-            results.append(measure(backbone, classes, args.batch_size, steps, warmup, share))
+            row = measure(backbone, classes, args.batch_size, steps, warmup, share / (1 if args.no_data else 2))
+            if not args.no_data:
+                row.update(measure_with_data(backbone, classes, args.batch_size, row["ms_per_step"],
+                                             images=(4 if args.quick else 10) * args.batch_size))
+            results.append(row)
         except torch.cuda.OutOfMemoryError as error:
             results.append({"classes": classes, "error": f"out of memory: {str(error).splitlines()[0]}"})
         finally:
@@ -178,6 +190,47 @@ def measure(backbone, classes: int, batch_size: int, steps: int, warmup: int, bu
     return row
 
 
+def measure_with_data(backbone, classes: int, batch_size: int, model_ms_per_step: float, images: int) -> dict:
+    """The training loop of `tune` on generated JPEGs: ms per step and the share spent waiting for data."""
+    import math
+
+    import numpy as np
+    from PIL import Image
+
+    from dapt_core.data.records import LabeledImage
+    from dapt_core.engine.methods import TuningConfig
+    from dapt_core.engine.training import tune
+
+    per_class = max(1, math.ceil(images / classes))
+    folder = Path(tempfile.mkdtemp(prefix="dapt-scaling-data-"))
+    rng = np.random.default_rng(classes)
+    items = []
+    for label in range(classes):
+        colour = rng.uniform(30, 225, 3)
+        for index in range(per_class):
+            path = folder / f"{label}_{index}.jpg"
+            pixels = colour + rng.normal(0, 30, (224, 224, 3))
+            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(path, quality=90)
+            items.append(LabeledImage(path, label))
+    marks = []
+
+    def on_progress(progress) -> None:
+        if progress.phase == "train":
+            marks.append((progress.step, progress.elapsed))
+
+    config = TuningConfig(method="dapt", lr=0.002, batch_size=batch_size, epochs=2)
+    tune(backbone, [f"class {i}" for i in range(classes)], items, config, shots=per_class, on_progress=on_progress)
+    # From the end of step 1 (progress reads the device back there, so it waited for it) to the last
+    # step (read back too): the steady loop, without the prototypes pass and the first step's set-up.
+    (first_step, first_time), (last_step, last_time) = marks[0], marks[-1]
+    if last_step == first_step:
+        return {"data_images": len(items)}
+    whole_ms = 1000 * (last_time - first_time) / (last_step - first_step)
+    return {"data_images": len(items), "data_steps": last_step - first_step, "whole_ms_per_step": round(whole_ms, 2),
+            "whole_images_per_second": round(batch_size * 1000 / whole_ms, 1),
+            "wait_share": round(max(0.0, 1 - model_ms_per_step / whole_ms), 3)}
+
+
 def print_row(row: dict) -> None:
     if "images_per_second" not in row:
         print(f"{row['classes']:>5} classes: {row.get('error') or row.get('skipped')}", flush=True)
@@ -186,6 +239,10 @@ def print_row(row: dict) -> None:
               if "peak_memory_gib" in row else f"process peak RSS {row['process_peak_rss_gib']:.2f} GiB")
     print(f"{row['classes']:>5} classes: {row['images_per_second']:>8.1f} images/s, {row['ms_per_step']:>8.1f} ms/step "
           f"over {row['steps']} steps, {memory}", flush=True)
+    if "whole_ms_per_step" in row:
+        print(f"       with the data path ({row['data_images']} JPEGs, {row['data_steps']} steps): "
+              f"{row['whole_images_per_second']:>8.1f} images/s, {row['whole_ms_per_step']:>8.1f} ms/step, "
+              f"waiting for data {100 * row['wait_share']:.0f}% of the time", flush=True)
 
 
 if __name__ == "__main__":

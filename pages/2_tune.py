@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core.engine.methods import (
+    AUGMENTATION_PRESETS,
     DEFAULT_SHOTS,
     DISPERSION_METHODS,
     METHODS_RECOMMENDED_FIRST,
@@ -34,7 +35,8 @@ _CONFIG = TuningConfig()  # the default method (dapt), so its betas are set too
 DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-arch": "ViT-B-16",
             "tune-method": _CONFIG.method, "tune-shots": DEFAULT_SHOTS, "tune-epochs": 0, "tune-lr": _CONFIG.lr,
             "tune-beta-v": _CONFIG.beta_v, "tune-beta-t": _CONFIG.beta_t, "tune-n-ctx": _CONFIG.n_ctx,
-            "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size}
+            "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size,
+            "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-quick": True}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -128,12 +130,19 @@ with settings_col:
                       label_visibility="collapsed")
     shots = int(st.number_input(t("tune.shots"), min_value=1, max_value=1000, step=1, key="tune-shots",
                                 help=t("tune.shots_help")))
+    preset = st.radio(t("tune.preset"), AUGMENTATION_PRESETS, format_func=lambda p: t(f"tune.preset.{p}", lang=lang),
+                      key="tune-preset", horizontal=True, help=t("tune.preset_help"))
+    rotations = st.checkbox(t("tune.rotations"), key="tune-rotations", disabled=preset != "inspection",
+                            help=t("tune.rotations_help")) and preset == "inspection"
 
     with st.expander(t("tune.advanced"), icon=":material/science:"):
         recipe_epochs = epochs_for_shots(shots)
         epochs = int(st.number_input(t("tune.epochs", recipe=recipe_epochs), min_value=0, max_value=2000,
                                      step=1, key="tune-epochs", help=t("tune.epochs_help")))
-        lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr")
+        quick_lr = st.checkbox(t("tune.lr_quick"), key="tune-lr-quick", disabled=method == "zeroshot",
+                               help=t("tune.lr_quick_help"))
+        lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr",
+                             disabled=quick_lr)
         c1, c2 = st.columns(2)
         beta_v = c1.number_input(t("tune.beta_v"), min_value=0.0, key="tune-beta-v",
                                  disabled=method not in DISPERSION_METHODS, help=t("tune.beta_v_help"))
@@ -173,7 +182,7 @@ with settings_col:
         show_error(split_error)
 
     settings = {"method": method, "epochs": epochs or None, "lr": lr, "seed": seed, "batch_size": batch_size,
-                "n_ctx": n_ctx, "n_vis": n_vis}
+                "n_ctx": n_ctx, "n_vis": n_vis, "preset": preset, "rotations": rotations}
     if method in DISPERSION_METHODS:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
@@ -184,7 +193,7 @@ with settings_col:
                                 disabled=not can_start or bool(own_runs), key="start-tuning", help=reason)
     if clicked and not own_runs:  # a click from a page drawn before the run began does not queue a second
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
-                                   device=device_key)
+                                   device=device_key, choose_lr="quick" if quick_lr else None)
         try:
             request.validate()
         except DaptError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
+# Zero-shot class embeddings are cached on disk; tests keep theirs out of the user's cache folder.
+os.environ.setdefault("DAPT_CACHE_DIR", tempfile.mkdtemp(prefix="dapt-test-cache-"))
 
 import open_clip  # noqa: E402
 

@@ -279,6 +279,31 @@ def test_tune_settings_survive_a_visit_to_another_page(workspace, tmp_path):
     assert not at.warning or all("default value" not in w for w in texts(at, "warning"))
 
 
+def test_the_tune_page_sends_the_augmentation_preset_and_chooses_the_rate(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=6)
+    at = new_app("pages/2_tune.py")
+    at.radio(key="tune-preset").set_value("recipe")
+    at.run()
+    assert at.checkbox(key="tune-rotations").disabled  # the paper's recipe has no turns
+    at.radio(key="tune-preset").set_value("inspection")
+    at.run()
+    at.checkbox(key="tune-rotations").check()
+    at.run()
+    assert at.checkbox(key="tune-lr-quick").value and at.number_input(key="tune-lr").disabled
+    snap = tune(at, project.id)
+    run = project.run(snap.result["run_id"])
+    config = run.data["metrics"]["config"]
+    assert config["preset"] == "inspection" and config["rotations"] is True
+    from dapt_core.engine import prompt_file
+    from ui.narrative import settings_rows
+
+    studio = prompt_file.load(run.prompt_file.read_bytes()).header["dapt_studio"]
+    assert studio["lr_selection"]["how"] == "quick"
+    assert config["lr"] in [score["lr"] for score in studio["lr_selection"]["scores"]]
+    assert ("Training augmentation", "Inspection photos, 90° turns") in settings_rows(run.data, lang="en")
+    assert ("学習時のデータ拡張", "検査画像向け、90°回転あり") in settings_rows(run.data, lang="ja")
+
+
 def test_unavailable_weights_are_shown_before_start(workspace, tmp_path):
     make_project(workspace, tmp_path, per_class=2)
     at = new_app("pages/2_tune.py")

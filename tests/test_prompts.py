@@ -95,3 +95,40 @@ def test_only_prompts_receive_gradients(tiny_backbone):
 def test_class_name_too_long_for_the_context_is_refused(tiny_backbone):
     with pytest.raises(ConfigError, match="too long"):
         PromptedCLIP(tiny_backbone, ["ok", "word " * 20], text_prompt=True, visual_prompt=False, n_ctx=16)
+
+
+CLASSES = ["red", "green apple", "a very long and winding class name", "x"]
+
+
+@pytest.mark.parametrize("budget", [None, 1])  # 1 byte: every class its own checkpointed chunk
+def test_shared_prefix_equals_the_full_length_sequence_forward_and_gradient(tiny_backbone, monkeypatch, budget):
+    """[SOS] + context is encoded once and each class runs only its suffix against the prefix's
+    keys/values; logits, text features and the context's gradient must match running every class
+    over every context position (and the chunked, checkpointed path must match too)."""
+    from dapt_core.engine import text_encoder
+    if budget is not None:
+        monkeypatch.setattr(text_encoder, "ACTIVATION_BUDGET_BYTES", budget)
+    shared = PromptedCLIP(tiny_backbone, CLASSES, text_prompt=True, visual_prompt=True,
+                          generator=torch.Generator().manual_seed(5))
+    full = PromptedCLIP(tiny_backbone, CLASSES, text_prompt=True, visual_prompt=True,
+                        generator=torch.Generator().manual_seed(5), trim_text_padding=False, share_text_prefix=False)
+    assert shared.shares_text_prefix and not full.shares_text_prefix
+    assert shared.token_suffix.shape[1] < full.token_ids.shape[1] - 1 - shared.n_ctx
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    results = []
+    for model in (shared, full):
+        logits, _, text = model(images)
+        (logits.logsumexp(dim=1).sum() + text[:, :5].pow(3).sum()).backward()
+        results.append((logits.detach(), text.detach(), model.text_ctx.grad.clone()))
+    (logits_a, text_a, grad_a), (logits_b, text_b, grad_b) = results
+    torch.testing.assert_close(text_a, text_b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(logits_a, logits_b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_a, grad_b, rtol=1e-4, atol=1e-5 * float(grad_b.abs().max()))
+    assert grad_a.abs().sum() > 0
+
+
+def test_shared_prefix_is_not_used_where_it_would_be_wrong(tiny_backbone):
+    full = PromptedCLIP(tiny_backbone, CLASSES, text_prompt=True, visual_prompt=False,
+                        generator=torch.Generator().manual_seed(0), trim_text_padding=False)
+    assert not full.shares_text_prefix  # the reference's 77-token mode stays the plain computation
+    assert full.token_ids.shape[1] == tiny_backbone.context_length

@@ -7,7 +7,7 @@ from dapt_core.data.folders import load_split
 from dapt_core.engine.experiment import run_experiment
 from dapt_core.engine.methods import TuningConfig, epochs_for_shots, learning_rate
 from dapt_core.engine.training import build_model, compute_prototypes, tune
-from dapt_core.engine.views import ImageViews
+from dapt_core.engine.views import ImageViews, collate, model_input
 from dapt_core.errors import Cancelled, ConfigError, DataError
 
 
@@ -101,7 +101,7 @@ def test_prototypes_are_frozen_class_means_of_one_augmented_view(tiny_backbone, 
     views = ImageViews(split.train, tiny_backbone.preprocessing, train=True, seed=3)
     prototypes = compute_prototypes(model, views, 3, config, {})
     views.set_epoch(-1)
-    images = torch.stack([views[i][0] for i in range(len(views))])
+    images = model_input(collate([views[i] for i in range(len(views))]), tiny_backbone.preprocessing, "cpu")
     labels = torch.tensor([item.label for item in split.train])
     with torch.no_grad():
         features = torch.nn.functional.normalize(tiny_backbone.model.encode_image(images), dim=-1)

@@ -121,6 +121,7 @@ def settings_rows(run_data: dict, *, lang: str | None = None) -> list[tuple[str,
         (t("settings.shots", lang=lang), str(run_data.get("shots"))),
         (t("settings.epochs", lang=lang), str(metrics.get("epochs"))),
         (t("settings.lr", lang=lang), num(config.get("lr"))),
+        (t("settings.augmentation", lang=lang), augmentation_text(config, lang=lang)),
     ]
     if run_data.get("method") in DISPERSION_METHODS:
         rows += [(t("settings.beta_v", lang=lang), num(config.get("beta_v"))),
@@ -135,6 +136,12 @@ def settings_rows(run_data: dict, *, lang: str | None = None) -> list[tuple[str,
         (t("settings.created", lang=lang), str(run_data.get("created", "")).replace("T", " ")[:19]),
     ]
     return rows
+
+
+def augmentation_text(config: dict, *, lang: str | None = None) -> str:
+    """The run's augmentation preset in words; runs saved before presets existed used the recipe's."""
+    preset = t(f"tune.preset.{config.get('preset', 'recipe')}", lang=lang)
+    return t("settings.augmentation_turns", lang=lang, preset=preset) if config.get("rotations") else preset
 
 
 def data_rows(run_data: dict, *, lang: str | None = None) -> list[dict]:

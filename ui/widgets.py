@@ -287,10 +287,12 @@ def _job_error(snap: jobs.JobSnapshot) -> str:
 def _running(snap: jobs.JobSnapshot) -> None:
     progress = snap.progress
     phase = progress.phase
-    if phase in ("train", "evaluate") and progress.total_steps:
+    if phase in ("select", "train", "evaluate") and progress.total_steps:
         if phase == "train":
             text = t("job.progress_train", epoch=progress.epoch, epochs=progress.epochs, step=progress.step,
                      steps=progress.total_steps, eta=duration(progress.eta))
+        elif phase == "select":
+            text = t("job.progress_select", step=progress.step, steps=progress.total_steps)
         else:
             text = t("job.progress_evaluate", step=progress.step, steps=progress.total_steps,
                      eta=duration(progress.eta))
@@ -344,4 +346,5 @@ class _LiveCharts:
 
 
 _LIVE_CHARTS = _LiveCharts()
-_PHASES = ("queued", "loading", "preparing", "prototypes", "train", "evaluate", "saving", "mapping", "cancelled")
+_PHASES = ("queued", "loading", "preparing", "select", "prototypes", "train", "evaluate", "saving", "mapping",
+           "cancelled")

@@ -66,5 +66,6 @@ def bench_config(dataset: str, method: str, shots: int, seed: int, overrides: di
     if method == "zeroshot":
         # Nothing trains: only the settings that shape evaluation can matter.
         applied = {k: v for k, v in applied.items() if k in ("templates", "eval_batch_size")}
-    config = TuningConfig(method=method, seed=seed, **{**preset, **applied})
+    # The paper's protocol: the recipe's augmentation, whatever the engine's default preset is.
+    config = TuningConfig(method=method, seed=seed, preset="recipe", **{**preset, **applied})
     return config, preset, source, applied

@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from ..data.images import sha256_of
 from ..data.records import LabeledImage, Skipped
 from ..errors import Cancelled
 from .device import autocast
+from .feature_cache import FrozenFeatureCache
 from .metrics import accuracy, confusion_matrix, dispersion, json_safe, per_class_accuracy, text_spread
 from .prompts import PromptedCLIP
 from .views import ImageViews, epoch_batches, loader, skipped_records
@@ -68,13 +71,17 @@ def unique_names(names: list[str]) -> list[str]:
 
 @torch.no_grad()
 def encode_images(model: PromptedCLIP, items: list[LabeledImage], *, prompted: bool, batch_size: int = 100,
-                  num_workers: int = 0, cancel=None,
-                  on_batch: Callable[[int, int], None] | None = None,
+                  num_workers: int = 0, cancel=None, on_batch: Callable[[int, int], None] | None = None,
+                  cache: FrozenFeatureCache | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
     """Normalised features of `items` (test view). Returns features, labels, the indices of the
     images that loaded, and the skipped ones. Under torch.distributed each rank encodes a share
-    and the results are gathered, so every rank returns all of them in order."""
+    and the results are gathered, so every rank returns all of them in order. Frozen features
+    (`prompted=False`) are read from and added to `cache` if one is given (single process)."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    if cache is not None and not prompted and world == 1:
+        return _encode_frozen_with_cache(model, items, cache, batch_size=batch_size, num_workers=num_workers,
+                                         cancel=cancel, on_batch=on_batch)
     views = ImageViews(items, model.backbone.preprocessing, train=False)
     batches = epoch_batches(len(items), batch_size, 0, 0, shuffle=False)
     device = model.backbone.device
@@ -99,6 +106,29 @@ def encode_images(model: PromptedCLIP, items: list[LabeledImage], *, prompted: b
     return features, labels, indices, skipped_records(views, skipped)
 
 
+def _encode_frozen_with_cache(model: PromptedCLIP, items: list[LabeledImage], cache: FrozenFeatureCache,
+                              **options) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
+    """encode_images(prompted=False) that encodes only the photos `cache` does not hold."""
+    shas = []
+    for item in items:
+        try:
+            shas.append(sha256_of(item.path))
+        except OSError:
+            shas.append(None)  # unreadable: encoding reports it as skipped
+    known = cache.lookup([sha for sha in shas if sha])
+    missing = [i for i, sha in enumerate(shas) if sha not in known]
+    features, labels, indices, skipped = encode_images(model, [items[i] for i in missing], prompted=False, **options)
+    indices = [missing[j] for j in indices]
+    cache.store({shas[i]: feature for i, feature in zip(indices, features) if shas[i]})
+    rows = sorted([(i, known[shas[i]], items[i].label) for i in range(len(items)) if shas[i] in known]
+                  + [(i, feature, int(label)) for i, feature, label in zip(indices, features, labels)],
+                  key=lambda row: row[0])
+    if not rows:
+        return features, labels, indices, skipped
+    return (torch.stack([row[1] for row in rows]), torch.tensor([row[2] for row in rows]),
+            [row[0] for row in rows], skipped)
+
+
 def _gather(features, labels, indices, skipped):
     parts = [None] * dist.get_world_size()
     dist.all_gather_object(parts, (features, labels, indices, skipped))
@@ -120,10 +150,13 @@ def score(model: PromptedCLIP, items: list[LabeledImage], features: torch.Tensor
 
 def evaluate_before_after(model: PromptedCLIP, zero_shot_text: torch.Tensor, items: list[LabeledImage], *,
                           batch_size: int = 100, num_workers: int = 0, cancel=None,
-                          on_batch: Callable[[int, int], None] | None = None) -> tuple[Evaluation, Evaluation]:
-    """Zero-shot ("before") and tuned ("after") scores on the same test images."""
+                          on_batch: Callable[[int, int], None] | None = None,
+                          cache_dir: Path | None = None) -> tuple[Evaluation, Evaluation]:
+    """Zero-shot ("before") and tuned ("after") scores on the same test images; the frozen
+    features of the "before" side are kept in `cache_dir` for later evaluations, if given."""
+    cache = FrozenFeatureCache(cache_dir, model.backbone) if cache_dir is not None else None
     before_features = encode_images(model, items, prompted=False, batch_size=batch_size,
-                                    num_workers=num_workers, cancel=cancel, on_batch=on_batch)
+                                    num_workers=num_workers, cancel=cancel, on_batch=on_batch, cache=cache)
     before = score(model, items, *before_features, zero_shot_text)
     if model.visual_prompt is None:
         after_features = before_features  # no visual prompt: the tuned image features are the frozen ones

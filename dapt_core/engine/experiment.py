@@ -27,7 +27,7 @@ from .methods import TuningConfig
 from .metrics import json_safe
 from .progress import Progress, eta_seconds
 from .training import CancelFlag, TuningResult, tune
-from .zeroshot import zero_shot_text_features
+from .zeroshot import default_cache_dir, describe_templates, zero_shot_text_features
 
 
 @dataclass
@@ -59,7 +59,9 @@ class ExperimentResult:
             "classnames": self.split.classnames,
             "n_train": len(self.split.train),
             **comparison_metrics(self.before, self.after),
+            "zero_shot_templates": describe_templates(self.backbone, self.config.templates),
             "train_seconds": self.tuning.train_seconds,
+            "train_cpu_seconds": self.tuning.train_cpu_seconds,
             "eval_seconds": self.eval_seconds,
             "history": self.tuning.history,
             "config": self.config.to_dict(),
@@ -97,8 +99,11 @@ class ExperimentResult:
 
 def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, shots: int | None = None,
                    dataset: str | None = None, on_progress: Callable[[Progress], None] | None = None,
-                   cancel: CancelFlag | None = None, num_workers: int = 0) -> ExperimentResult:
-    """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`."""
+                   cancel: CancelFlag | None = None, num_workers: int = 0,
+                   cache_dir: Path | None = None) -> ExperimentResult:
+    """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
+    (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
+    default: dapt_core.zeroshot.default_cache_dir())."""
     if len(split.classnames) < 2:
         raise DataError("A task needs at least two classes.")
     if not split.test:
@@ -108,10 +113,11 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                                minlength=len(split.classnames)) if split.train else torch.zeros(1)
     shots = shots if shots is not None else int(per_class.max())
     tuning = tune(backbone, split.classnames, split.train, config, shots=shots, dataset=dataset,
-                  on_progress=on_progress, cancel=cancel, num_workers=num_workers)
+                  on_progress=on_progress, cancel=cancel, num_workers=num_workers, cache_dir=cache_dir)
     started = time.perf_counter()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     zero_shot_text = (tuning.prompted.fixed_text_features if not config.text_prompt
-                      else zero_shot_text_features(backbone, split.classnames, config.templates))
+                      else zero_shot_text_features(backbone, split.classnames, config.templates, cache_dir))
     total = evaluation_batches(tuning.prompted, len(split.test), config.eval_batch_size)
     done = 0
 
@@ -125,7 +131,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
 
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,
                                           batch_size=config.eval_batch_size, num_workers=num_workers,
-                                          cancel=cancel, on_batch=on_batch)
+                                          cancel=cancel, on_batch=on_batch, cache_dir=cache_dir)
     novelty, calibration = _calibrate(tuning.prompted, split, after, cancel)
     return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started,
                             novelty, calibration)

@@ -29,7 +29,7 @@ from .device import autocast
 from .evaluation import Evaluation, evaluate_before_after
 from .prompts import PromptedCLIP
 from .transforms import Preprocessing, test_view
-from .zeroshot import zero_shot_text_features
+from .zeroshot import default_cache_dir, zero_shot_text_features
 
 __all__ = ["Classifier", "Prediction"]
 
@@ -67,13 +67,20 @@ class Classifier:
         return cls(prompted_model(file, backbone), file)
 
     def evaluate(self, items: list[LabeledImage], *, batch_size: int = 100, num_workers: int = 0, cancel=None,
-                 on_batch: Callable[[int, int], None] | None = None) -> tuple[Evaluation, Evaluation]:
+                 on_batch: Callable[[int, int], None] | None = None,
+                 cache_dir: str | Path | None = None) -> tuple[Evaluation, Evaluation]:
         """Zero-shot ("before", with the template set the file was tuned with) and this file ("after") on
-        labelled images, as `dapt eval` and the app's imported-file check score them."""
-        templates = self.file.header["config"].get("templates", "auto")
-        zero_shot = zero_shot_text_features(self.model.backbone, self.classnames, templates)
+        labelled images, as `dapt eval` and the app's imported-file check score them. The zero-shot class
+        embeddings and frozen image features are kept in `cache_dir` (default: zeroshot.default_cache_dir())."""
+        cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        zero_shot = zero_shot_text_features(self.model.backbone, self.classnames, self.templates, cache_dir)
         return evaluate_before_after(self.model, zero_shot, items, batch_size=batch_size, num_workers=num_workers,
-                                     cancel=cancel, on_batch=on_batch)
+                                     cancel=cancel, on_batch=on_batch, cache_dir=cache_dir)
+
+    @property
+    def templates(self) -> str:
+        """The zero-shot template set the file was tuned with (its "before" side)."""
+        return self.file.header["config"].get("templates", "auto")
 
     def logits(self, images: list, batch_size: int = 100) -> torch.Tensor:
         """(N, C) logits for PIL images or image paths, with the file's preprocessing."""

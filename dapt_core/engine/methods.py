@@ -23,6 +23,10 @@ DISPERSION_METHODS = ("dapt",)  # the methods the betas weigh
 # Zero-shot template sets by name (engine.zeroshot holds the templates themselves).
 TEMPLATE_SET_NAMES = ("auto", "openai", "simple", "photo")
 DEFAULT_SHOTS = 16
+# Training augmentation presets by name (engine.augment says what each does): "inspection" for
+# `dapt tune` and the app, "recipe" (the paper's) for `dapt bench`.
+AUGMENTATION_PRESETS = ("inspection", "recipe")
+DEFAULT_PRESET = "inspection"
 
 # Defaults chosen to work without a per-dataset search (the recipe's per-dataset presets
 # span four orders of magnitude of learning rate); measured on the demo task, see README.
@@ -63,6 +67,8 @@ class TuningConfig:
     inter_temperature: float = 2.0
     templates: str = "auto"  # zero-shot template set: the classifier of zeroshot and vpt, and "before"
     seed: int = 1
+    preset: str = DEFAULT_PRESET  # training augmentation, one of AUGMENTATION_PRESETS; see augment.py
+    rotations: bool = False  # inspection preset: orientation does not matter, views may be turned by 90 degrees
 
     def __post_init__(self):
         self.method = str(self.method).lower()
@@ -90,6 +96,20 @@ class TuningConfig:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}.")
         if self.warmup_epochs < 0:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}.")
+        self.preset = str(self.preset).lower()
+        self.rotations = bool(self.rotations)
+        if self.preset not in AUGMENTATION_PRESETS:
+            raise ConfigError(f"Unknown preset '{self.preset}'. Choose one of: {', '.join(AUGMENTATION_PRESETS)}.")
+        if self.preset == "recipe" and self.rotations:
+            raise ConfigError("The recipe preset has no 90-degree turns (the paper's augmentation); "
+                              "use the inspection preset to allow them.")
+
+    @property
+    def augmentation(self):
+        """The preset as an engine.augment.Augmentation (imported here: this module stays free of torch)."""
+        from .augment import Augmentation
+
+        return Augmentation.of(self.preset, self.rotations)
 
     @property
     def trains(self) -> bool:

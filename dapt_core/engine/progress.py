@@ -14,8 +14,9 @@ from dataclasses import dataclass
 class Progress:
     """One update for a progress display (the CLI's bars, the app's job panel).
 
-    phase: 'prototypes', 'train' and 'evaluate' come from the engine; the app's jobs add 'queued',
-    'loading' (the backbone), 'preparing' (the split), 'saving' and 'mapping', which carry only `phase`.
+    phase: 'select' (the learning-rate choice), 'prototypes', 'train' and 'evaluate' come from the engine;
+    the app's jobs add 'queued', 'loading' (the backbone), 'preparing' (the split), 'saving' and 'mapping',
+    which carry only `phase`.
     """
 
     phase: str
@@ -23,7 +24,7 @@ class Progress:
     epochs: int = 0
     step: int = 0  # 1-based, over the whole phase
     total_steps: int = 0
-    loss: float = math.nan
+    loss: float = math.nan  # the loss terms: the latest read back from the device (training.READBACK_SECONDS)
     ce: float = math.nan
     intra: float = math.nan
     inter: float = math.nan

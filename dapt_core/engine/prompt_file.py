@@ -97,6 +97,7 @@ def build_header(*, backbone, classnames: list[str], config, epochs: int, metric
         "classnames": list(classnames),
         "method": config.method,
         "config": config.to_dict(),
+        "augmentation": config.augmentation.describe(),  # the preset, in words
         "seed": config.seed,
         "epochs": epochs,
         "preprocessing": backbone.preprocessing.to_dict(),

@@ -14,11 +14,17 @@ import math
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import text_global_pool
 from torch import nn
 
 from ..errors import ConfigError
 from .backbone import Backbone
+from .text_encoder import (
+    encode_embedded,
+    encode_with_shared_prefix,
+    feature_positions,
+    is_causal,
+    supports_shared_prefix,
+)
 
 PLACEHOLDER = "X"  # one BPE token in CLIP's vocabulary; its embedding is replaced by a context vector
 
@@ -37,12 +43,14 @@ class PromptedCLIP(nn.Module):
         generator: randomness for the initial prompt values (seeded by the caller).
         trim_text_padding: stop the text sequence after the longest prompt's EOS (exact with a
             causal mask); False runs all context positions, as the reference code does.
+        share_text_prefix: encode [SOS] + context once for all classes and only each class's
+            suffix per class (exact with a causal mask; see dapt_core.text_encoder).
     """
 
     def __init__(self, backbone: Backbone, classnames: list[str], *, text_prompt: bool, visual_prompt: bool,
                  n_ctx: int = 16, n_vis: int = 16, deep_visual: bool = False,
                  fixed_text_features: torch.Tensor | None = None, generator: torch.Generator | None = None,
-                 trim_text_padding: bool = True):
+                 trim_text_padding: bool = True, share_text_prefix: bool = True):
         super().__init__()
         self.backbone = backbone
         self.clip = backbone.model  # registered so .to() and DDP see it; its weights stay frozen
@@ -61,9 +69,10 @@ class PromptedCLIP(nn.Module):
         if text_prompt:
             ctx = torch.empty(n_ctx, backbone.text_width).normal_(0.0, 0.02, generator=generator)
             self.text_ctx = nn.Parameter(ctx.to(device))
-            self._prepare_text_tokens(classnames, trim_text_padding)
+            self._prepare_text_tokens(classnames, trim_text_padding, share_text_prefix)
         else:
             self.text_ctx = None
+            self.shares_text_prefix = False
             if fixed_text_features is None:
                 raise ConfigError("Without a text prompt, class text features must be given.")
             self.register_buffer("fixed_text_features", F.normalize(fixed_text_features.float(), dim=-1).to(device))
@@ -78,7 +87,7 @@ class PromptedCLIP(nn.Module):
             self.visual_prompt = None
 
     # ----------------------------------------------------------------- text
-    def _prepare_text_tokens(self, classnames: list[str], trim_padding: bool = True) -> None:
+    def _prepare_text_tokens(self, classnames: list[str], trim_padding: bool = True, share_prefix: bool = True) -> None:
         tower, tokenizer = self.backbone.text_tower, self.backbone.tokenizer
         context = self.backbone.context_length
         placeholder = " ".join([PLACEHOLDER] * self.n_ctx)
@@ -90,48 +99,36 @@ class PromptedCLIP(nn.Module):
                     f"name need {needed} tokens but the text encoder takes {context}. Shorten the name or "
                     f"use fewer context tokens.")
         ids = tokenizer([f"{placeholder} {name}." for name in classnames]).to(self.backbone.device)
-        pool_type = getattr(tower, "pool_type", None) or getattr(tower, "text_pool_type", "argmax")
-        eos_id = getattr(tower, "eos_id", None) or getattr(tower, "text_eos_id", None)
-        if pool_type == "argmax":
-            eos_positions = ids.argmax(dim=-1)
-        elif pool_type == "eos":
-            eos_positions = (ids == eos_id).int().argmax(dim=-1)
-        else:
-            eos_positions = None
+        positions = feature_positions(tower, ids)
         # With a causal mask the feature at EOS never sees later (padding) tokens, so the sequence
         # can stop after the longest prompt's EOS: an exact result at a fraction of 77 tokens.
-        causal = getattr(tower, "attn_mask", None) is not None
-        trim = trim_padding and causal and eos_positions is not None
-        length = int(eos_positions.max()) + 1 if trim else ids.shape[1]
+        trim = trim_padding and is_causal(tower)
+        length = int(positions.max()) + 1 if trim else ids.shape[1]
         ids = ids[:, :length]
         with torch.no_grad():
             embedded = tower.token_embedding(ids)
+        n_prefix = 1 + self.n_ctx
+        self.shares_text_prefix = trim and share_prefix and supports_shared_prefix(tower)
         self.register_buffer("token_ids", ids, persistent=False)
         self.register_buffer("token_prefix", embedded[:, :1].clone(), persistent=False)
-        self.register_buffer("token_suffix", embedded[:, 1 + self.n_ctx:].clone(), persistent=False)
-        self._pool_type, self._eos_id = pool_type, eos_id
+        self.register_buffer("token_suffix", embedded[:, n_prefix:].clone(), persistent=False)
+        if self.shares_text_prefix:
+            self.register_buffer("suffix_positions", positions - n_prefix, persistent=False)
 
     def text_features(self) -> torch.Tensor:
         """L2-normalised class text features, (C, D)."""
         if self.text_ctx is None:
             return self.fixed_text_features
         tower = self.backbone.text_tower
-        n_classes = self.token_prefix.shape[0]
-        length = self.token_ids.shape[1]
-        cast = tower.transformer.get_cast_dtype()
-        ctx = self.text_ctx.unsqueeze(0).expand(n_classes, -1, -1)
-        x = torch.cat([self.token_prefix, ctx.to(self.token_prefix.dtype), self.token_suffix], dim=1).to(cast)
-        x = x + tower.positional_embedding[:length].to(cast)
-        mask = tower.attn_mask[:length, :length] if tower.attn_mask is not None else None
-        x = tower.transformer(x, attn_mask=mask)
-        x = tower.ln_final(x)
-        x = text_global_pool(x, self.token_ids, self._pool_type, eos_token_id=self._eos_id)
-        projection = tower.text_projection
-        if isinstance(projection, nn.Linear):
-            x = projection(x)
-        elif projection is not None:
-            x = x @ projection
-        return F.normalize(x.float(), dim=-1)
+        ctx = self.text_ctx.to(self.token_prefix.dtype)
+        if self.shares_text_prefix:  # [SOS] is the same token for every class
+            prefix = torch.cat([self.token_prefix[0], ctx])
+            features = encode_with_shared_prefix(tower, prefix, self.token_suffix, self.suffix_positions)
+        else:
+            n_classes = self.token_prefix.shape[0]
+            x = torch.cat([self.token_prefix, ctx.unsqueeze(0).expand(n_classes, -1, -1), self.token_suffix], dim=1)
+            features = encode_embedded(tower, x, self.token_ids)
+        return F.normalize(features.float(), dim=-1)
 
     # ---------------------------------------------------------------- image
     def image_features(self, images: torch.Tensor, prompted: bool = True) -> torch.Tensor:

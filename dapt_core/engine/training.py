@@ -8,8 +8,8 @@ rank takes its share of every global batch, so the result matches one process).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -24,7 +24,7 @@ from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
 from .progress import Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
-from .views import ImageViews, epoch_batches, loader, skipped_records
+from .views import ImageViews, epoch_batches, loader, model_input, skipped_records
 from .zeroshot import zero_shot_text_features
 
 
@@ -41,13 +41,16 @@ class TuningResult:
     epochs: int
     history: list[dict] = field(default_factory=list)  # per-epoch means of each loss term
     train_seconds: float = 0.0
+    train_cpu_seconds: float = 0.0  # CPU time of this process (all threads) over the same span
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig) -> PromptedCLIP:
-    """The prompted CLIP of a method with its seeded initial prompts."""
+def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
+                cache_dir: Path | None = None) -> PromptedCLIP:
+    """The prompted CLIP of a method with its seeded initial prompts (`cache_dir`: where zero-shot
+    class embeddings are kept, see dapt_core.zeroshot)."""
     generator = torch.Generator().manual_seed(config.seed)
-    fixed = None if config.text_prompt else zero_shot_text_features(backbone, classnames, config.templates)
+    fixed = None if config.text_prompt else zero_shot_text_features(backbone, classnames, config.templates, cache_dir)
     return PromptedCLIP(backbone, classnames, text_prompt=config.text_prompt, visual_prompt=config.visual_prompt,
                         n_ctx=config.n_ctx, n_vis=config.n_vis, deep_visual=config.deep_visual,
                         fixed_text_features=fixed, generator=generator)
@@ -55,7 +58,7 @@ def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig)
 
 def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], config: TuningConfig, *,
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
-         cancel: CancelFlag | None = None, num_workers: int = 0) -> TuningResult:
+         cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -64,10 +67,11 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         on_progress: called after every step (from this thread).
         cancel: checked before every step; when set, raises Cancelled and nothing is kept.
         num_workers: DataLoader worker processes (useful for large benchmark sets only).
+        cache_dir: where zero-shot class embeddings are kept (default: dapt_core.zeroshot's).
     """
     if len(classnames) < 2:
         raise DataError("A task needs at least two classes.")
-    model = build_model(backbone, classnames, config)
+    model = build_model(backbone, classnames, config, cache_dir)
     if not config.trains:
         return TuningResult(model, config, epochs=0)
     if not train:
@@ -77,10 +81,11 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     epochs = config.epochs_for(shots, dataset)
 
     rank, world = _rank_and_world()
-    views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed)
+    views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed,
+                       augmentation=config.augmentation)
     steps_per_epoch = len(epoch_batches(len(train), config.batch_size, config.seed, 0))
     total_steps = steps_per_epoch * epochs
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     skipped: dict[int, str] = {}
 
     prototypes = None
@@ -106,8 +111,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             # gradients; batches that cannot give every rank an image are left out.
             global_batches = [batch for batch in global_batches if len(batch) >= world]
         local_batches = [batch[rank::world] for batch in global_batches]
-        sums: dict[str, float] = defaultdict(float)
-        correct = seen = 0
+        running = RunningTerms(backbone.device)
         for batch, global_batch in zip(loader(views, local_batches, num_workers), global_batches):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("Tuning was cancelled; nothing was saved.")
@@ -117,31 +121,37 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             terms = _step(trained, model, batch, prototypes, config, optimizer,
                           share=len(batch.labels) * world / max(1, len(global_batch)))
             step += 1
-            correct += terms.pop("correct")
             # Under DDP each rank holds its share of the batch's means; weighted by that share, the
             # sums over ranks (reduced after the epoch) are the single-process numbers.
-            weight = 1.0 if world == 1 else len(batch.labels) / max(1, len(global_batch))
-            for key, value in terms.items():
-                sums[key] += value * weight
-            seen += len(batch.labels)
+            running.add(terms, weight=1.0 if world == 1 else len(batch.labels) / max(1, len(global_batch)),
+                        images=len(batch.labels))
             if on_progress is not None and rank == 0:
+                latest = running.latest(force=step == total_steps)
                 elapsed = time.perf_counter() - started
                 on_progress(Progress(
-                    "train", epoch + 1, epochs, step, total_steps, terms["loss"], terms["ce"], terms["intra"],
-                    terms["inter"], correct / max(1, seen), lr, elapsed, eta_seconds(elapsed, step, total_steps)))
+                    "train", epoch + 1, epochs, step, total_steps, latest["loss"], latest["ce"], latest["intra"],
+                    latest["inter"], latest["train_accuracy"], lr, elapsed, eta_seconds(elapsed, step, total_steps)))
+        sums, correct, seen = running.totals()
         if world > 1:
             correct, seen = _reduce_epoch(sums, correct, seen, backbone.device)
         n = max(1, len(local_batches))
         history.append({"epoch": epoch + 1, "lr": lr, "train_accuracy": correct / max(1, seen),
-                        **{k: sums[k] / n for k in ("loss", "ce", "intra", "inter")}})
+                        **{k: sums[k] / n for k in TERMS}})
     return TuningResult(model, config, epochs, history, time.perf_counter() - started,
-                        skipped_records(views, sorted(skipped.items())))
+                        time.process_time() - cpu_started, skipped_records(views, sorted(skipped.items())))
 
 
-def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig, optimizer, share: float) -> dict:
+TERMS = ("loss", "ce", "intra", "inter")
+# Progress reads the loss values back from the device at most this often: every read waits for
+# all queued GPU work, so reading after every step would leave the GPU idle between steps.
+READBACK_SECONDS = 0.25
+
+
+def step_losses(trained, model: PromptedCLIP, images: torch.Tensor, labels: torch.Tensor, prototypes,
+                config: TuningConfig, share: float = 1.0) -> dict[str, torch.Tensor]:
+    """The loss terms of one batch as tensors on the device: "objective" carries the gradient
+    (this rank's share under DDP), "loss" is CE + beta_v * intra + beta_t * inter of the batch."""
     device = model.backbone.device
-    images = batch.images.to(device, non_blocking=True)
-    labels = batch.labels.to(device, non_blocking=True)
     with autocast(device):
         logits, image, text = trained(images)
     ce = F.cross_entropy(logits.float(), labels)
@@ -154,15 +164,57 @@ def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig,
         inter = inter_dispersion(text, t=config.inter_temperature)
     # `share` weights this rank's sample-averaged terms so that DDP's gradient average equals
     # the mean over the whole global batch; inter-dispersion does not depend on the batch.
-    loss = per_sample * share + config.beta_t * inter
+    objective = per_sample * share + config.beta_t * inter
+    ce, intra, inter = ce.detach(), intra.detach(), inter.detach()
+    return {"objective": objective, "loss": ce + config.beta_v * intra + config.beta_t * inter,
+            "ce": ce, "intra": intra, "inter": inter, "correct": (logits.detach().argmax(dim=1) == labels).sum()}
+
+
+def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig, optimizer, share: float) -> dict:
+    """One optimisation step; the returned terms stay on the device (no host sync)."""
+    device = model.backbone.device
+    images = model_input(batch, model.backbone.preprocessing, device)
+    labels = batch.labels.to(device, non_blocking=True)
+    terms = step_losses(trained, model, images, labels, prototypes, config, share)
+    objective = terms.pop("objective")
     optimizer.zero_grad(set_to_none=True)
-    if loss.requires_grad:
-        loss.backward()
+    if objective.requires_grad:
+        objective.backward()
         optimizer.step()
-    correct = int((logits.argmax(dim=1) == labels).sum())
-    ce, intra, inter = ce.item(), intra.item(), inter.item()
-    total = ce + config.beta_v * intra + config.beta_t * inter
-    return {"loss": total, "ce": ce, "intra": intra, "inter": inter, "correct": correct}
+    return terms
+
+
+class RunningTerms:
+    """An epoch's loss terms and correct predictions, summed on the device; read back to the host
+    only for progress (at most every READBACK_SECONDS) and once at the end of the epoch."""
+
+    def __init__(self, device: torch.device):
+        self._sums = torch.zeros(len(TERMS) + 1, device=device)  # + correct; float32: MPS has no float64
+        self._last = self._sums.clone()
+        self._images = 0
+        self._read_at = -float("inf")
+        self._latest = {key: float("nan") for key in (*TERMS, "train_accuracy")}
+
+    def add(self, terms: dict[str, torch.Tensor], weight: float, images: int) -> None:
+        values = torch.stack([terms[key].float() for key in TERMS])
+        self._last = values
+        self._sums[:-1] += values * weight
+        self._sums[-1] += terms["correct"]
+        self._images += images
+
+    def latest(self, force: bool = False) -> dict[str, float]:
+        """The last step's terms and the epoch's training accuracy so far, as last read back."""
+        now = time.perf_counter()
+        if force or now - self._read_at >= READBACK_SECONDS:
+            values = torch.cat([self._last, self._sums[-1:]]).tolist()  # one device-to-host copy
+            self._latest = {**dict(zip(TERMS, values)), "train_accuracy": values[-1] / max(1, self._images)}
+            self._read_at = now
+        return self._latest
+
+    def totals(self) -> tuple[dict[str, float], int, int]:
+        """Summed terms, correct predictions and images of the epoch (one device-to-host copy)."""
+        values = self._sums.tolist()
+        return dict(zip(TERMS, values)), int(values[-1]), self._images
 
 
 @torch.no_grad()
@@ -182,7 +234,8 @@ def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, c
         if len(batch.labels) == 0:
             continue
         with autocast(device):
-            features = model.image_features(batch.images.to(device), prompted=False)
+            features = model.image_features(model_input(batch, model.backbone.preprocessing, device),
+                                            prompted=False)
         labels = batch.labels.to(device)
         sums.index_add_(0, labels, features.float())
         counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
@@ -191,10 +244,9 @@ def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, c
 
 def _reduce_epoch(sums: dict[str, float], correct: int, seen: int, device) -> tuple[int, int]:
     """Sum an epoch's loss terms (in place), correct predictions and images over the ranks."""
-    keys = ("loss", "ce", "intra", "inter")
-    packed = torch.tensor([sums[k] for k in keys] + [correct, seen], dtype=torch.float64, device=device)
+    packed = torch.tensor([sums[k] for k in TERMS] + [correct, seen], dtype=torch.float64, device=device)
     dist.all_reduce(packed)
-    for key, value in zip(keys, packed.tolist()):
+    for key, value in zip(TERMS, packed.tolist()):
         sums[key] = value
     return int(packed[-2]), int(packed[-1])
 

@@ -1,4 +1,5 @@
-"""Image preprocessing: the recipe's training augmentation and CLIP's test transform.
+"""Image preprocessing: CLIP's test transform and the random crop box of the training augmentation
+(augment.py draws and renders the training views).
 
 Randomness comes from an explicit generator seeded per (run seed, epoch, image), never from
 torch's global RNG: the same seed then gives the same views whatever else runs in the process
@@ -65,17 +66,19 @@ def test_view(image: Image.Image, prep: Preprocessing) -> torch.Tensor:
     return _to_normalized_tensor(image, prep)
 
 
-def random_crop_box(width: int, height: int, generator: torch.Generator) -> tuple[int, int, int, int]:
-    """(top, left, height, width) of a random resized crop with the recipe's scale and ratio.
+def random_crop_box(width: int, height: int, generator: torch.Generator,
+                    scale: tuple[float, float] = CROP_SCALE,
+                    ratio: tuple[float, float] = CROP_RATIO) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of a random resized crop: area fraction in `scale`, aspect in `ratio`.
 
     Same sampling as torchvision's RandomResizedCrop (ten tries, then a centre crop of the
     clamped ratio), with the random numbers taken from `generator`.
     """
     area = width * height
-    log_ratio = (math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]))
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
     for _ in range(10):
         u = torch.rand(3, generator=generator).tolist()
-        target_area = area * (CROP_SCALE[0] + u[0] * (CROP_SCALE[1] - CROP_SCALE[0]))
+        target_area = area * (scale[0] + u[0] * (scale[1] - scale[0]))
         aspect = math.exp(log_ratio[0] + u[1] * (log_ratio[1] - log_ratio[0]))
         w = int(round(math.sqrt(target_area * aspect)))
         h = int(round(math.sqrt(target_area / aspect)))
@@ -85,23 +88,13 @@ def random_crop_box(width: int, height: int, generator: torch.Generator) -> tupl
             left = int(left_u * (width - w + 1)) if width > w else 0
             return top, left, h, w
     in_ratio = width / height
-    if in_ratio < CROP_RATIO[0]:
-        w, h = width, int(round(width / CROP_RATIO[0]))
-    elif in_ratio > CROP_RATIO[1]:
-        h, w = height, int(round(height * CROP_RATIO[1]))
+    if in_ratio < ratio[0]:
+        w, h = width, int(round(width / ratio[0]))
+    elif in_ratio > ratio[1]:
+        h, w = height, int(round(height * ratio[1]))
     else:
         w, h = width, height
     return (height - h) // 2, (width - w) // 2, h, w
-
-
-def train_view(image: Image.Image, prep: Preprocessing, generator: torch.Generator) -> torch.Tensor:
-    """The recipe's augmentation: random resized crop (scale 0.08-1) to `size`, horizontal flip."""
-    top, left, h, w = random_crop_box(image.width, image.height, generator)
-    view = TF.resized_crop(image, top, left, h, w, [prep.size, prep.size],
-                           interpolation=prep.interpolation_mode, antialias=True)
-    if torch.rand(1, generator=generator).item() < 0.5:
-        view = TF.hflip(view)
-    return _to_normalized_tensor(view, prep)
 
 
 def view_generator(seed: int, epoch: int, index: int) -> torch.Generator:
@@ -109,19 +102,3 @@ def view_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     # Large odd multipliers keep different (seed, epoch, index) triples from colliding.
     mixed = (seed * 1_000_003 + (epoch + 7) * 998_244_353 + index * 2_654_435_761) % (2**63 - 1)
     return torch.Generator().manual_seed(mixed)
-
-
-def shrink_for_training(image: Image.Image, size: int) -> Image.Image:
-    """Downscale very large photos so that the shorter side is at most 4 x `size`.
-
-    Even the smallest random crop (8 % of the area) of such an image still has at least
-    about `size` pixels per side, so no detail the model could see is lost, while a
-    12-megapixel photo no longer costs 36 MB of memory and a slow resize at every epoch.
-    """
-    limit = 4 * size
-    shorter = min(image.width, image.height)
-    if shorter <= limit:
-        return image
-    scale = limit / shorter
-    new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=3.0)

@@ -1,9 +1,11 @@
 """Labelled images turned into model-ready tensors, in seeded batches.
 
-Training views are augmented with randomness drawn from (seed, epoch, image index), so a run is
-reproducible however the batches are split across loader workers or DistributedDataParallel
-ranks. A file that cannot be read is dropped from its batch and reported, not fatal: benchmark
-readers do not decode every one of tens of thousands of test images up front.
+Training images are decoded once into working images; each view's crop, flip and turn are drawn
+from (seed, epoch, image index), so a run is reproducible however the batches are split across
+loader workers or DistributedDataParallel ranks, and the pixels are resampled for the whole batch
+on the model's device (`model_input`, augment.render_views). A file that cannot be read is dropped
+from its batch and reported, not fatal: benchmark readers do not decode every one of tens of
+thousands of test images up front.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.images import load_image
 from ..data.records import LabeledImage, Skipped
 from ..errors import ImageRejected
-from .transforms import Preprocessing, shrink_for_training, test_view, train_view, view_generator
+from .augment import Augmentation, render_views, working_image
+from .transforms import Preprocessing, test_view, view_generator
 
 # Decoded training images are kept in memory up to this many (a few-shot task has tens to a
 # few hundred); larger sets are read from disk at every epoch, by loader workers if asked.
@@ -29,14 +32,16 @@ class ImageViews(Dataset):
     Args:
         items: the labelled images.
         prep: the backbone's preprocessing.
-        train: augment (random resized crop + flip) rather than centre-crop.
+        train: augment (`augmentation`, the recipe's by default) rather than centre-crop.
         seed: run seed, mixed with the epoch and index into each view's randomness.
     """
 
-    def __init__(self, items: list[LabeledImage], prep: Preprocessing, *, train: bool, seed: int = 0):
+    def __init__(self, items: list[LabeledImage], prep: Preprocessing, *, train: bool, seed: int = 0,
+                 augmentation: Augmentation | None = None):
         self.items = list(items)
         self.prep = prep
         self.train = train
+        self.augmentation = augmentation or Augmentation.of("recipe")
         self.seed = seed
         self.epoch = 0
         self._cache: dict[int, object] = {}
@@ -55,7 +60,7 @@ class ImageViews(Dataset):
                 return cached
         image = load_image(self.items[index].path)
         if self.train:
-            image = shrink_for_training(image, self.prep.size)
+            image = working_image(image, self.augmentation.working_limit(self.prep.size))
         if self._cache_enabled:
             self._cache[index] = image
         return image
@@ -67,18 +72,24 @@ class ImageViews(Dataset):
         except (ImageRejected, OSError) as error:
             return None, item.label, index, str(error)
         if self.train:
-            tensor = train_view(image, self.prep, view_generator(self.seed, self.epoch, index))
-        else:
-            tensor = test_view(image, self.prep)
-        return tensor, item.label, index, None
+            # The view's random draws only; its pixels are made on the device, with the batch's.
+            params = self.augmentation.draw(image.shape[2], image.shape[1],
+                                            view_generator(self.seed, self.epoch, index))
+            return image, item.label, index, None, params
+        return test_view(image, self.prep), item.label, index, None, None
 
 
 @dataclass
 class Batch:
-    images: torch.Tensor
+    """Test batches hold model-ready `images`; training batches hold the working images in
+    `sources` and each view's draws in `params`, rendered by `model_input`."""
+
+    images: torch.Tensor | None
     labels: torch.Tensor
     indices: torch.Tensor
     skipped: list[tuple[int, str]]
+    sources: list[torch.Tensor] | None = None
+    params: torch.Tensor | None = None
 
 
 def collate(samples) -> Batch:
@@ -86,8 +97,17 @@ def collate(samples) -> Batch:
     skipped = [(s[2], s[3]) for s in samples if s[0] is None]
     if not good:
         return Batch(torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long), skipped)
-    return Batch(torch.stack([s[0] for s in good]), torch.tensor([s[1] for s in good]),
-                 torch.tensor([s[2] for s in good]), skipped)
+    labels, indices = torch.tensor([s[1] for s in good]), torch.tensor([s[2] for s in good])
+    if good[0][4] is not None:
+        return Batch(None, labels, indices, skipped, [s[0] for s in good], torch.tensor([s[4] for s in good]))
+    return Batch(torch.stack([s[0] for s in good]), labels, indices, skipped)
+
+
+def model_input(batch: Batch, prep: Preprocessing, device) -> torch.Tensor:
+    """The batch's images as the model's input on `device` (training views rendered there)."""
+    if batch.sources is not None:
+        return render_views(batch.sources, batch.params, prep, device)
+    return batch.images.to(device, non_blocking=True)
 
 
 def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int, *, shuffle: bool = True,

@@ -406,6 +406,7 @@ class TuneRequest:
     shots: int = DEFAULT_SHOTS
     device: str | None = None
     make_projection: bool = True
+    choose_lr: str | None = None  # "quick" or "auto": settings["lr"] is replaced by the rate chosen on the shots
 
     def device_key(self) -> str:
         from ..engine.device import pick_device
@@ -438,16 +439,27 @@ class TuneRequest:
         split = project.split(self.shots, config.seed)
         context.check_cancel()
         request = {"backbone": self.backbone, "shots": self.shots, "settings": dict(self.settings),
-                   "device": self.device}
+                   "device": self.device, "choose_lr": self.choose_lr}
         project.mark_running(context.job_id, request)
         try:
+            selection = None
+            if self.choose_lr and config.trains:
+                from dataclasses import replace
+
+                from ..engine.selection import choose_learning_rate
+
+                context.phase("select")
+                selection = choose_learning_rate(self.choose_lr, backbone, split.classnames, split.train, config,
+                                                 shots=self.shots, on_progress=context.report, cancel=context.cancel)
+                config = replace(config, lr=selection.lr)
             context.phase("prototypes" if config.visual_prompt and config.beta_v > 0 else "train")
             result = run_experiment(backbone, split, config, shots=self.shots, on_progress=context.report,
-                                    cancel=context.cancel)
+                                    cancel=context.cancel, cache_dir=Workspace(self.workspace_root).cache_dir)
             context.check_cancel()
             # From here on the run is kept: a cancel that comes during saving is too late to matter.
             context.phase("saving")
-            run = project.save_run(result, request=request)
+            run = project.save_run(result, request=request,
+                                   prompt_extra={"lr_selection": selection.to_dict()} if selection else None)
         finally:
             project.clear_running(context.job_id)
         from .projection import projection_for_run, warmup_status
@@ -531,7 +543,8 @@ class EvaluateRequest:
                                     eta=eta_seconds(elapsed, done, total)))
 
         context.phase("evaluate")
-        before, after = classifier.evaluate(items, cancel=context.cancel, on_batch=on_batch)
+        before, after = classifier.evaluate(items, cancel=context.cancel, on_batch=on_batch,
+                                            cache_dir=Workspace(self.workspace_root).cache_dir)
         records = project.names_by_sha()
         rows = []
         for path, label, b, a in zip(after.paths, after.labels.tolist(), before.predictions.tolist(),

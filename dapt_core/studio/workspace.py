@@ -76,6 +76,7 @@ class Workspace:
         self.root = Path(root).expanduser().absolute()
         self.projects_dir = self.root / "projects"
         self.projects_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = self.root / "cache"  # zero-shot class embeddings, frozen features: safe to delete
 
     def list_projects(self) -> list[ProjectInfo]:
         """Every project, most recently changed first; damaged ones are listed with their error."""
