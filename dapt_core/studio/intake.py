@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
+from .. import atomic
 from ..data.folders import class_prompt_name, scan_folder
 from ..data.images import IMAGE_SUFFIXES, load_image, sha256_of
 from ..errors import ImageRejected
@@ -26,7 +27,6 @@ from .storage import (
     IntakeReport,
     SkippedFile,
     WorkspaceError,
-    atomic_write_bytes,
     atomic_write_json,
     clean_class_name,
     clean_display_name,
@@ -111,7 +111,7 @@ class ImageIntake(ProjectManifest):
         suffix = _suffix_for(data, name)
         blob = self.images_dir / (digest + suffix)
         if not blob.exists():
-            atomic_write_bytes(blob, data)
+            atomic.write_bytes(blob, data)
         write_thumbnail(image, self.thumbs_dir / thumbnail_name(digest))
         return ImageRecord(digest, name, class_name, utc_now(), suffix, part)
 

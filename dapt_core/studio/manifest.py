@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import atomic
 from ..data.folders import split_from_files
 from ..data.images import load_image
 from ..data.records import Split
@@ -24,7 +25,6 @@ from .storage import (
     ManifestDamaged,
     ProjectNotFound,
     WorkspaceError,
-    atomic_write_bytes,
     atomic_write_json,
     lock_for,
     thumbnail_name,
@@ -74,7 +74,7 @@ class ProjectManifest:
     def _write_manifest(self, manifest: dict) -> None:
         current = self.path / MANIFEST
         if current.exists():
-            atomic_write_bytes(self.path / BACKUP, current.read_bytes())
+            atomic.write_bytes(self.path / BACKUP, current.read_bytes())
         atomic_write_json(current, manifest)
 
     def restore_backup(self) -> None:
@@ -93,7 +93,7 @@ class ProjectManifest:
             damaged = self.path / MANIFEST
             if damaged.exists():  # keep the damaged one for whoever wants to look at it
                 os.replace(damaged, self.path / f"project.damaged-{int(time.time())}.json")
-            atomic_write_bytes(damaged, data)
+            atomic.write_bytes(damaged, data)
 
     # ------------------------------------------------------------------ reading
     @property

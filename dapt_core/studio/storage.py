@@ -172,10 +172,6 @@ class RunInfo:
 # ------------------------------------------------------------------------------- atomic writes
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic.write_bytes(path, data)
-
-
 def atomic_write_json(path: Path, data) -> None:
     atomic.write_json(path, data, indent=1)
 
@@ -272,4 +268,4 @@ def write_thumbnail(image: Image.Image, path: Path) -> None:
     square.paste(fitted, ((THUMB_SIZE - fitted.width) // 2, (THUMB_SIZE - fitted.height) // 2))
     buffer = io.BytesIO()
     square.save(buffer, format="JPEG", quality=85)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic.write_bytes(path, buffer.getvalue())
