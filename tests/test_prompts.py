@@ -127,8 +127,49 @@ def test_shared_prefix_equals_the_full_length_sequence_forward_and_gradient(tiny
     assert grad_a.abs().sum() > 0
 
 
+def test_a_mean_pooled_image_tower_keeps_its_whole_last_block(tiny_backbone):
+    from dapt_core.engine.prompts import reads_first_token
+
+    assert not reads_first_token(tiny_backbone.visual)  # mean pooling reads every patch's output
+
+
 def test_shared_prefix_is_not_used_where_it_would_be_wrong(tiny_backbone):
     full = PromptedCLIP(tiny_backbone, CLASSES, text_prompt=True, visual_prompt=False,
                         generator=torch.Generator().manual_seed(0), trim_text_padding=False)
     assert not full.shares_text_prefix  # the reference's 77-token mode stays the plain computation
     assert full.token_ids.shape[1] == tiny_backbone.context_length
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_last_image_block_at_cls_only_equals_the_whole_block_forward_and_gradient(tmp_path, monkeypatch, deep):
+    """The last vision block runs for the CLS query alone (its only output that is read): image
+    features and the visual prompt's gradient must match running it on every token, and the
+    unprompted path must match the tower's own forward."""
+    from conftest import TINY_CONFIG, register_tiny
+
+    from dapt_core.engine import prompts
+    from dapt_core.engine.backbone import load_backbone
+
+    config = {**TINY_CONFIG, "vision_cfg": {**TINY_CONFIG["vision_cfg"], "pool_type": "tok"}}  # CLIP's own pooling
+    tiny_backbone = load_backbone(f"{register_tiny(tmp_path, 'dapt-tiny-cls', config)}:random", "cpu")
+    assert prompts.reads_first_token(tiny_backbone.visual)
+    images = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    results = []
+    for trimmed in (True, False):
+        if not trimmed:
+            monkeypatch.setattr(prompts, "reads_first_token", lambda visual: False)
+        model = make(tiny_backbone, n_vis=4, deep_visual=deep, text_prompt=False,
+                     fixed_text_features=torch.randn(2, tiny_backbone.embed_dim))
+        features = model.image_features(images)
+        features[:, :3].pow(3).sum().backward()
+        with torch.no_grad():
+            frozen = model.image_features(images, prompted=False)
+        results.append((features.detach(), model.visual_prompt.grad.clone(), frozen))
+    (features_a, grad_a, frozen_a), (features_b, grad_b, frozen_b) = results
+    torch.testing.assert_close(features_a, features_b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_a, grad_b, rtol=1e-4, atol=1e-5 * float(grad_b.abs().max()))
+    assert grad_a.abs().sum() > 0
+    with torch.no_grad():
+        own = F.normalize(tiny_backbone.visual(images).float(), dim=-1)
+    torch.testing.assert_close(frozen_a, own, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(frozen_b, own, rtol=1e-5, atol=1e-5)

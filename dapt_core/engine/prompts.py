@@ -18,6 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .backbone import Backbone
+from .partial_blocks import first_token_output, reads_first_token
 from .text_encoder import (
     encode_embedded,
     encode_with_shared_prefix,
@@ -135,6 +136,8 @@ class PromptedCLIP(nn.Module):
         """L2-normalised image features, (B, D); `prompted=False` gives the frozen CLIP's."""
         visual = self.backbone.visual
         if self.visual_prompt is None or not prompted:
+            if reads_first_token(visual):  # the same as visual(images), its last block at CLS only
+                return F.normalize(encode_image_with_prompts(visual, images, None).float(), dim=-1)
             return F.normalize(visual(images).float(), dim=-1)
         prompted = encode_image_with_prompts(visual, images, self.visual_prompt, self.deep_visual)
         return F.normalize(prompted.float(), dim=-1)
@@ -175,26 +178,38 @@ def visual_prompt_bound(patch_size: int, width: int) -> float:
     return math.sqrt(6.0 / float(3 * patch_size * patch_size + width))
 
 
-def encode_image_with_prompts(visual: nn.Module, images: torch.Tensor, prompts: torch.Tensor,
+def encode_image_with_prompts(visual: nn.Module, images: torch.Tensor, prompts: torch.Tensor | None,
                               deep: bool = False) -> torch.Tensor:
     """Image embeddings (not normalised) of an open_clip VisionTransformer reading prompt tokens.
 
     `prompts` is (layers, n, width): layer 0 is inserted after ln_pre between the CLS token and the
     patches; with `deep`, layer i replaces them before block i. The prompt outputs are dropped before
-    pooling, so pooling sees the layout the backbone was trained with. Also used by the demo model's
-    pretraining, which feeds it random tokens so that the model learns to tolerate them.
+    pooling, so pooling sees the layout the backbone was trained with. With `prompts` None this is
+    the frozen tower's own forward. Where the feature is the CLS token, the last block runs for that
+    token alone (exact; see partial_blocks). Also used by the demo model's pretraining, which feeds it
+    random tokens so that the model learns to tolerate them.
     """
     x = visual._embeds(images)
-    batch, n = x.shape[0], prompts.shape[1]
-    prompts = prompts.to(x.dtype)
-    x = torch.cat([x[:, :1], prompts[0].unsqueeze(0).expand(batch, -1, -1), x[:, 1:]], dim=1)
+    batch = x.shape[0]
+    n = 0 if prompts is None else prompts.shape[1]
+    if n:
+        prompts = prompts.to(x.dtype)
+        x = torch.cat([x[:, :1], prompts[0].unsqueeze(0).expand(batch, -1, -1), x[:, 1:]], dim=1)
     batch_first = visual.transformer.batch_first
-    for index, block in enumerate(visual.transformer.resblocks):
-        if index > 0 and deep:
+    blocks = visual.transformer.resblocks
+    cls_only = reads_first_token(visual)
+    for index, block in enumerate(blocks):
+        if index > 0 and deep and n:
             x = torch.cat([x[:, :1], prompts[index].unsqueeze(0).expand(batch, -1, -1), x[:, 1 + n:]], dim=1)
-        x = block(x) if batch_first else block(x.transpose(0, 1)).transpose(0, 1)
-    x = torch.cat([x[:, :1], x[:, 1 + n:]], dim=1)
-    pooled, _ = visual._pool(x)
+        if cls_only and index == len(blocks) - 1:
+            x = first_token_output(block, x)  # (B, 1, width): the prompts' and patches' outputs are never read
+        else:
+            x = block(x) if batch_first else block(x.transpose(0, 1)).transpose(0, 1)
+    if cls_only:
+        pooled = visual.ln_post(x[:, 0])
+    else:
+        x = torch.cat([x[:, :1], x[:, 1 + n:]], dim=1)
+        pooled, _ = visual._pool(x)
     if visual.proj is not None:
         pooled = pooled @ visual.proj
     return pooled

@@ -24,6 +24,8 @@ from open_clip.transformer import ResidualAttentionBlock, text_global_pool
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .partial_blocks import is_plain_block
+
 # Above this estimate of the suffixes' saved activations, classes are encoded in checkpointed
 # chunks: a 1,000-class ViT-B text tower stays near this instead of growing with the class count.
 ACTIVATION_BUDGET_BYTES = 1 << 30
@@ -60,9 +62,7 @@ def supports_shared_prefix(tower: nn.Module) -> bool:
     """Shared-prefix encoding needs open_clip's standard blocks (self-attention, no custom norms)."""
     blocks = getattr(tower.transformer, "resblocks", None)
     return (is_causal(tower) and blocks is not None and getattr(tower.transformer, "batch_first", False)
-            and all(type(block) is ResidualAttentionBlock and not hasattr(block, "ln_1_kv")
-                    and block.attn._qkv_same_embed_dim and block.attn.bias_k is None
-                    and not block.attn.add_zero_attn for block in blocks))
+            and all(is_plain_block(block) for block in blocks))
 
 
 def project(tower: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
@@ -108,10 +108,12 @@ def encode_with_shared_prefix(tower: nn.Module, prefix: torch.Tensor, suffix: to
     suffix = suffix.to(cast) + position[n_prefix:n_prefix + n_suffix]
 
     def run(chunk: torch.Tensor, chunk_positions: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
-        for block, block_prefix in zip(tower.transformer.resblocks, inputs):
-            chunk = _suffix_block(block, chunk, block_prefix)
-        pooled = chunk[torch.arange(chunk.shape[0], device=chunk.device), chunk_positions]
-        return project(tower, tower.ln_final(pooled))
+        blocks = tower.transformer.resblocks
+        for index, (block, block_prefix) in enumerate(zip(blocks, inputs)):
+            # The last block only at each class's EOS, the one output that is read (see partial_blocks).
+            read = chunk_positions if index == len(blocks) - 1 else None
+            chunk = _suffix_block(block, chunk, block_prefix, read)
+        return project(tower, tower.ln_final(chunk[:, 0]))
 
     classes = suffix.shape[0]
     chunk_size = _chunk_size(classes, n_suffix, tower.transformer.width, len(prefix_inputs))
@@ -128,15 +130,29 @@ def _chunk_size(classes: int, tokens: int, width: int, layers: int) -> int:
     return max(1, min(classes, ACTIVATION_BUDGET_BYTES // max(1, per_class)))
 
 
-def _suffix_block(block: ResidualAttentionBlock, x: torch.Tensor, prefix: torch.Tensor) -> torch.Tensor:
+def _suffix_block(block: ResidualAttentionBlock, x: torch.Tensor, prefix: torch.Tensor,
+                  read: torch.Tensor | None = None) -> torch.Tensor:
     """One residual block for the suffix tokens `x` (C, S, width) of sequences whose first tokens
-    (this block's input `prefix`, (P, width)) are shared; equals the block on the whole sequence."""
+    (this block's input `prefix`, (P, width)) are shared; equals the block on the whole sequence.
+    With `read` ((C,) positions in the suffix), only the output at each class's position is
+    computed, (C, 1, width): keys and values still come from every token up to it."""
     attention = block.attn
     width, heads = attention.embed_dim, attention.num_heads
     head_width = width // heads
     classes, n_suffix = x.shape[:2]
     weight, bias = attention.in_proj_weight, attention.in_proj_bias
-    q, k, v = F.linear(block.ln_1(x), weight, bias).chunk(3, dim=-1)
+    if read is not None:
+        rows = torch.arange(classes, device=x.device)
+        residual = x[rows, read].unsqueeze(1)  # (C, 1, width)
+        normed = block.ln_1(x)
+        q = F.linear(normed[rows, read].unsqueeze(1), weight[:width], None if bias is None else bias[:width])
+        k, v = F.linear(normed, weight[width:], None if bias is None else bias[width:]).chunk(2, dim=-1)
+        later = torch.arange(n_suffix, device=x.device)[None, :] > read[:, None]  # (C, S)
+        later = later[:, None, None, :]  # against the one query of each class
+    else:
+        residual = x
+        q, k, v = F.linear(block.ln_1(x), weight, bias).chunk(3, dim=-1)
+        later = torch.ones(n_suffix, n_suffix, dtype=torch.bool, device=x.device).triu(1)
     prefix_k, prefix_v = F.linear(block.ln_1(prefix), weight[width:],
                                   None if bias is None else bias[width:]).chunk(2, dim=-1)
 
@@ -149,12 +165,10 @@ def _suffix_block(block: ResidualAttentionBlock, x: torch.Tensor, prefix: torch.
     # Scores against the shared prefix (every suffix token sees all of it) and, causally, against
     # the suffix; one softmax over both. The prefix keys are broadcast, never copied per class.
     to_prefix = q @ prefix_k.transpose(-1, -2)
-    to_suffix = q @ k.transpose(-1, -2)
-    later = torch.ones(n_suffix, n_suffix, dtype=torch.bool, device=x.device).triu(1)
-    to_suffix = to_suffix.masked_fill(later, float("-inf"))
+    to_suffix = (q @ k.transpose(-1, -2)).masked_fill(later, float("-inf"))
     weights = torch.softmax(torch.cat([to_prefix, to_suffix], dim=-1), dim=-1)
     n_prefix = prefix.shape[0]
     mixed = weights[..., :n_prefix] @ prefix_v + weights[..., n_prefix:] @ v
-    mixed = mixed.transpose(-3, -2).reshape(classes, n_suffix, width)
-    x = x + block.ls_1(attention.out_proj(mixed))
+    mixed = mixed.transpose(-3, -2).reshape(classes, q.shape[-2], width)
+    x = residual + block.ls_1(attention.out_proj(mixed))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
