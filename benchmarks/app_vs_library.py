@@ -8,9 +8,14 @@ metrics. The reference is the same request (the same settings, split and seed) t
 `dapt_core.engine.experiment.run_experiment` here, as `dapt tune` does. Each app run is paired with a
 library run right before it, so both see the same machine load; the ratio is app / library.
 
-    python benchmarks/app_vs_library.py                      # 1 shot (50 steps), N = 0, 1, 2
+    python benchmarks/app_vs_library.py                      # 16 shots, 50 epochs (150 steps), N = 0, 1, 2
     python benchmarks/app_vs_library.py --shots 2 --epochs 20 --repeat 3 --tabs 0 2
     python benchmarks/app_vs_library.py --queued             # also: N = 2 tabs and a second job queued
+
+The default run is long enough (about 20 s here) that a tab opened while it runs is part of the
+run, as in use, not most of it: with 1-shot, 50-step runs of 2 s, opening the second tab alone
+made the ratio. Each row also prints the CPU seconds the server and the browser used during the
+app's run, and the server's during the library run (it should be idle then).
 
 The server inherits this process's environment (OMP_NUM_THREADS and the like), so both sides
 run under the same thread settings. Needs /usr/bin/chromium and playwright.
@@ -43,6 +48,35 @@ from dapt_core.studio.projection import settings_key  # noqa: E402
 from dapt_core.studio.workspace import Workspace  # noqa: E402
 
 JOB_TIMEOUT = 900.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _children() -> dict[int, list[int]]:
+    """Every live process's children, from /proc (no psutil on the user's machine)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU seconds of a process and its descendants. Only live processes count, so
+    read it before a tab closes."""
+    children, total, todo = _children(), 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        todo += children.get(pid, [])
+    return total
 
 
 def page_settings(epochs: int) -> dict:
@@ -95,11 +129,18 @@ class App:
     def runs(self):
         return [info for info in self.workspace.project(self.project_id).runs() if info.error is None]
 
-    def tune(self, tabs: int, shots: int, epochs: int, jobs: int) -> tuple[list[float], float]:
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds so far of the server, and of the browser (every other child of this process)."""
+        server = self.server.process.pid
+        browser = [pid for pid in _children().get(os.getpid(), []) if pid != server]
+        return tree_cpu_seconds(server), sum(tree_cpu_seconds(pid) for pid in browser)
+
+    def tune(self, tabs: int, shots: int, epochs: int, jobs: int) -> tuple[list[float], float, tuple[float, float]]:
         """Train seconds of each of `jobs` runs started from one tab, watched by `tabs` tabs (the
-        one that pressed Start is closed at once when tabs = 0), and seconds from Start to the
-        first progress bar."""
+        one that pressed Start is closed at once when tabs = 0), seconds from Start to the first
+        progress bar, and the CPU seconds the server and the browser used meanwhile."""
         before = {info.id for info in self.runs()}
+        cpu_before = self.cpu()
         first = self.open_tune()
         _fill(first, "Training images per class (shots)", shots)
         first.get_by_text("Advanced settings").click()
@@ -126,12 +167,14 @@ class App:
             if time.time() > deadline:
                 raise RuntimeError(f"the app's jobs did not finish in {JOB_TIMEOUT:.0f} s:\n{self.server.log_text()}")
             time.sleep(0.5)
+        cpu_after = self.cpu()
         self._wait_for_maps(new)
         for page in pages:
             page.close()
         new.sort(key=lambda info: info.created)
         project = self.workspace.project(self.project_id)
-        return [project.run(info.id).metrics["train_seconds"] for info in new], to_progress
+        used = (cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1])
+        return [project.run(info.id).metrics["train_seconds"] for info in new], to_progress, used
 
     def _wait_for_maps(self, infos) -> None:
         """A job draws its run's map after saving it; the next measurement must not overlap that."""
@@ -158,8 +201,8 @@ def _settle(page) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shots", type=int, default=1, help="training images per class (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=0, help="0 = the recipe's (50 at 1 shot)")
+    parser.add_argument("--shots", type=int, default=16, help="training images per class (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=50, help="0 = the recipe's (default: %(default)s)")
     parser.add_argument("--tabs", type=int, nargs="+", default=[0, 1, 2], help="tab counts to measure")
     parser.add_argument("--queued", action="store_true", help="also: N = 2 tabs with a second job queued")
     parser.add_argument("--repeat", type=int, default=2, help="app/library pairs per row (default: %(default)s)")
@@ -184,12 +227,16 @@ def main() -> None:
             for name, tabs, jobs in rows:
                 lib, served, first = [], [], []
                 for _ in range(args.repeat):
+                    idle_before = app.cpu()[0]
                     lib.append(library_seconds(backbone, request))
-                    seconds, to_progress = app.tune(tabs, args.shots, args.epochs, jobs)
+                    idle = app.cpu()[0] - idle_before  # the server must be idle meanwhile
+                    seconds, to_progress, (server_cpu, browser_cpu) = app.tune(tabs, args.shots, args.epochs, jobs)
                     served.append(seconds)
                     first.append(to_progress)
                     print(f"  {name}: library {lib[-1]:.2f} s, app " + ", ".join(f"{s:.2f}" for s in seconds)
-                          + f" s; progress {to_progress:.2f} s after Start", flush=True)
+                          + f" s; progress {to_progress:.2f} s after Start; CPU s: server {server_cpu:.1f}, "
+                          f"browser {browser_cpu:.1f}; server during the library run {idle:.1f}",
+                          flush=True)
                 results.append((name, lib, served, first))
         finally:
             app.close()

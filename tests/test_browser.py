@@ -8,6 +8,7 @@ stopped by its PID. Without /usr/bin/chromium these tests skip, unless DAPT_REQU
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -345,6 +346,7 @@ def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
         # the Japanese page: Streamlit's uploader words in Japanese
         first.goto(f"{server.url}/?project={project.id}&lang=ja")
         expect(first.get_by_text("プロジェクトとデータ").first).to_be_visible(timeout=60_000)
+        expect(first.get_by_text(re.compile(r"デバイス: CPU\(\d+ スレッド\)"))).to_be_visible()  # not "threads"
         expect(first.locator('[data-testid="stFileUploaderDropzoneInstructions"]').last).to_be_visible()  # a class's
         words = first.evaluate("""() => [...document.querySelectorAll(
             '[data-testid=stFileUploaderDropzone] button p, [data-testid=stFileUploaderDropzoneInstructions] span')]
@@ -356,3 +358,42 @@ def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
     finally:
         server.stop()
 
+
+
+def test_the_demo_project_gives_the_command_lines_numbers(browser, tmp_path):
+    """The one-click demo project, tuned in the browser at the page's defaults (1 epoch, to keep the
+    test short), shows the numbers `dapt tune` gets on `dapt demo-data`'s folder with the same
+    settings: the demo task's own train/test split, the same seed, the same library."""
+    from dapt_core.data.folders import load_split
+    from dapt_core.demo.demo_task import write_demo_task
+    from dapt_core.engine.backbone import load_backbone
+    from dapt_core.engine.experiment import run_experiment
+    from dapt_core.engine.methods import TuningConfig
+    from ui.narrative import pct
+
+    server = Server(tmp_path / "workspace", tmp_path / "server.log").start()
+    try:
+        context, page = open_page(browser, server.url)
+        page.get_by_role("button", name="Start from the demo task").click()
+        expect(page.get_by_text("no defect — 216 images")).to_be_visible(timeout=300_000)
+        page.get_by_role("link", name="Tune", exact=True).click()
+        expect(page.get_by_text("Weights available")).to_be_visible(timeout=180_000)
+        expect(page.get_by_label("Training images per class (shots)", exact=True)).to_have_value("16")
+        expect(page.get_by_text("its test/ folder").first).to_be_visible()  # the task's own held-out set
+        page.get_by_text("Advanced settings").click()
+        fill_number(page, "Epochs (0 = the recipe's 200)", 1)
+        settle(page)
+        page.get_by_role("button", name="Start tuning").click()
+        saved = page.get_by_text("Run saved")
+        expect(saved).to_be_visible(timeout=600_000)
+        headline = saved.inner_text()
+        context.close()
+    finally:
+        server.stop()
+
+    folder = write_demo_task(tmp_path / "demo-data")["out_dir"]  # `dapt demo-data DIR`
+    split = load_split(folder, 16, 1)  # `dapt tune DIR --backbone demo --epochs 1`: 16 shots, seed 1
+    cli = run_experiment(load_backbone(BACKBONE, "cpu"), split, TuningConfig(epochs=1), shots=16).metrics()
+    print(f"\napp: {headline}\ncli: {pct(cli['zero_shot_accuracy'])} zero-shot -> {pct(cli['accuracy'])} tuned")
+    assert f"accuracy {pct(cli['zero_shot_accuracy'])} zero-shot → {pct(cli['accuracy'])} tuned" in headline
+    assert f"on {cli['n_test']} held-out images" in headline

@@ -30,6 +30,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "nav.export": ("Export", "エクスポート"),
     "lang.label": ("Language / 言語", "Language / 言語"),
     "sidebar.device": ("Device: {device}", "デバイス: {device}"),
+    "device.cpu": ("CPU ({threads} threads)", "CPU({threads} スレッド)"),
+    "device.cpu_one": ("CPU (1 thread)", "CPU(1 スレッド)"),
     "sidebar.map_ready": ("Map engine: ready", "マップ描画エンジン: 準備完了"),
     "sidebar.map_warming": ("Map engine: warming up in the background (about 15 s after start)…",
                             "マップ描画エンジン: バックグラウンドで準備中(起動後 約15秒)…"),

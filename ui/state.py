@@ -48,10 +48,17 @@ def backbone(spec: str, device: str):
 
 @st.cache_resource(show_spinner=False)
 def device() -> tuple[str, str]:
-    """(device key such as 'cpu' or 'cuda', a human description such as 'CPU (2 threads)')."""
+    """(device key such as 'cpu' or 'cuda', a human description in the session's language such
+    as 'CPU (2 threads)'; a GPU's name is a product name and stays as the driver reports it)."""
+    import torch
+
     from dapt_core.engine.device import describe, pick_device
+    from ui.i18n import t
 
     picked = pick_device(None)
+    if picked.type == "cpu":
+        threads = torch.get_num_threads()
+        return str(picked), t("device.cpu", threads=threads) if threads != 1 else t("device.cpu_one")
     return str(picked), describe(picked)
 
 

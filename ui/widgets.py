@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 # loss chart is the costly part (Streamlit validates, serialises and hashes a Plotly figure on
 # every draw, and a browser re-mounts a chart whose data changed), so it is drawn every
 # CHART_SECONDS, from at most CHART_POINTS points, built once per job and language for all tabs.
-PROGRESS_SECONDS = 1.0
-CHART_SECONDS = 5.0
+# On a 2-core machine the browser shares the cores with training: at 1 s / 5 s, two watching tabs
+# and a queued job made the second run 1.55x slower than `dapt tune`; at 2 s / 10 s, 1.24x
+# (benchmarks/app_vs_library.py --shots 16 --epochs 50 --tabs 2 --queued).
+PROGRESS_SECONDS = 2.0
+CHART_SECONDS = 10.0
 CHART_POINTS = 150
 
 
