@@ -77,3 +77,25 @@ def test_same_initial_prompts_losses_and_gradients_as_the_reference(reference, b
         # fp32 sums in another order: equal to a few parts in 1e5 of the gradient's size
         torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5 * float(theirs.abs().max()))
     assert ours.text_ctx.grad.abs().sum() > 0 and ours.visual_prompt.grad.abs().sum() > 0
+
+
+def test_the_end_to_end_benchmark_runs_both_sides_on_the_same_task(tmp_path, monkeypatch):
+    """benchmarks/vs_reference.py on a tiny task: the reference and `dapt tune` both accept the
+    shared settings and finish (a setting one side does not know once broke the benchmark)."""
+    import json
+    import os
+    import sys
+
+    spec = importlib.util.spec_from_file_location("vs_reference", ROOT / "benchmarks" / "vs_reference.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "vs_reference", bench)  # its dataclasses look their module up
+    spec.loader.exec_module(bench)
+    config = tmp_path / "dapt-reference-tiny.json"
+    config.write_text(json.dumps(CLS_POOLED))
+    data = bench.write_task(tmp_path / "task", classes=3, shots=2, test_per_class=1, size=32)
+    preset = bench.Preset(config.stem, shots=2, epochs=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "DAPT_MODEL_CONFIGS": str(config),
+           "PYTHONPATH": str(ROOT)}
+    runs = [bench.run_reference(data, preset, env, config), bench.run_ours(data, preset, env, tmp_path)]
+    for run in runs:
+        assert 0 < run.train <= run.wall and run.train_cpu > 0 and run.peak_rss_mib > 0
