@@ -392,3 +392,21 @@ def test_sha256_of_file_and_bytes_agree(tmp_path):
     assert sha256_of(path) == expected
     assert sha256_of(str(path)) == expected
     assert sha256_of(data) == expected
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_the_quick_check_of_a_folder_scan_rejects_what_a_full_decode_rejects(tmp_path, cut):
+    """A folder scan checks JPEGs at an eighth of their size: a cut file must still fail, with
+    the reason load_image gives, and a whole one pass."""
+    from dapt_core.data.images import check_image
+
+    noise = np.random.default_rng(2).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    data = encoded(Image.fromarray(noise), "JPEG")
+    whole, broken = tmp_path / "whole.jpg", tmp_path / "cut.jpg"
+    whole.write_bytes(data)
+    broken.write_bytes(data[: int(len(data) * cut)])
+    assert check_image(whole) is None
+    with pytest.raises(ImageRejected) as quick:
+        check_image(broken)
+    assert str(quick.value) == rejection(broken)
+    assert str(quick.value).startswith("truncated or corrupt JPEG: ")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, ImageRejected
-from .images import IMAGE_SUFFIXES, load_image
+from .images import IMAGE_SUFFIXES, check_image
 from .records import LabeledImage, Skipped, Split
 
 LAYOUT_CLASSES = "classes"
@@ -289,7 +289,7 @@ def _keep_decodable(
     skipped: list[Skipped],
     progress: Progress | None,
 ) -> dict[str, dict[str, list[Path]]]:
-    """Decode each candidate once; keep those that load, record the reason for the others."""
+    """Check that each candidate decodes (see check_image); keep those that do, record the reason for the others."""
     total = sum(len(paths) for by_class in candidates.values() for paths in by_class.values())
     done = 0
     usable: dict[str, dict[str, list[Path]]] = {}
@@ -299,7 +299,7 @@ def _keep_decodable(
             kept = []
             for path in by_class[folder_name]:
                 try:
-                    load_image(path)
+                    check_image(path)
                     kept.append(path)
                 except ImageRejected as rejected:
                     skipped.append(Skipped(str(path), str(rejected)))
