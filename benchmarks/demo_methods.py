@@ -11,7 +11,7 @@ JSON is already in --out is read back, not repeated, so an interrupted sweep res
     python benchmarks/demo_methods.py --out runs/demo-recipe --preset recipe   # the paper's recipe (lr 0.002)
     python benchmarks/demo_methods.py --out runs/demo-cv --lr auto   # lr by the 5 x 2-fold cross-validation
 
-Without --lr the rate is chosen as `dapt tune` chooses it: the quick selection for the inspection
+Without --lr the rate is chosen as `dapt tune` chooses it: the rate scaled to the backbone for the inspection
 preset, the recipe's 0.002 for the recipe preset. The time a selection took is recorded with the run
 (`lr_selection.cpu_seconds`, next to the run's `cpu_seconds`), and the table gives their ratio.
 """
@@ -51,9 +51,9 @@ def run_one(backbone, data: Path, method: str, seed: int, args) -> dict:
                 "rotations": args.rotations}
     if method == "dapt":
         settings.update(beta_v=args.beta_v, beta_t=args.beta_t)
-    choose = args.lr if args.lr in ("quick", "auto") else None
+    choose = args.lr if args.lr in ("scaled", "quick", "auto") else None
     if args.lr is None and args.preset == "inspection":
-        choose = "quick"
+        choose = "scaled"
     if args.lr is not None and not choose:
         settings["lr"] = float(args.lr)
     config = TuningConfig(**{k: v for k, v in settings.items() if v is not None})
@@ -82,7 +82,8 @@ def main() -> None:
                         help="augmentation preset (default: %(default)s, as `dapt tune`)")
     parser.add_argument("--rotations", action="store_true", help="inspection preset: allow 90-degree turns")
     parser.add_argument("--lr", default=None,
-                        help="a learning rate for every method, 'quick' or 'auto' (default: as `dapt tune` chooses)")
+                        help="a learning rate for every method, 'scaled', 'quick' or 'auto' "
+                             "(default: as `dapt tune` chooses)")
     parser.add_argument("--beta-v", type=float)
     parser.add_argument("--beta-t", type=float)
     parser.add_argument("--epochs", type=int)

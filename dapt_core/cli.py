@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="training images per class (default: %(default)s)")
     tune.add_argument("--epochs", type=int, help="default: the recipe's count for the shots")
     tune.add_argument("--lr", type=_lr_value,
-                      help="learning rate, or how to choose it from the training images: 'quick' (3 short runs, "
-                           "about 0.45 of a run; the default of the inspection preset) or 'auto' (5 rates x 2-fold "
+                      help="learning rate, or how to choose it: 'scaled' (the recipe's 0.002 for this backbone's "
+                           "logit scale; the default of the inspection preset), 'quick' (3 short trial runs on the "
+                           "training images, about 0.45 of a run more) or 'auto' (5 rates x 2-fold "
                            "cross-validation, about 2.5 runs) (default of the recipe preset: the recipe's 0.002)")
     tune.add_argument("--lr-grid", type=float, nargs="+", help="candidates for --lr auto")
     tune.add_argument("--beta-v", type=float, help="weight of intra-dispersion (dapt)")
@@ -170,7 +171,7 @@ def cmd_tune(args) -> int:
 
     choose_lr = args.lr if isinstance(args.lr, str) else None
     if args.lr is None and args.preset == "inspection" and args.method != "zeroshot":
-        choose_lr = "quick"
+        choose_lr = "scaled"
     settings = {key: value for key, value in {
         "method": args.method, "epochs": args.epochs, "lr": None if choose_lr else args.lr, "beta_v": args.beta_v,
         "beta_t": args.beta_t, "n_ctx": args.n_ctx, "n_vis": args.n_vis, "templates": args.templates,
@@ -426,12 +427,12 @@ def cmd_demo_data(args) -> int:
 
 # -------------------------------------------------------------------------------- helpers
 def _lr_value(text: str):
-    if text in ("auto", "quick"):
+    if text in ("auto", "quick", "scaled"):
         return text
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, 'quick' or 'auto', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number, 'scaled', 'quick' or 'auto', got {text!r}") from None
 
 
 def write_json(data: dict, path: str | None) -> None:

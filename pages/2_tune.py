@@ -29,6 +29,7 @@ state.show_flashes()
 device_key, device_text = state.device()
 
 SOURCES = ("demo", "open_clip", "file", "folder", "spec")
+LR_MODES = ("scaled", "quick", "fixed")  # how the learning rate is set (see dapt_core.engine.selection)
 # Settings live in the session under these keys (app.py keeps them across page changes), so the
 # widgets below take no default values of their own. The tuning settings start at the library's defaults.
 _CONFIG = TuningConfig()  # the default method (dapt), so its betas are set too
@@ -36,7 +37,7 @@ DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-a
             "tune-method": _CONFIG.method, "tune-shots": DEFAULT_SHOTS, "tune-epochs": 0, "tune-lr": _CONFIG.lr,
             "tune-beta-v": _CONFIG.beta_v, "tune-beta-t": _CONFIG.beta_t, "tune-n-ctx": _CONFIG.n_ctx,
             "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size,
-            "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-quick": True}
+            "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-mode": "scaled"}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -139,10 +140,10 @@ with settings_col:
         recipe_epochs = epochs_for_shots(shots)
         epochs = int(st.number_input(t("tune.epochs", recipe=recipe_epochs), min_value=0, max_value=2000,
                                      step=1, key="tune-epochs", help=t("tune.epochs_help")))
-        quick_lr = st.checkbox(t("tune.lr_quick"), key="tune-lr-quick", disabled=method == "zeroshot",
-                               help=t("tune.lr_quick_help"))
+        lr_mode = st.radio(t("tune.lr_mode"), LR_MODES, key="tune-lr-mode", disabled=method == "zeroshot",
+                           format_func=lambda mode: t(f"tune.lr_mode.{mode}"), help=t("tune.lr_mode_help"))
         lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr",
-                             disabled=quick_lr)
+                             disabled=lr_mode != "fixed")
         c1, c2 = st.columns(2)
         beta_v = c1.number_input(t("tune.beta_v"), min_value=0.0, key="tune-beta-v",
                                  disabled=method not in DISPERSION_METHODS, help=t("tune.beta_v_help"))
@@ -193,7 +194,7 @@ with settings_col:
                                 disabled=not can_start or bool(own_runs), key="start-tuning", help=reason)
     if clicked and not own_runs:  # a click from a page drawn before the run began does not queue a second
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
-                                   device=device_key, choose_lr="quick" if quick_lr else None)
+                                   device=device_key, choose_lr=None if lr_mode == "fixed" else lr_mode)
         try:
             request.validate()
         except DaptError as error:

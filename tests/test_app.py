@@ -289,7 +289,9 @@ def test_the_tune_page_sends_the_augmentation_preset_and_chooses_the_rate(worksp
     at.run()
     at.checkbox(key="tune-rotations").check()
     at.run()
-    assert at.checkbox(key="tune-lr-quick").value and at.number_input(key="tune-lr").disabled
+    assert at.radio(key="tune-lr-mode").value == "scaled" and at.number_input(key="tune-lr").disabled
+    at.radio(key="tune-lr-mode").set_value("quick")  # the trial runs, as offered
+    at.run()
     snap = tune(at, project.id)
     run = project.run(snap.result["run_id"])
     config = run.data["metrics"]["config"]

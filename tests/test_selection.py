@@ -93,15 +93,23 @@ def test_quick_selection_trains_past_the_warm_up_even_for_a_short_run(tiny_backb
     assert {u.epochs for u in updates} == {2} and max(u.epoch for u in updates) == 2
 
 
-def test_cli_tune_chooses_the_rate_quickly_by_default(tiny_spec, colour_task, tmp_path):
+def test_cli_tune_scales_the_rate_to_the_backbone_by_default_and_tries_rates_when_asked(tiny_spec, colour_task,
+                                                                                        tiny_backbone, tmp_path):
     import json
     out, metrics = tmp_path / "p.safetensors", tmp_path / "m.json"
     assert main(["tune", str(colour_task), "--backbone", tiny_spec, "--method", "coop", "--shots", "4",
                  "--epochs", "5", "--out", str(out), "--json", str(metrics)]) == 0
     data = json.loads(metrics.read_text())
+    assert data["lr_selection"]["how"] == "scaled" and data["lr_selection"]["scores"] == []
+    expected = 0.002 * 100 / float(tiny_backbone.model.logit_scale.exp())
+    assert data["config"]["lr"] == pytest.approx(expected)
+    assert data["config"]["preset"] == "inspection"
+    quick = tmp_path / "q.json"
+    assert main(["tune", str(colour_task), "--backbone", tiny_spec, "--method", "coop", "--shots", "4",
+                 "--epochs", "5", "--lr", "quick", "--out", str(out), "--json", str(quick)]) == 0
+    data = json.loads(quick.read_text())
     assert data["lr_selection"]["how"] == "quick" and len(data["lr_selection"]["scores"]) == 3
     assert data["config"]["lr"] in [s["lr"] for s in data["lr_selection"]["scores"]]
-    assert data["config"]["preset"] == "inspection"
     recipe = tmp_path / "r.json"
     assert main(["tune", str(colour_task), "--backbone", tiny_spec, "--method", "coop", "--shots", "4",
                  "--epochs", "2", "--preset", "recipe", "--out", str(tmp_path / "r.safetensors"),

@@ -242,13 +242,20 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tune.epochs": ("Epochs (0 = the recipe's {recipe})", "エポック数(0 = 推奨値 {recipe})"),
     "tune.epochs_help": ("Passes over the training images. The recipe uses 50 for 1 shot, 100 for 2-4, 200 for 8+.",
                          "学習用画像を何周するか。推奨値は1ショットで50、2〜4で100、8以上で200です。"),
-    "tune.lr": ("Learning rate", "学習率"),
-    "tune.lr_quick": ("Choose the learning rate from the training images (about 1.5× the time)",
-                      "学習率を学習用画像から選ぶ(時間は約1.5倍)"),
-    "tune.lr_quick_help": ("Three short trial runs on three quarters of the training images, each scored on the "
-                           "other quarter; the best rate is used for the real run. Untick to type a rate.",
-                           "学習用画像の4分の3で短い試行を3回行い、残りの4分の1で評価して、最もよい学習率で本番の"
-                           "学習を行います。チェックを外すと学習率を入力できます。"),
+    "tune.lr": ("Fixed learning rate", "固定の学習率"),
+    "tune.lr_mode": ("Learning rate", "学習率"),
+    "tune.lr_mode.scaled": ("The recipe's, scaled to this model (recommended)", "推奨値をこのモデルに合わせて換算(推奨)"),
+    "tune.lr_mode.quick": ("Try three rates on the training images first (about 1.3× the time)",
+                           "先に学習用画像で3つの学習率を試す(時間は約1.3倍)"),
+    "tune.lr_mode.fixed": ("Fixed: the number below", "固定: 下の値"),
+    "tune.lr_mode_help": ("The paper's rate, 0.002, was chosen for CLIP models whose logit scale is 100; the gradient "
+                          "that reaches the prompts grows with it, so the rate is scaled by 100 / this model's logit "
+                          "scale. The trial runs score three rates on a quarter of the training images held out; on "
+                          "the demo tasks they did no better and sometimes picked a rate that ended below zero-shot.",
+                          "論文の学習率0.002はロジットスケールが100のCLIP向けに選ばれたものです。プロンプトに届く勾配は"
+                          "この値に比例するため、100 ÷ このモデルのロジットスケール を掛けて換算します。試行では学習用"
+                          "画像の4分の1を取り分けて3つの学習率を評価しますが、デモ課題では換算値より良くならず、"
+                          "ゼロショットを下回る学習率を選ぶこともありました。"),
     "tune.beta_v": ("β visual (intra-dispersion)", "β 画像(クラス内分散)"),
     "tune.beta_v_help": ("Weight of the loss that pulls images of a class together.", "同じクラスの画像を近づける損失の重み。"),
     "tune.beta_t": ("β text (inter-dispersion)", "β テキスト(クラス間分散)"),

@@ -406,7 +406,7 @@ class TuneRequest:
     shots: int = DEFAULT_SHOTS
     device: str | None = None
     make_projection: bool = True
-    choose_lr: str | None = None  # "quick" or "auto": settings["lr"] is replaced by the rate chosen on the shots
+    choose_lr: str | None = None  # "scaled", "quick" or "auto": settings["lr"] is replaced by the rate chosen
 
     def device_key(self) -> str:
         from ..engine.device import pick_device
