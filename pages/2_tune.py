@@ -222,7 +222,11 @@ def _done(snap) -> None:
         st.switch_page("pages/3_inspect.py")
 
 
-with live_col:
+# The live column stays in view while the page scrolls: Start sits at the bottom of the settings,
+# and a run's progress at the top of this column would otherwise be out of sight when it begins.
+st.html("<style>[data-testid='stColumn']:has(.st-key-tune-live)"
+        "{position: sticky; top: 4rem; align-self: flex-start}</style>")
+with live_col, st.container(key="tune-live"):
     st.subheader(t("tune.live"))
     for lost in project.interrupted_runs():
         settings_lost = lost.get("settings") or {}

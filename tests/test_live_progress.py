@@ -4,8 +4,10 @@ the very run that pressed Start. (How fast, is measured by benchmarks/app_vs_lib
 
 from __future__ import annotations
 
+import base64
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -16,10 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from conftest import write_colour_task  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dapt_core.engine.progress import Progress  # noqa: E402
 from dapt_core.studio import jobs  # noqa: E402
 from dapt_core.studio.workspace import Workspace  # noqa: E402
-from ui import charts, widgets  # noqa: E402
+from ui import charts, live_chart, widgets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,29 +55,32 @@ def test_a_long_history_is_drawn_from_few_averaged_points():
     assert charts.thin_history(history[:40], 150) == history[:40]  # short curves are drawn as they are
 
 
-def _running_job(steps: int) -> jobs.Job:
-    request = jobs.TuneRequest("/nowhere", "p", "demo", {"method": "dapt", "beta_v": 10.0, "beta_t": 0.01})
-    job = jobs.Job(lambda context: None, label="tune:dapt", device="cpu", project_id="p", request=request)
-    for step in range(1, steps + 1):
-        job._record(Progress("train", 1, 1, step, 5000, loss=1.0, ce=1.0, intra=0.1, inter=0.1))
-    return job
+def test_the_live_chart_draws_each_term_up_to_the_latest_step_and_breaks_where_a_value_is_missing():
+    history = charts.thin_history(_history(1500), widgets.CHART_POINTS)
+    history[10]["ce"] = None  # a step whose loss was not finite
+    svg = live_chart.loss_chart_svg(charts.loss_series(history, 10.0, 0.01, lang="en"))
+    paths = re.findall(r'<path d="([^"]+)" fill="none" stroke="(#[0-9a-f]{6})"', svg)
+    assert len(paths) == 3  # total, cross-entropy, intra; inter-dispersion has no values in this history
+    intra, ce, total = (d for d, _ in paths)  # the total drawn last, on top
+    assert total.count("M") == 1 and ce.count("M") == 2  # the missing value breaks that curve only
+    xs = [float(point.split(",")[0]) for point in re.split("[ML]", total) if point]
+    assert len(xs) == len(history) and xs[-1] == live_chart.WIDTH - live_chart.RIGHT  # ends at the latest step
+    assert len({colour for _, colour in paths}) == 3
+    assert ">Step<" in svg
+    chart = live_chart.loss_chart_html(history, 10.0, 0.01, lang="en")
+    for label in ("Total loss", "Cross-entropy", "β 10 × intra-dispersion", "β 0.01 × inter-dispersion"):
+        assert label in chart  # the legend
+    picture = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', chart).group(1)
+    assert base64.b64decode(picture).decode() == svg
+    assert "損失の合計" in live_chart.loss_chart_html(history, 10.0, 0.01, lang="ja")
+    assert live_chart.loss_chart_html(history[:1], 10.0, 0.01) == ""  # one point is not a curve yet
 
 
-def test_the_live_chart_is_built_once_for_every_tab_and_refreshed_after_a_while(monkeypatch):
-    clock = [1000.0]
-    monkeypatch.setattr(widgets.time, "monotonic", lambda: clock[0])
-    live = widgets._LiveCharts()
-    job = _running_job(1500)
-    first = live.figure(job.snapshot(), "en")
-    assert all(len(trace.x) <= widgets.CHART_POINTS for trace in first.data)
-    assert live.figure(job.snapshot(), "en") is first  # a second tab gets the same figure
-    job._record(Progress("train", 1, 1, 1501, 5000, loss=1.0, ce=1.0))
-    clock[0] += widgets.CHART_SECONDS / 2
-    assert live.figure(job.snapshot(), "en") is first  # training moved on, but not long ago
-    assert live.figure(job.snapshot(), "ja") is not first  # each language has its own wording
-    clock[0] += widgets.CHART_SECONDS
-    refreshed = live.figure(job.snapshot(), "en")
-    assert refreshed is not first and refreshed.data[0].x[-1] == 1501
+def test_chart_ticks_are_round_numbers_that_cover_the_values():
+    assert live_chart.nice_ticks(0.13, 2.87) == [0.0, 1.0, 2.0, 3.0]
+    assert live_chart.nice_ticks(1, 1500) == [0, 500, 1000, 1500]
+    ticks = live_chart.nice_ticks(-0.031, -0.0102)
+    assert ticks[0] <= -0.031 and ticks[-1] >= -0.0102 and len(ticks) <= 6
 
 
 def test_progress_shows_in_the_run_that_pressed_start_and_the_loss_curve_follows(tmp_path, monkeypatch):
@@ -102,15 +106,19 @@ def test_progress_shows_in_the_run_that_pressed_start_and_the_loss_curve_follows
         assert not at.exception, [e.value for e in at.exception]
         [job] = jobs.get_queue().jobs(project.id, active_only=True)
         assert at.get("progress"), "no progress bar in the run that started the job"
-        assert not at.get("plotly_chart")  # nothing trained yet, nothing to draw
+        assert not _loss_charts(at)  # nothing trained yet, nothing to draw
         deadline = time.time() + 120
-        while not job.snapshot().history and time.time() < deadline:
+        while len(job.snapshot().history) < 2 and time.time() < deadline:  # a curve needs two points
             time.sleep(0.2)
         at.run()
         assert job.snapshot().state == jobs.RUNNING
-        [chart] = at.get("plotly_chart")  # the live loss curve, in its own slower fragment
-        assert chart.proto.id and "Total loss" in chart.proto.spec
+        [chart] = _loss_charts(at)  # the live loss curve, in the progress card
+        assert "Total loss" in chart
     finally:
         for job in jobs.get_queue().jobs(project.id, active_only=True):
             jobs.get_queue().cancel(job.id)
             job.wait(30)
+
+
+def _loss_charts(at) -> list[str]:
+    return [e.proto.body for e in at.get("html") if "image/svg+xml" in e.proto.body]

@@ -5,6 +5,7 @@ ui.i18n, so a figure speaks the language of whoever asked for it."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -76,21 +77,40 @@ def embedding_maps(projection, classnames: list[str], labels: np.ndarray, names:
     return figures[0], figures[1]
 
 
-def loss_curves(history: list[dict], beta_v: float, beta_t: float, *, lang: str | None = None) -> go.Figure:
-    """The training loss and each of its terms, as they enter the loss (weighted by beta)."""
+@dataclass(frozen=True)
+class LossSeries:
+    name: str
+    colour: str
+    x: list
+    y: list  # None where the step has no finite value
+    x_title: str
+
+
+def loss_series(history: list[dict], beta_v: float, beta_t: float, *, lang: str | None = None) -> list[LossSeries]:
+    """The training loss and each of its terms, as they enter the loss (weighted by beta), per
+    step (or per epoch for an older run's history)."""
     steps = [h["step"] if "step" in h else h["epoch"] for h in history]
     x_title = t("chart.step", lang=lang) if history and "step" in history[0] else t("chart.epoch", lang=lang)
-    fig = go.Figure()
-    series = [("loss", 1.0, t("chart.loss_total", lang=lang)), ("ce", 1.0, t("chart.loss_ce", lang=lang))]
+    terms = [("loss", 1.0, t("chart.loss_total", lang=lang)), ("ce", 1.0, t("chart.loss_ce", lang=lang))]
     if beta_v:
-        series.append(("intra", beta_v, t("chart.loss_intra", lang=lang, beta=f"{beta_v:g}")))
+        terms.append(("intra", beta_v, t("chart.loss_intra", lang=lang, beta=f"{beta_v:g}")))
     if beta_t:
-        series.append(("inter", beta_t, t("chart.loss_inter", lang=lang, beta=f"{beta_t:g}")))
-    for (key, weight, label), colour in zip(series, _LOSS_COLOURS):
-        values = [_finite(h.get(key)) * weight if _finite(h.get(key)) is not None else None for h in history]
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=label, line={"color": colour}))
+        terms.append(("inter", beta_t, t("chart.loss_inter", lang=lang, beta=f"{beta_t:g}")))
+    series = []
+    for (key, weight, label), colour in zip(terms, _LOSS_COLOURS):
+        values = [_finite(h.get(key)) for h in history]
+        series.append(LossSeries(label, colour, steps, [None if v is None else v * weight for v in values], x_title))
+    return series
+
+
+def loss_curves(history: list[dict], beta_v: float, beta_t: float, *, lang: str | None = None) -> go.Figure:
+    """The loss_series as an interactive figure."""
+    fig = go.Figure()
+    series = loss_series(history, beta_v, beta_t, lang=lang)
+    for line in series:
+        fig.add_trace(go.Scatter(x=line.x, y=line.y, mode="lines", name=line.name, line={"color": line.colour}))
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.15},
-                      xaxis={"title": x_title, "automargin": True},
+                      xaxis={"title": series[0].x_title if series else "", "automargin": True},
                       yaxis={"title": t("chart.loss", lang=lang), "automargin": True})
     return fig
 

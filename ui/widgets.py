@@ -5,36 +5,27 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from dapt_core.errors import DaptError
 from dapt_core.studio import jobs
 from dapt_core.studio.workspace import Project
-from ui import state
+from ui import charts, live_chart, state
 from ui.i18n import current_language, error_text, t
-
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
 
 GRID_PAGE = 48  # thumbnails shown at once per class
 log = logging.getLogger(__name__)
 
-# The job panel redraws every PROGRESS_SECONDS in every tab that shows it, in the server process
-# that is training at the same time, so each redraw must be cheap: a bar and three numbers. The
-# loss chart is the costly part (Streamlit validates, serialises and hashes a Plotly figure on
-# every draw, and a browser re-mounts a chart whose data changed), so it is drawn every
-# CHART_SECONDS, from at most CHART_POINTS points, built once per job and language for all tabs.
-# On a 2-core machine the browser shares the cores with training: at 1 s / 5 s, two watching tabs
-# and a queued job made the second run 1.55x slower than `dapt tune`; at 2 s / 10 s, 1.24x
-# (benchmarks/app_vs_library.py --shots 16 --epochs 50 --tabs 2 --queued).
+# The job panel redraws every PROGRESS_SECONDS in every tab that shows it, while the same
+# machine trains: a bar, three numbers and the loss chart as inline SVG (ui.live_chart; a Plotly
+# chart cost each tab ~0.45 s of browser CPU per redraw), from at most CHART_POINTS points.
+# On a 2-core machine the browser shares the cores with training: at a 1 s redraw with a Plotly
+# chart every 5 s, two watching tabs and a queued job made the second run 1.55x slower than
+# `dapt tune` (benchmarks/app_vs_library.py --tabs 2 --queued).
 PROGRESS_SECONDS = 2.0
-CHART_SECONDS = 10.0
 CHART_POINTS = 150
 
 
@@ -165,7 +156,7 @@ def duration(seconds) -> str:
 
 
 def job_panel(project: Project, kind: str, on_done=None) -> None:
-    """Live cards for this project's jobs of `kind` ('tune' or 'evaluate'). Polls once a second
+    """Live cards for this project's jobs of `kind` ('tune' or 'evaluate'). Polls every PROGRESS_SECONDS
     (a fragment: only this part of the page reruns) while any job is queued or running."""
     queue = state.queue()
 
@@ -196,18 +187,7 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
         if finished_now:
             st.rerun()  # the whole page: the run list and the links change
 
-    # The loss chart is a fragment of its own on a slower clock, so the once-a-second redraw of
-    # the cards above stays a bar and three numbers.
-    @st.fragment(run_every=CHART_SECONDS if active else None)
-    def loss_charts():
-        for job in relevant():
-            snap = job.snapshot()
-            if snap.state == jobs.RUNNING and snap.history and hasattr(snap.request, "settings"):
-                st.plotly_chart(_LIVE_CHARTS.figure(snap, current_language()), key=f"loss-{snap.id}",
-                                config={"displayModeBar": False})
-
     panel()
-    loss_charts()
 
 
 def _recent(job: jobs.Job, minutes: float = 30) -> bool:
@@ -309,45 +289,13 @@ def _running(snap: jobs.JobSnapshot) -> None:
     cols[1].metric(t("job.train_accuracy"), "–" if not math.isfinite(progress.train_accuracy)
                    else f"{100 * progress.train_accuracy:.0f}%")
     cols[2].metric(t("job.elapsed"), duration(time.time() - snap.started if snap.started else None))
-
-
-@dataclass(frozen=True)
-class _Drawn:
-    step: int  # the training step the figure shows
-    at: float  # time.monotonic() when it was built
-    figure: go.Figure
-
-
-class _LiveCharts:
-    """The live loss chart of each running job, shared by every tab that watches it and
-    rebuilt only when CHART_SECONDS have passed and training moved on (tabs poll out of step)."""
-
-    KEEP = 16  # jobs x languages remembered; running jobs are few
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._drawn: dict[tuple[str, str], _Drawn] = {}
-
-    def figure(self, snap: jobs.JobSnapshot, lang: str) -> go.Figure:
-        from ui import charts
-
-        key = (snap.id, lang)
-        with self._lock:
-            drawn = self._drawn.get(key)
-        now = time.monotonic()
-        if drawn is not None and (drawn.step == snap.progress.step or now - drawn.at < CHART_SECONDS):
-            return drawn.figure
+    if snap.history and hasattr(snap.request, "settings"):
         config = snap.request.config()
-        figure = charts.loss_curves(charts.thin_history(snap.history, CHART_POINTS), config.beta_v, config.beta_t,
-                                    lang=lang)
-        with self._lock:
-            self._drawn.pop(key, None)
-            self._drawn[key] = _Drawn(snap.progress.step, now, figure)
-            while len(self._drawn) > self.KEEP:
-                self._drawn.pop(next(iter(self._drawn)))
-        return figure
+        chart = live_chart.loss_chart_html(charts.thin_history(snap.history, CHART_POINTS), config.beta_v,
+                                           config.beta_t, lang=current_language())
+        if chart:
+            st.html(chart)
 
 
-_LIVE_CHARTS = _LiveCharts()
 _PHASES = ("queued", "loading", "preparing", "select", "prototypes", "train", "evaluate", "saving", "mapping",
            "cancelled")
