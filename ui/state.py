@@ -46,20 +46,27 @@ def backbone(spec: str, device: str):
     return jobs.BACKBONES.get(spec, device)
 
 
-@st.cache_resource(show_spinner=False)
 def device() -> tuple[str, str]:
     """(device key such as 'cpu' or 'cuda', a human description in the session's language such
     as 'CPU (2 threads)'; a GPU's name is a product name and stays as the driver reports it)."""
+    from ui.i18n import t
+
+    key, threads, name = _picked_device()
+    if name is not None:
+        return key, name
+    return key, t("device.cpu", threads=threads) if threads != 1 else t("device.cpu_one")
+
+
+@st.cache_resource(show_spinner=False)
+def _picked_device() -> tuple[str, int, str | None]:
+    """(device key, CPU threads, a GPU's name or None): the same for every session, so kept once;
+    the words around it are each session's own (a cached sentence would keep the first visitor's language)."""
     import torch
 
     from dapt_core.engine.device import describe, pick_device
-    from ui.i18n import t
 
     picked = pick_device(None)
-    if picked.type == "cpu":
-        threads = torch.get_num_threads()
-        return str(picked), t("device.cpu", threads=threads) if threads != 1 else t("device.cpu_one")
-    return str(picked), describe(picked)
+    return str(picked), torch.get_num_threads(), None if picked.type == "cpu" else describe(picked)
 
 
 def claim_job(job_id: str) -> None:
