@@ -14,6 +14,7 @@ from dapt_core.engine.methods import (
     TuningConfig,
     epochs_for_shots,
 )
+from dapt_core.engine.selection import scaled_learning_rate
 from dapt_core.errors import DaptError
 from dapt_core.studio import jobs
 from ui import state
@@ -144,6 +145,10 @@ with settings_col:
                            format_func=lambda mode: t(f"tune.lr_mode.{mode}"), help=t("tune.lr_mode_help"))
         lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr",
                              disabled=lr_mode != "fixed")
+        if lr_mode == "scaled" and available is not None and available.ok:  # the number above is not used
+            loaded = state.backbone(spec, device_key)
+            st.caption(t("tune.lr_scaled_value", lr=f"{scaled_learning_rate(loaded):.4f}",
+                         scale=f"{float(loaded.model.logit_scale.exp()):.1f}"))
         c1, c2 = st.columns(2)
         beta_v = c1.number_input(t("tune.beta_v"), min_value=0.0, key="tune-beta-v",
                                  disabled=method not in DISPERSION_METHODS, help=t("tune.beta_v_help"))

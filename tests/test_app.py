@@ -290,6 +290,9 @@ def test_the_tune_page_sends_the_augmentation_preset_and_chooses_the_rate(worksp
     at.checkbox(key="tune-rotations").check()
     at.run()
     assert at.radio(key="tune-lr-mode").value == "scaled" and at.number_input(key="tune-lr").disabled
+    # the page says which rate the scaled choice trains at (the disabled number is not it)
+    assert any(re.search(r"This model trains at 0\.\d{4}: the recipe's 0\.002 × 100 / its logit scale \d+\.\d", c)
+               for c in texts(at, "caption"))
     at.radio(key="tune-lr-mode").set_value("quick")  # the trial runs, as offered
     at.run()
     snap = tune(at, project.id)

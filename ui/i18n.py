@@ -243,6 +243,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tune.epochs_help": ("Passes over the training images. The recipe uses 50 for 1 shot, 100 for 2-4, 200 for 8+.",
                          "学習用画像を何周するか。推奨値は1ショットで50、2〜4で100、8以上で200です。"),
     "tune.lr": ("Fixed learning rate", "固定の学習率"),
+    "tune.lr_scaled_value": ("This model trains at {lr}: the recipe's 0.002 × 100 / its logit scale {scale}.",
+                             "このモデルの学習率は {lr}(推奨値 0.002 × 100 / このモデルのロジットスケール {scale})。"),
     "tune.lr_mode": ("Learning rate", "学習率"),
     "tune.lr_mode.scaled": ("The recipe's, scaled to this model (recommended)", "推奨値をこのモデルに合わせて換算(推奨)"),
     "tune.lr_mode.quick": ("Try three rates on the training images first (about 1.3× the time)",
