@@ -102,12 +102,12 @@ with settings_col:
     else:
         spec = st.text_input(t("tune.spec"), key="tune-spec", placeholder="ViT-B-32:laion2b_s34b_b79k").strip()
 
-    available = None
+    available = loaded = None
     if spec:
         with st.spinner(t("tune.checking", spec=spec)):
             available = jobs.BACKBONES.check(spec, device_key)
         if available.ok:
-            state.backbone(spec, device_key)  # loaded now, so Start begins at once
+            loaded = state.backbone(spec, device_key)  # loaded now, so Start begins at once
             d = available.description or {}
             st.success(t("tune.ready", spec=spec, weights=str(d.get("weights", ""))[:19], dim=d.get("embed_dim")),
                        icon=":material/check_circle:")
@@ -145,8 +145,7 @@ with settings_col:
                            format_func=lambda mode: t(f"tune.lr_mode.{mode}"), help=t("tune.lr_mode_help"))
         lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr",
                              disabled=lr_mode != "fixed")
-        if lr_mode == "scaled" and available is not None and available.ok:  # the number above is not used
-            loaded = state.backbone(spec, device_key)
+        if lr_mode == "scaled" and loaded is not None:  # the number above is not used
             st.caption(t("tune.lr_scaled_value", lr=f"{scaled_learning_rate(loaded):.4f}",
                          scale=f"{float(loaded.model.logit_scale.exp()):.1f}"))
         c1, c2 = st.columns(2)
