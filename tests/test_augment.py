@@ -98,6 +98,24 @@ def test_recipe_views_match_pil_resized_crop_and_flip():
     assert params[:, 4].sum() not in (0, 16)  # both flipped and unflipped views were compared
 
 
+@pytest.mark.parametrize("preset, rotations", [("recipe", False), ("inspection", True)])
+def test_the_cpu_and_accelerator_renderings_agree(preset, rotations):
+    """render_views resizes image by image on a CPU and as one batched product elsewhere; the batched
+    path, run here on the CPU, gives the same views to float rounding."""
+    from dapt_core.engine.augment import _resize_batch, _resize_each
+    rng = np.random.default_rng(1)
+    aug = Augmentation.of(preset, rotations=rotations)
+    sources = [working_image(Image.fromarray(rng.integers(0, 255, (h, w, 3)).astype(np.uint8)),
+                             aug.working_limit(PREP.size)) for h, w in ((40, 70), (96, 96), (130, 50), (20, 24))]
+    params = torch.tensor([aug.draw(s.shape[2], s.shape[1], view_generator(2, e, i))
+                           for e in range(6) for i, s in enumerate(sources)])
+    images = [sources[i % len(sources)] for i in range(len(params))]
+    each, batch = _resize_each(images, params, PREP.size), _resize_batch(images, params, PREP.size, "cpu")
+    assert each.shape == batch.shape == (24, 3, PREP.size, PREP.size)
+    assert (each - batch).abs().max() < 1e-2  # grey levels 0-255, before clamping
+    assert (params[:, 2] < PREP.size).any() and (params[:, 2] > PREP.size).any()  # enlarged and shrunk crops
+
+
 def test_views_are_reproducible_and_independent_of_the_batch(tmp_path):
     items = []
     for i, size in enumerate(((96, 64), (50, 80), (64, 64))):
