@@ -123,3 +123,40 @@ def test_experiment_scores_before_and_after_on_the_same_images(tiny_backbone, sp
 def test_fewer_than_two_classes_is_a_clear_error(tiny_backbone, split):
     with pytest.raises(DataError, match="two classes"):
         tune(tiny_backbone, ["only"], split.train[:2], TuningConfig(method="coop", epochs=1))
+
+
+def _count_decodes(monkeypatch) -> list:
+    from dapt_core.engine import views as views_module
+    decoded, real = [], views_module.load_image
+    monkeypatch.setattr(views_module, "load_image", lambda path: decoded.append(path) or real(path))
+    return decoded
+
+
+def test_the_unknown_check_reuses_the_photos_tuning_decoded(tiny_backbone, split, monkeypatch):
+    from dapt_core.deploy.novelty import NoveltyReference
+    tuning = tune(tiny_backbone, split.classnames, split.train, TuningConfig(method="dapt", epochs=1, lr=0.5),
+                  keep_decoded=True)
+    fresh = NoveltyReference.from_training(tuning.prompted, split.train)
+    decodes = _count_decodes(monkeypatch)
+    reused = NoveltyReference.from_training(tuning.prompted, split.train, decoded=tuning.decoded)
+    assert decodes == []  # 48-px photos are kept whole for a 32-px model: no second decode
+    assert torch.equal(reused.class_means, fresh.class_means)  # and the same class means, bit for bit
+
+
+def test_photos_shrunk_for_tuning_are_decoded_again_for_their_test_view(tiny_backbone, tmp_path, monkeypatch):
+    from dapt_core.deploy.novelty import NoveltyReference
+    from conftest import write_colour_task
+    big = load_split(write_colour_task(tmp_path / "big", per_class=4, size=300), shots=2, seed=1)
+    tuning = tune(tiny_backbone, big.classnames, big.train, TuningConfig(method="dapt", epochs=1, lr=0.5),
+                  keep_decoded=True)
+    fresh = NoveltyReference.from_training(tuning.prompted, big.train)
+    decodes = _count_decodes(monkeypatch)
+    reused = NoveltyReference.from_training(tuning.prompted, big.train, decoded=tuning.decoded)
+    assert len(decodes) == len(big.train)  # 300 px is above the 128-px working limit: shrunk, so decoded again
+    assert torch.equal(reused.class_means, fresh.class_means)
+
+
+def test_decoded_photos_are_not_kept_past_the_run(tiny_backbone, split):
+    assert tune(tiny_backbone, split.classnames, split.train, TuningConfig(method="coop", epochs=1)).decoded is None
+    result = run_experiment(tiny_backbone, split, TuningConfig(method="dapt", epochs=1, lr=0.5))
+    assert result.tuning.decoded is None and result.novelty is not None

@@ -23,6 +23,7 @@ from torch import nn
 from ..data.records import LabeledImage
 from ..engine.evaluation import encode_images
 from ..engine.prompts import PromptedCLIP
+from ..engine.views import ImageViews
 
 DESCRIPTION = ("1 - max over classes of the cosine between the tuned image feature and the mean tuned feature "
                "of that class's training photos")
@@ -48,7 +49,9 @@ class NoveltyReference(nn.Module):
 
     @classmethod
     def from_training(cls, model: PromptedCLIP, train: list[LabeledImage], *, batch_size: int = 100,
-                      cancel=None) -> NoveltyReference:
-        """Encode the training photos (test view, with the tuned prompts) and take their class means."""
-        features, labels, _, _ = encode_images(model, train, prompted=True, batch_size=batch_size, cancel=cancel)
+                      cancel=None, decoded: ImageViews | None = None) -> NoveltyReference:
+        """Encode the training photos (test view, with the tuned prompts) and take their class means
+        (`decoded`: the tuning's views of `train`, whose kept photos need no second decode)."""
+        features, labels, _, _ = encode_images(model, train, prompted=True, batch_size=batch_size, cancel=cancel,
+                                               decoded=decoded)
         return cls.from_features(features, labels, len(model.classnames))

@@ -72,17 +72,18 @@ def unique_names(names: list[str]) -> list[str]:
 @torch.no_grad()
 def encode_images(model: PromptedCLIP, items: list[LabeledImage], *, prompted: bool, batch_size: int = 100,
                   num_workers: int = 0, cancel=None, on_batch: Callable[[int, int], None] | None = None,
-                  cache: FrozenFeatureCache | None = None
+                  cache: FrozenFeatureCache | None = None, decoded: ImageViews | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, list[int], list[Skipped]]:
     """Normalised features of `items` (test view). Returns features, labels, the indices of the
     images that loaded, and the skipped ones. Under torch.distributed each rank encodes a share
     and the results are gathered, so every rank returns all of them in order. Frozen features
-    (`prompted=False`) are read from and added to `cache` if one is given (single process)."""
+    (`prompted=False`) are read from and added to `cache` if one is given (single process).
+    `decoded`: training views of the same `items` whose kept photos need no second decode."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
     if cache is not None and not prompted and world == 1:
         return _encode_frozen_with_cache(model, items, cache, batch_size=batch_size, num_workers=num_workers,
                                          cancel=cancel, on_batch=on_batch)
-    views = ImageViews(items, model.backbone.preprocessing, train=False)
+    views = ImageViews(items, model.backbone.preprocessing, train=False, decoded=decoded)
     batches = epoch_batches(len(items), batch_size, 0, 0, shuffle=False)
     device = model.backbone.device
     features, labels, indices, skipped = [], [], [], []

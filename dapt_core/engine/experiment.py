@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -113,7 +113,8 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                                minlength=len(split.classnames)) if split.train else torch.zeros(1)
     shots = shots if shots is not None else int(per_class.max())
     tuning = tune(backbone, split.classnames, split.train, config, shots=shots, dataset=dataset,
-                  on_progress=on_progress, cancel=cancel, num_workers=num_workers, cache_dir=cache_dir)
+                  on_progress=on_progress, cancel=cancel, num_workers=num_workers, cache_dir=cache_dir,
+                  keep_decoded=True)
     started = time.perf_counter()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     zero_shot_text = (tuning.prompted.fixed_text_features if not config.text_prompt
@@ -132,16 +133,18 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,
                                           batch_size=config.eval_batch_size, num_workers=num_workers,
                                           cancel=cancel, on_batch=on_batch, cache_dir=cache_dir)
-    novelty, calibration = _calibrate(tuning.prompted, split, after, cancel)
+    novelty, calibration = _calibrate(tuning, split, after, cancel)
+    tuning = replace(tuning, decoded=None)  # the result outlives the run: free the photos
     return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started,
                             novelty, calibration)
 
 
-def _calibrate(prompted, split: Split, after: Evaluation, cancel) -> tuple[NoveltyReference, Calibration | None]:
+def _calibrate(tuning: TuningResult, split: Split, after: Evaluation, cancel
+               ) -> tuple[NoveltyReference, Calibration | None]:
     """What a prediction needs to say "unknown" and to give calibrated probabilities and sets: the
     training photos' class means (one short pass over the few training photos), then the test
     photos' novelty scores and logits, which the evaluation has already computed."""
-    novelty = NoveltyReference.from_training(prompted, split.train, cancel=cancel)
+    novelty = NoveltyReference.from_training(tuning.prompted, split.train, cancel=cancel, decoded=tuning.decoded)
     with torch.no_grad():
         scores = novelty.score(after.features)
     calibration = calibrate(after.logits.numpy(), after.labels.numpy(), scores.numpy(),

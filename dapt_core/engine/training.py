@@ -43,6 +43,9 @@ class TuningResult:
     train_seconds: float = 0.0
     train_cpu_seconds: float = 0.0  # CPU time of this process (all threads) over the same span
     skipped: list[Skipped] = field(default_factory=list)
+    # The training photos as decoded for tuning, kept only when asked (tune's keep_decoded): the
+    # novelty pass after tuning makes their test views from them instead of decoding them again.
+    decoded: ImageViews | None = field(default=None, repr=False, compare=False)
 
 
 def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
@@ -58,7 +61,8 @@ def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
 
 def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], config: TuningConfig, *,
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
-         cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None) -> TuningResult:
+         cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None,
+         keep_decoded: bool = False) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -68,6 +72,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         cancel: checked before every step; when set, raises Cancelled and nothing is kept.
         num_workers: DataLoader worker processes (useful for large benchmark sets only).
         cache_dir: where zero-shot class embeddings are kept (default: dapt_core.zeroshot's).
+        keep_decoded: return the decoded training photos in the result (`decoded`), for a pass
+            over them that follows; they are otherwise freed with the run.
     """
     if len(classnames) < 2:
         raise DataError("A task needs at least two classes.")
@@ -138,7 +144,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         history.append({"epoch": epoch + 1, "lr": lr, "train_accuracy": correct / max(1, seen),
                         **{k: sums[k] / n for k in TERMS}})
     return TuningResult(model, config, epochs, history, time.perf_counter() - started,
-                        time.process_time() - cpu_started, skipped_records(views, sorted(skipped.items())))
+                        time.process_time() - cpu_started, skipped_records(views, sorted(skipped.items())),
+                        decoded=views if keep_decoded else None)
 
 
 TERMS = ("loss", "ce", "intra", "inter")

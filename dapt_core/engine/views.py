@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.images import load_image
@@ -34,10 +35,12 @@ class ImageViews(Dataset):
         prep: the backbone's preprocessing.
         train: augment (`augmentation`, the recipe's by default) rather than centre-crop.
         seed: run seed, mixed with the epoch and index into each view's randomness.
+        decoded: training views of the same `items` whose kept working images test views may be
+            made from, instead of decoding the photos again (see `unshrunk_photo`).
     """
 
     def __init__(self, items: list[LabeledImage], prep: Preprocessing, *, train: bool, seed: int = 0,
-                 augmentation: Augmentation | None = None):
+                 augmentation: Augmentation | None = None, decoded: ImageViews | None = None):
         self.items = list(items)
         self.prep = prep
         self.train = train
@@ -46,6 +49,10 @@ class ImageViews(Dataset):
         self.epoch = 0
         self._cache: dict[int, object] = {}
         self._cache_enabled = train and len(self.items) <= CACHE_LIMIT
+        self._unshrunk: set[int] = set()  # cached working images that hold the decoded photo as it was
+        if decoded is not None and decoded.items != self.items:
+            raise ValueError("decoded views must hold the same images in the same order")
+        self._decoded = decoded
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -58,12 +65,29 @@ class ImageViews(Dataset):
             cached = self._cache.get(index)  # dict access is atomic under the GIL; no lock needed
             if cached is not None:
                 return cached
+        if self._decoded is not None:
+            photo = self._decoded.unshrunk_photo(index)
+            if photo is not None:
+                return photo
         image = load_image(self.items[index].path)
         if self.train:
-            image = working_image(image, self.augmentation.working_limit(self.prep.size))
+            limit = self.augmentation.working_limit(self.prep.size)
+            if self._cache_enabled and min(image.size) <= limit:
+                self._unshrunk.add(index)
+            image = working_image(image, limit)
         if self._cache_enabled:
             self._cache[index] = image
         return image
+
+    def unshrunk_photo(self, index: int) -> Image.Image | None:
+        """The decoded photo of `index` rebuilt from its kept working image, where that image was not
+        shrunk (then its pixels are the photo's, and a test view made from it is the one a fresh decode
+        gives); None otherwise. After tuning, the training photos' test views (the class means that
+        say "unknown") then cost no second decode."""
+        if index not in self._unshrunk:
+            return None
+        cached = self._cache.get(index)
+        return None if cached is None else Image.fromarray(cached.permute(1, 2, 0).numpy())
 
     def __getitem__(self, index: int):
         item = self.items[index]
