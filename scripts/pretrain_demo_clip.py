@@ -78,6 +78,7 @@ MATERIAL_WORDS = {
     "rubber": (["rubber"], ["mat", "seal", "sheet", "gasket", "surface"]),
     "ceramic": (["ceramic", "porcelain", "glazed"], ["tile", "plate", "surface"]),
     "carbon fibre": (["carbon fibre", "carbon fiber", "composite"], ["panel", "sheet", "part", "surface"]),
+    "patterned": (["patterned", "textured", "embossed"], ["surface", "panel", "sheet", "part"]),
 }
 COLOUR_WORDS = {c: [c] for c in P.COLOURS}
 COLOUR_WORDS["grey"] = ["grey", "gray"]
@@ -195,8 +196,9 @@ CORPUS_SCALE = (0.6, 1.4)  # defect size range
 COLOUR_NAMES = list(P.COLOURS)
 
 
-def group_spec(seed: int, gi: int, materials: list[str], shape_frac: float) -> dict:
-    """What group ``gi`` shows; a pure function of (seed, gi)."""
+def group_spec(seed: int, gi: int, materials: list[str], shape_frac: float, pattern_frac: float = 0.0) -> dict:
+    """What group ``gi`` shows; a pure function of (seed, gi). ``pattern_frac`` of the surface groups
+    show a random man-made pattern (procedural.EXTRA_SURFACES) instead of a material."""
     rng = np.random.default_rng([seed, 7, gi])
     if rng.random() < shape_frac:
         bg = COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))]
@@ -206,6 +208,9 @@ def group_spec(seed: int, gi: int, materials: list[str], shape_frac: float) -> d
         # per picture the model matched captions by colour and never learned shapes)
         fg = [cols[int(rng.integers(len(cols)))]] * GROUP
         return {"kind": "shape", "bg": bg, "shapes": kinds, "colours": fg}
+    # drawn only when asked for, so that corpora made without patterns stay as they were
+    if pattern_frac > 0 and rng.random() < pattern_frac:
+        return {"kind": "surface", "material": "patterned", "colour": COLOUR_NAMES[int(rng.integers(len(COLOUR_NAMES)))]}
     return {
         "kind": "surface",
         "material": materials[int(rng.integers(len(materials)))],
@@ -234,8 +239,8 @@ def _render_chunk(args):
 
 
 def build_corpus(seed: int, n_groups: int, materials: list[str], shape_frac: float, size: int, workers: int,
-                 severity=CORPUS_SEVERITY, scale=CORPUS_SCALE):
-    specs = [group_spec(seed, gi, materials, shape_frac) for gi in range(n_groups)]
+                 severity=CORPUS_SEVERITY, scale=CORPUS_SCALE, pattern_frac: float = 0.0):
+    specs = [group_spec(seed, gi, materials, shape_frac, pattern_frac) for gi in range(n_groups)]
     images = np.empty((n_groups, GROUP, size, size, 3), np.uint8)
     chunk = 100
     jobs = [(seed, s, specs[s : s + chunk], size, severity, scale) for s in range(0, n_groups, chunk)]
@@ -591,6 +596,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--shape-frac", type=float, default=0.1)
+    ap.add_argument("--pattern-frac", type=float, default=0.0,
+                    help="share of surface groups showing a random man-made pattern (gratings, lattices, dots, grain) "
+                         "instead of a material: many strong textures marked 'no defect'")
     ap.add_argument("--mix-from", type=float, default=0.4,
                     help="fraction of the steps after which captions without colour/material are mixed in "
                          "(earlier, their ambiguity in a hard-negative batch stalls learning)")
@@ -749,7 +757,7 @@ def stage_summary(args, arch, command, previous, n_params, t_corpus, loop, final
         "corpus": {"groups": args.groups, "pictures": args.groups * GROUP, "size": arch["vision_cfg"]["image_size"],
                    "train_materials": [m for m in P.MATERIALS if m != args.heldout and m not in DEMO_ONLY_MATERIALS],
                    "heldout_material": args.heldout, "demo_only_materials": list(DEMO_ONLY_MATERIALS),
-                   "defects": list(P.DEFECTS), "colours": COLOUR_NAMES, "shape_fraction": args.shape_frac, "render_s": round(t_corpus, 1),
+                   "defects": list(P.DEFECTS), "colours": COLOUR_NAMES, "shape_fraction": args.shape_frac, "pattern_fraction": args.pattern_frac, "render_s": round(t_corpus, 1),
                    "severity": list(args.severity), "scale": list(args.scale)},
         "captions": {"mix_from_step": int(args.mix_from * args.steps), "p_full": P_FULL, "p_material": P_MATERIAL,
                      "p_generic": round(1 - P_FULL - P_MATERIAL, 2)},
@@ -791,7 +799,7 @@ def run_stage(args, command: str) -> dict:
 
     t0 = time.time()
     specs, images = build_corpus(args.seed, args.groups, train_materials, args.shape_frac, size, args.workers,
-                                 tuple(args.severity), tuple(args.scale))
+                                 tuple(args.severity), tuple(args.scale), args.pattern_frac)
     t_corpus = time.time() - t0
     print(f"corpus: {args.groups} groups x {GROUP} = {args.groups * GROUP} pictures of {size} px in {t_corpus:.0f} s", flush=True)
 

@@ -26,6 +26,7 @@ from PIL import Image
 
 from dapt_core import cli
 from dapt_core.data.folders import load_split
+from dapt_core.demo import procedural as P
 from dapt_core.demo.demo_task import (
     CLASSES,
     TEST_PER_CLASS,
@@ -262,3 +263,21 @@ def test_recipe_continues_after_the_last_finished_stage_and_ships_the_last(tmp_p
     runs.clear()
     assert script.main(["--recipe", "--work-dir", str(work), "--out", str(out)]) == 0
     assert runs == []
+
+
+def test_pattern_groups_only_where_asked_and_earlier_corpora_unchanged():
+    """Stage 4 mixes random man-made patterns into the corpus (--pattern-frac); the stages before it
+    must still render the corpus they shipped with, group for group."""
+    script = _pretraining_script()
+    materials = [m for m in P.MATERIALS if m not in ("ceramic", "carbon fibre")]
+    plain = [script.group_spec(0, gi, materials, 0.1) for gi in range(500)]
+    # digest of the same 500 group descriptions from the script as it was before patterns existed
+    digest = hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
+    assert digest == "e021e7e6c60216615f2fc38a98b79a4fc27eaffe099fb364f0d65c5981776a92"
+    assert "patterned" not in P.MATERIALS  # not a material a task or a user names
+    mixed = [script.group_spec(0, gi, materials, 0.1, pattern_frac=0.25) for gi in range(2000)]
+    surfaces = [s for s in mixed if s["kind"] == "surface"]
+    share = sum(s["material"] == "patterned" for s in surfaces) / len(surfaces)
+    assert 0.2 < share < 0.3
+    images = script.render_group_images(0, 7, {"kind": "surface", "material": "patterned", "colour": "red"}, 64)
+    assert images.shape == (len(P.DEFECTS), 64, 64, 3) and images.std() > 5  # a visible pattern, every defect

@@ -88,6 +88,10 @@ SHAPES: tuple[str, ...] = (
 
 STYLES: tuple[str, ...] = ("photo", "mono")
 
+# Surfaces that are not a material a user would name: only the pretraining corpus draws them (kept out
+# of MATERIALS so that every material list derived from it, and every corpus made before, is unchanged).
+EXTRA_SURFACES: tuple[str, ...] = ("patterned",)
+
 
 # --------------------------------------------------------------------------------------------------
 # Small numpy helpers
@@ -322,6 +326,37 @@ def _carbon_twill(rng, c, s, x, y, u, v):
     return (0.4 * c + 0.12)[None, None] * tex[..., None]
 
 
+def _random_pattern(rng, c, s, x, y, u, v):
+    """A man-made surface with a random regular pattern: gratings, lattices, dot grids or grain.
+
+    Not any material of the demo tasks: a domain-randomisation family for the pretraining, so that
+    the model meets many strong textures marked "no defect" and learns that a pattern is not damage.
+    """
+    period = rng.uniform(3.0, 16.0) * s / 128.0
+    a1, a2 = _rot(x * s, y * s, rng.uniform(0, np.pi))
+    kind = int(rng.integers(5))
+    if kind == 0:  # one grating, sharp or soft
+        pat = (np.sin(np.pi * a1 / period) ** 2) ** rng.uniform(0.5, 2.0)
+    elif kind == 1:  # two crossed gratings (plaid)
+        b1, _ = _rot(x * s, y * s, rng.uniform(0, np.pi))
+        pat = 0.5 * np.abs(np.sin(np.pi * a1 / period)) + 0.5 * np.abs(np.sin(np.pi * b1 / (period * rng.uniform(0.6, 1.6))))
+    elif kind == 2:  # bricks / lattice cells with thin joints
+        row = np.floor(a2 / period)
+        shift = (row % 2) * rng.uniform(0.0, 0.5) * period * 2
+        cu = np.abs(((a1 + shift) / (2 * period)) % 1.0 - 0.5) * 2 * period
+        cv = np.abs((a2 / period) % 1.0 - 0.5) * period
+        pat = _smoothstep(0.4, 1.2, np.minimum(cu, cv)) * (1 + 0.1 * ((row % 3) - 1))
+    elif kind == 3:  # grid of dots or pores
+        du = np.abs((a1 / period) % 1.0 - 0.5)
+        dv = np.abs((a2 / period) % 1.0 - 0.5)
+        pat = 1 - _smoothstep(0.18, 0.3, np.sqrt(du * du + dv * dv) * rng.uniform(0.8, 1.5))
+    else:  # directional grain of random length
+        pat = 0.5 + 0.5 * _noise_1d(rng, a2 / s, s * rng.uniform(0.3, 2.0)) * (1 + 0.3 * _noise_1d(rng, a1 / s, 4))
+    contrast = rng.uniform(0.1, 0.45)
+    tex = 1 - contrast + contrast * 2 * pat + 0.04 * _value_noise(rng, s, 4) + 0.02 * rng.standard_normal((s, s)).astype(np.float32)
+    return c[None, None] * tex[..., None].astype(np.float32)
+
+
 _WHITE = np.ones(3, np.float32)
 _SURFACE_FN = {
     "metal": _brushed_metal,
@@ -335,13 +370,14 @@ _SURFACE_FN = {
     "rubber": _rubber,
     "ceramic": _glazed_tiles,
     "carbon fibre": _carbon_twill,
+    "patterned": _random_pattern,
 }
 
 
 def render_surface(rng: np.random.Generator, material: str, colour, size: int = 64) -> np.ndarray:
     """A defect-free, unlit surface of ``material`` in ``colour`` (a COLOURS name or an RGB triple)."""
-    if material not in MATERIALS:
-        raise ValueError(f"unknown material {material!r}; choose from {MATERIALS}")
+    if material not in MATERIALS and material not in EXTRA_SURFACES:
+        raise ValueError(f"unknown material {material!r}; choose from {MATERIALS + EXTRA_SURFACES}")
     y, x = _grid(size)
     c = _jitter_colour(rng, _colour(colour))
     u, v = _rot(x - 0.5, y - 0.5, rng.uniform(0, np.pi))
