@@ -160,3 +160,23 @@ def test_decoded_photos_are_not_kept_past_the_run(tiny_backbone, split):
     assert tune(tiny_backbone, split.classnames, split.train, TuningConfig(method="coop", epochs=1)).decoded is None
     result = run_experiment(tiny_backbone, split, TuningConfig(method="dapt", epochs=1, lr=0.5))
     assert result.tuning.decoded is None and result.novelty is not None
+
+
+def test_training_photos_are_decoded_once_up_front_and_a_broken_one_is_still_reported(tiny_backbone, split, tmp_path,
+                                                                                    monkeypatch):
+    from dapt_core.data.records import LabeledImage
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    items = [*split.train, LabeledImage(broken, 0)]
+    views = ImageViews(items, tiny_backbone.preprocessing, train=True)
+    views.preload(threads=2)
+    decodes = _count_decodes(monkeypatch)
+    samples = [views[i] for i in range(len(items))]
+    assert decodes == [broken]  # every good photo came from the cache; the broken one is tried again...
+    assert samples[-1][0] is None and samples[-1][3]  # ...and reported with its reason, not fatal
+    assert all(sample[0] is not None for sample in samples[:-1])
+
+    cancelled = threading.Event()
+    cancelled.set()
+    with pytest.raises(Cancelled):
+        ImageViews(items, tiny_backbone.preprocessing, train=True).preload(cancel=cancelled)
