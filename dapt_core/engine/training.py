@@ -89,10 +89,10 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     rank, world = _rank_and_world()
     views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed,
                        augmentation=config.augmentation)
-    views.preload(cancel=cancel)
     steps_per_epoch = len(epoch_batches(len(train), config.batch_size, config.seed, 0))
     total_steps = steps_per_epoch * epochs
     started, cpu_started = time.perf_counter(), time.process_time()
+    views.preload(cancel=cancel)  # timed with the loop: the first epoch would otherwise decode them
     skipped: dict[int, str] = {}
 
     prototypes = None
