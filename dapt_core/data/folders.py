@@ -16,7 +16,6 @@ folder-name order.
 
 from __future__ import annotations
 
-import os
 import random
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, ImageRejected
-from .images import IMAGE_SUFFIXES, check_image
+from .images import DECODE_THREADS, IMAGE_SUFFIXES, check_image
 from .records import LabeledImage, Skipped, Split
 
 LAYOUT_CLASSES = "classes"
@@ -297,7 +296,7 @@ def _keep_decodable(
     usable: dict[str, dict[str, list[Path]]] = {}
     # Pillow releases the GIL while it reads and decodes, so threads check several photos at once
     # (1,600 JPEGs of 224 px on a 2-core machine: 0.67 s on one thread, 0.39 s on two).
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
         for part, by_class in candidates.items():
             usable[part] = {}
             for folder_name in sorted(by_class):

@@ -41,6 +41,9 @@ IMAGE_SUFFIXES = frozenset(
 # (PIL refuses anything past twice its own MAX_IMAGE_PIXELS when opening; that case is
 # reported as "too large" too.)
 MAX_PIXELS = 120_000_000
+# Threads that decode photos at once (folder checks, tuning's up-front decode): Pillow releases the
+# GIL while it reads and decodes, so a few threads use a few cores; more than 4 adds little.
+DECODE_THREADS = min(4, os.cpu_count() or 1)
 
 _ACCEPTED_NAMES = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 

@@ -10,7 +10,6 @@ thousands of test images up front.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.images import load_image
+from ..data.images import DECODE_THREADS, load_image
 from ..data.records import LabeledImage, Skipped
 from ..errors import Cancelled, ImageRejected
 from .augment import Augmentation, render_views, working_image
@@ -76,7 +75,7 @@ class ImageViews(Dataset):
             except (ImageRejected, OSError):
                 pass
 
-        with ThreadPoolExecutor(max_workers=threads or min(4, os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=threads or DECODE_THREADS) as pool:
             list(pool.map(decode, range(len(self.items))))
         if cancel is not None and cancel.is_set():
             raise Cancelled("Tuning was cancelled; nothing was saved.")
