@@ -33,7 +33,8 @@ def test_text_context_replaces_the_tokens_after_sos(tiny_backbone):
 def test_visual_prompt_sits_between_cls_and_patches_without_position(tiny_backbone):
     model = make(tiny_backbone, n_vis=5)
     seen = {}
-    hook = tiny_backbone.visual.transformer.resblocks[0].register_forward_pre_hook(
+    # a block's input is its first layer norm's input, whichever way the block is run
+    hook = tiny_backbone.visual.transformer.resblocks[0].ln_1.register_forward_pre_hook(
         lambda module, args: seen.setdefault("x", args[0].detach().clone()))
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -64,7 +65,7 @@ def test_deep_prompt_gives_fresh_tokens_to_every_layer(tiny_backbone):
     model = make(tiny_backbone, n_vis=3, deep_visual=True)
     assert model.visual_prompt.shape[0] == len(tiny_backbone.visual.transformer.resblocks)
     seen = {}
-    hook = tiny_backbone.visual.transformer.resblocks[1].register_forward_pre_hook(
+    hook = tiny_backbone.visual.transformer.resblocks[1].ln_1.register_forward_pre_hook(
         lambda module, args: seen.setdefault("x", args[0].detach().clone()))
     with torch.no_grad():
         model.image_features(torch.randn(1, 3, 32, 32))

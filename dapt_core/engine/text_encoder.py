@@ -24,7 +24,7 @@ from open_clip.transformer import ResidualAttentionBlock, text_global_pool
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .partial_blocks import is_plain_block
+from .partial_blocks import block_forward, has_plain_blocks, run_blocks
 
 # Above this estimate of the suffixes' saved activations, classes are encoded in checkpointed
 # chunks: a 1,000-class ViT-B text tower stays near this instead of growing with the class count.
@@ -60,9 +60,7 @@ def is_causal(tower: nn.Module) -> bool:
 
 def supports_shared_prefix(tower: nn.Module) -> bool:
     """Shared-prefix encoding needs open_clip's standard blocks (self-attention, no custom norms)."""
-    blocks = getattr(tower.transformer, "resblocks", None)
-    return (is_causal(tower) and blocks is not None and getattr(tower.transformer, "batch_first", False)
-            and all(is_plain_block(block) for block in blocks))
+    return is_causal(tower) and has_plain_blocks(tower.transformer)
 
 
 def project(tower: nn.Module, pooled: torch.Tensor) -> torch.Tensor:
@@ -81,7 +79,7 @@ def encode_embedded(tower: nn.Module, x: torch.Tensor, ids: torch.Tensor) -> tor
     cast = tower.transformer.get_cast_dtype()
     x = x.to(cast) + tower.positional_embedding[:length].to(cast)
     mask = tower.attn_mask[:length, :length] if tower.attn_mask is not None else None
-    x = tower.ln_final(tower.transformer(x, attn_mask=mask))
+    x = tower.ln_final(run_blocks(tower.transformer, x, mask))
     pool_type, eos_id = pooling(tower)
     return project(tower, text_global_pool(x, ids, pool_type, eos_token_id=eos_id))
 
@@ -104,7 +102,7 @@ def encode_with_shared_prefix(tower: nn.Module, prefix: torch.Tensor, suffix: to
     prefix_inputs = []
     for block in tower.transformer.resblocks:
         prefix_inputs.append(x[0])
-        x = block(x, attn_mask=tower.attn_mask[:n_prefix, :n_prefix])
+        x = block_forward(block, x, tower.attn_mask[:n_prefix, :n_prefix])
     suffix = suffix.to(cast) + position[n_prefix:n_prefix + n_suffix]
 
     def run(chunk: torch.Tensor, chunk_positions: torch.Tensor, *inputs: torch.Tensor) -> torch.Tensor:
