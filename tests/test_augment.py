@@ -153,3 +153,24 @@ def test_tune_defaults_to_the_inspection_preset_and_bench_keeps_the_recipe():
     assert TuningConfig().preset == "inspection" and not TuningConfig().rotations
     config, *_ = bench_config("DTD", "dapt", 16, seed=1, overrides={"lr": 0.5})
     assert config.preset == "recipe" and config.augmentation.crop_scale == (0.08, 1.0)
+
+
+@pytest.mark.parametrize("interpolation", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("size", [(224, 224), (300, 200), (150, 240), (64, 64), (50, 70)])
+def test_test_views_from_kept_pixels_match_the_pil_test_view(size, interpolation):
+    """After tuning, the training photos' test views are made from the pixels tuning kept, not
+    through PIL again: the model must see the same picture, to within one grey level."""
+    from dapt_core.engine.transforms import takes_pixel_tensors, test_view, test_view_of_pixels
+
+    width, height = size
+    noise = np.random.default_rng(0).integers(0, 256, (height, width, 3))
+    smooth = np.asarray(_gradient_image(width, height), dtype=np.int64)
+    photo = Image.fromarray(((noise + 3 * smooth) // 4).astype(np.uint8))
+    prep = Preprocessing(size=64, interpolation=interpolation)
+    assert takes_pixel_tensors(prep)
+    pixels = torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous()
+    ours, theirs = test_view_of_pixels(pixels, prep), test_view(photo, prep)
+    assert ours.shape == theirs.shape == (3, 64, 64)
+    levels = (ours - theirs).abs() * torch.tensor(prep.std)[:, None, None] * 255  # in grey levels
+    assert levels.max() <= 1.01 and levels.mean() < 0.05
+    assert not takes_pixel_tensors(Preprocessing(size=64, interpolation="nearest"))

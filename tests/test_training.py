@@ -140,7 +140,8 @@ def test_the_unknown_check_reuses_the_photos_tuning_decoded(tiny_backbone, split
     decodes = _count_decodes(monkeypatch)
     reused = NoveltyReference.from_training(tuning.prompted, split.train, decoded=tuning.decoded)
     assert decodes == []  # 48-px photos are kept whole for a 32-px model: no second decode
-    assert torch.equal(reused.class_means, fresh.class_means)  # and the same class means, bit for bit
+    # and the same class means: the views from the kept pixels are PIL's to within a grey level
+    torch.testing.assert_close(reused.class_means, fresh.class_means, rtol=0, atol=2e-3)
 
 
 def test_photos_shrunk_for_tuning_are_decoded_again_for_their_test_view(tiny_backbone, tmp_path, monkeypatch):

@@ -166,17 +166,16 @@ def _decode(stream: BinaryIO, reduced: bool = False) -> Image.Image:
     except _DECODE_ERRORS as error:
         raise ImageRejected(f"corrupt image: {error}") from None
 
-    with image:
-        _check_dimensions(image.width, image.height)
-        file_format = image.format or "image"
-        if reduced and file_format == "JPEG":  # see check_image
-            image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-        try:
-            image.load()  # decodes every pixel: truncated data fails here, not in training
-        except _DECODE_ERRORS as error:
-            raise ImageRejected(f"truncated or corrupt {file_format}: {error}") from None
-        upright = _apply_exif_orientation(image)
-        return _to_rgb(upright)
+    # Not `with image:`: closing it would free the pixels it returns. The stream is the caller's.
+    _check_dimensions(image.width, image.height)
+    file_format = image.format or "image"
+    if reduced and file_format == "JPEG":  # see check_image
+        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+    try:
+        image.load()  # decodes every pixel: truncated data fails here, not in training
+    except _DECODE_ERRORS as error:
+        raise ImageRejected(f"truncated or corrupt {file_format}: {error}") from None
+    return _to_rgb(_apply_exif_orientation(image))
 
 
 def _check_dimensions(width: int, height: int) -> None:
@@ -196,11 +195,13 @@ def _too_large_from_pil(pil_message: str) -> str:
 
 
 def _apply_exif_orientation(image: Image.Image) -> Image.Image:
-    """Rotate as the camera recorded. Damaged EXIF is ignored: the pixels are still good."""
+    """Rotate as the camera recorded, in place (an upright photo is not copied). Damaged EXIF is
+    ignored: the pixels are still good."""
     try:
-        return ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)
     except (*_DECODE_ERRORS, KeyError, TypeError):
-        return image.copy()
+        pass
+    return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -213,7 +214,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
             rgba = image.convert("RGBA")
             white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return Image.alpha_composite(white, rgba).convert("RGB")
-        return image.convert("RGB")
+        return image if image.mode == "RGB" else image.convert("RGB")
     except ValueError:
         raise ImageRejected(f"unsupported colour mode {image.mode}") from None
 

@@ -102,7 +102,8 @@ def working_image(image: Image.Image, limit: int) -> torch.Tensor:
         scale = limit / shorter
         new_size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=3.0)
-    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1).contiguous()
+    pixels = np.array(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
 
 
 def render_views(images: list[torch.Tensor], params: torch.Tensor, prep: Preprocessing,

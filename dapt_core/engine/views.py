@@ -14,14 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ..data.images import DECODE_THREADS, load_image
 from ..data.records import LabeledImage, Skipped
 from ..errors import Cancelled, ImageRejected
 from .augment import Augmentation, render_views, working_image
-from .transforms import Preprocessing, test_view, view_generator
+from .transforms import Preprocessing, takes_pixel_tensors, test_view, test_view_of_pixels, view_generator
 
 # Decoded training images are kept in memory up to this many (a few-shot task has tens to a
 # few hundred); larger sets are read from disk at every epoch, by loader workers if asked.
@@ -88,10 +87,6 @@ class ImageViews(Dataset):
             cached = self._cache.get(index)  # dict access is atomic under the GIL; no lock needed
             if cached is not None:
                 return cached
-        if self._decoded is not None:
-            photo = self._decoded.unshrunk_photo(index)
-            if photo is not None:
-                return photo
         image = load_image(self.items[index].path)
         if self.train:
             limit = self.augmentation.working_limit(self.prep.size)
@@ -102,18 +97,18 @@ class ImageViews(Dataset):
             self._cache[index] = image
         return image
 
-    def unshrunk_photo(self, index: int) -> Image.Image | None:
-        """The decoded photo of `index` rebuilt from its kept working image, where that image was not
-        shrunk (then its pixels are the photo's, and a test view made from it is the one a fresh decode
-        gives); None otherwise. After tuning, the training photos' test views (the class means that
-        say "unknown") then cost no second decode."""
-        if index not in self._unshrunk:
-            return None
-        cached = self._cache.get(index)
-        return None if cached is None else Image.fromarray(cached.permute(1, 2, 0).numpy())
+    def unshrunk_pixels(self, index: int) -> torch.Tensor | None:
+        """The decoded photo of `index` as uint8 pixels (3, H, W), where its kept working image was not
+        shrunk (then its pixels are the photo's); None otherwise. After tuning, the training photos'
+        test views (the class means that say "unknown") are made from them: no second decode."""
+        return self._cache.get(index) if index in self._unshrunk else None
 
     def __getitem__(self, index: int):
         item = self.items[index]
+        if self._decoded is not None and takes_pixel_tensors(self.prep):
+            pixels = self._decoded.unshrunk_pixels(index)
+            if pixels is not None:
+                return test_view_of_pixels(pixels, self.prep), item.label, index, None, None
         try:
             image = self._image(index)
         except (ImageRejected, OSError) as error:
