@@ -78,7 +78,7 @@ def test_view_of_pixels(pixels: torch.Tensor, prep: Preprocessing) -> torch.Tens
     Torch's uint8 antialiased kernels are PIL's (the same filter, widened by the shrink factor,
     rounded to whole grey levels), so the view matches test_view's to within a grey level
     (tests/test_augment.py); the sizes and the crop follow torchvision's rules, as test_view does.
-    About 5x faster: 1,600 photos of 224 px at 64 px in 0.2 s instead of 1.1 s on two cores."""
+    About 4x faster than the PIL round trip: 1,600 photos of 224 px at 64 px in 0.19 s against 0.74 s."""
     height, width = pixels.shape[1:]
     short, long = (height, width) if height <= width else (width, height)
     long = int(prep.size * long / short)  # torchvision's rule for the longer side
