@@ -12,6 +12,8 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
+# fp32 everywhere, as the reference computes; tests/test_device.py checks the reduced-precision path itself
+os.environ["DAPT_PRECISION"] = "fp32"
 # Zero-shot class embeddings are cached on disk; tests keep theirs out of the user's cache folder.
 os.environ.setdefault("DAPT_CACHE_DIR", tempfile.mkdtemp(prefix="dapt-test-cache-"))
 

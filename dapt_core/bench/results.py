@@ -80,9 +80,9 @@ def describe_environment(ctx: Distributed, backbone, num_workers: int) -> dict:
     import torch
 
     from .. import __version__
-    from ..engine.device import autocast_dtype, describe
+    from ..engine.device import describe
 
-    dtype = autocast_dtype(backbone.device)
+    dtype = backbone.precision
     return {
         "backbone": backbone.spec,
         "backbone_weights": backbone.weights_id,

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..data.images import sha256_of
 from ..errors import BackboneUnavailable
-from .device import pick_device
+from .device import autocast, autocast_dtype, pick_device
 from .transforms import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,15 @@ class Backbone:
     @property
     def vision_width(self) -> int | None:
         return int(self.visual.class_embedding.shape[-1]) if self.supports_visual_prompt else None
+
+    @property
+    def precision(self) -> torch.dtype | None:
+        """The reduced precision its frozen towers run in on its device, None for fp32 (see device.py)."""
+        return autocast_dtype(self.device, max(self.vision_width or 0, self.text_width))
+
+    def autocast(self):
+        """A context manager running its matrix work in `precision`."""
+        return autocast(self.device, max(self.vision_width or 0, self.text_width))
 
     @property
     def patch_size(self) -> int | None:

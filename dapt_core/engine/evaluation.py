@@ -17,7 +17,6 @@ import torch.distributed as dist
 from ..data.images import sha256_of
 from ..data.records import LabeledImage, Skipped
 from ..errors import Cancelled
-from .device import autocast
 from .feature_cache import FrozenFeatureCache
 from .metrics import accuracy, confusion_matrix, dispersion, json_safe, per_class_accuracy, text_spread
 from .prompts import PromptedCLIP
@@ -93,7 +92,7 @@ def encode_images(model: PromptedCLIP, items: list[LabeledImage], *, prompted: b
             raise Cancelled("Evaluation was cancelled.")
         skipped.extend(batch.skipped)
         if len(batch.labels):
-            with autocast(device):
+            with model.backbone.autocast():
                 features.append(model.image_features(batch.images.to(device), prompted=prompted).float().cpu())
             labels.append(batch.labels)
             indices.extend(batch.indices.tolist())
@@ -164,7 +163,7 @@ def evaluate_before_after(model: PromptedCLIP, zero_shot_text: torch.Tensor, ite
     else:
         after_features = encode_images(model, items, prompted=True, batch_size=batch_size,
                                        num_workers=num_workers, cancel=cancel, on_batch=on_batch)
-    with torch.no_grad(), autocast(model.backbone.device):
+    with torch.no_grad(), model.backbone.autocast():
         tuned_text = model.text_features().float()
     return before, score(model, items, *after_features, tuned_text)
 

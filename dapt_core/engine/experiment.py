@@ -54,6 +54,7 @@ class ExperimentResult:
             "backbone": self.backbone.spec,
             "backbone_weights": self.backbone.weights_id,
             "device": str(self.backbone.device),
+            "precision": str(self.backbone.precision or torch.float32).removeprefix("torch."),
             "shots": self.shots,
             "epochs": self.tuning.epochs,
             "classnames": self.split.classnames,

@@ -19,7 +19,6 @@ from safetensors.torch import save
 
 from .. import atomic
 from .backbone import Backbone
-from .device import autocast_dtype
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 def backbone_identity(backbone: Backbone) -> dict:
     """What decides a frozen feature: the model, its weights, its input transform and precision."""
     return {"backbone": backbone.describe(), "preprocessing": backbone.preprocessing.to_dict(),
-            "precision": str(autocast_dtype(backbone.device))}
+            "precision": str(backbone.precision)}
 
 
 class FrozenFeatureCache:

@@ -25,7 +25,6 @@ from ..deploy.prediction import Decision, Prediction
 from ..errors import ConfigError
 from . import prompt_file
 from .backbone import Backbone, load_backbone
-from .device import autocast
 from .evaluation import Evaluation, evaluate_before_after
 from .prompts import PromptedCLIP
 from .transforms import Preprocessing, test_view
@@ -104,7 +103,7 @@ class Classifier:
     @torch.no_grad()
     def forward_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits and novelty of a preprocessed (N, 3, S, S) batch on the model's device."""
-        with autocast(batch.device):
+        with self.model.backbone.autocast():
             features = self.model.image_features(batch).float()
         logits = (self.model.logit_scale * features @ self.model.text_features().t()).float()
         return logits, None if self.novelty is None else self.novelty.score(features)

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from ..data.records import LabeledImage, Skipped
 from ..errors import Cancelled, DataError
 from .backbone import Backbone
-from .device import autocast
 from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
 from .progress import Progress, ProgressCallback, eta_seconds
@@ -160,7 +159,7 @@ def step_losses(trained, model: PromptedCLIP, images: torch.Tensor, labels: torc
     """The loss terms of one batch as tensors on the device: "objective" carries the gradient
     (this rank's share under DDP), "loss" is CE + beta_v * intra + beta_t * inter of the batch."""
     device = model.backbone.device
-    with autocast(device):
+    with model.backbone.autocast():
         logits, image, text = trained(images)
     ce = F.cross_entropy(logits.float(), labels)
     per_sample = ce
@@ -241,7 +240,7 @@ def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, c
         skipped.update(dict(batch.skipped))
         if len(batch.labels) == 0:
             continue
-        with autocast(device):
+        with model.backbone.autocast():
             features = model.image_features(model_input(batch, model.backbone.preprocessing, device),
                                             prompted=False)
         labels = batch.labels.to(device)

@@ -24,7 +24,6 @@ from safetensors.torch import load_file, save
 from .. import atomic
 from ..errors import ConfigError
 from .backbone import Backbone
-from .device import autocast, autocast_dtype
 from .methods import TEMPLATE_SET_NAMES
 from .text_encoder import encode_embedded, feature_positions, is_causal
 
@@ -101,7 +100,7 @@ def encode_templates(backbone: Backbone, classnames: list[str], templates) -> to
     features = []
     for start in range(0, len(texts), SEQUENCES_PER_BATCH):
         ids = backbone.tokenizer(texts[start:start + SEQUENCES_PER_BATCH]).to(device)
-        with autocast(device):
+        with backbone.autocast():
             if is_causal(tower):  # nothing after the last EOS can reach a feature: stop there
                 ids = ids[:, :int(feature_positions(tower, ids).max()) + 1]
                 encoded = encode_embedded(tower, tower.token_embedding(ids), ids)
@@ -114,7 +113,7 @@ def encode_templates(backbone: Backbone, classnames: list[str], templates) -> to
 
 def _cache_key(backbone: Backbone, classnames: list[str], templates) -> str:
     identity = {"format": _CACHE_FORMAT, "backbone": backbone.describe(), "classnames": list(classnames),
-                "templates": [template_text(t) for t in templates], "precision": str(autocast_dtype(backbone.device))}
+                "templates": [template_text(t) for t in templates], "precision": str(backbone.precision)}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
