@@ -164,16 +164,21 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     parser.add_argument("--demo", action="store_true", help="also time `dapt tune` on the demo task")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--precision", choices=("fp32", "auto"), default="fp32",
+                        help="dapt tune's precision: fp32, the reference's arithmetic (default), or auto, "
+                             "the product's default (bf16 for wide towers on CPUs with AMX, see engine/device.py)")
     args = parser.parse_args(argv)
 
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "HF_HUB_OFFLINE": "1",
+           "DAPT_PRECISION": args.precision,  # the reference always computes in fp32
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     work = Path(tempfile.mkdtemp(prefix="dapt-vs-reference-"))
     config = work / f"{SMALL_MODEL}.json"
     config.write_text(json.dumps(SMALL_CONFIG))
     env["DAPT_MODEL_CONFIGS"] = str(config)
-    print(f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={threads}, work folder {work}", flush=True)
+    print(f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={threads}, dapt tune precision {args.precision}, "
+          f"work folder {work}", flush=True)
 
     rows = []
     for classes in args.classes:
@@ -215,7 +220,7 @@ def main(argv=None) -> int:
               f"| {r['train_cpu']:.1f} / {o['train_cpu']:.1f} s ({row['train_cpu_ratio']:.2f}x) "
               f"| {r['peak_rss_mib']:.0f} / {o['peak_rss_mib']:.0f} MiB |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"threads": args.threads, "rows": rows,
+        Path(args.json).write_text(json.dumps({"threads": args.threads, "precision": args.precision, "rows": rows,
                                                "demo": vars(demo) if demo else None}, indent=2) + "\n")
     return 0
 
