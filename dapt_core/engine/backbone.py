@@ -107,7 +107,7 @@ class Backbone:
 
     def autocast(self):
         """A context manager running its matrix work in `precision`."""
-        return autocast(self.device, max(self.vision_width or 0, self.text_width))
+        return autocast(self.device, self.precision)
 
     @property
     def patch_size(self) -> int | None:

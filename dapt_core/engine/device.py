@@ -70,9 +70,8 @@ def cpu_has_amx() -> bool:
         return False
 
 
-def autocast(device: torch.device, width: int | None = None):
-    """A context manager running matrix work in the reduced precision of `autocast_dtype`, if any."""
-    dtype = autocast_dtype(device, width)
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """A context manager running matrix work on `device` in `dtype` (see autocast_dtype); None: fp32."""
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)

@@ -74,7 +74,7 @@ def block_forward(block: ResidualAttentionBlock, x: torch.Tensor, attn_mask: tor
     if first_only:
         q = F.linear(normed[:, :1], weight[:width], None if bias is None else bias[:width])
         k, v = F.linear(normed, weight[width:], None if bias is None else bias[width:]).chunk(2, dim=-1)
-        q, k, v = (_heads(t, heads) for t in (q, k, v))
+        q, k, v = (split_heads(t, heads) for t in (q, k, v))
         x, length = x[:, :1], 1
     else:
         qkv = F.linear(normed, weight, bias).view(batch, length, 3, heads, width // heads)
@@ -93,6 +93,6 @@ def first_token_output(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.
     return block_forward(block, x, first_only=True)
 
 
-def _heads(t: torch.Tensor, heads: int) -> torch.Tensor:
-    """(B, L, width) -> (B, heads, L, head_width), a view."""
-    return t.unflatten(-1, (heads, t.shape[-1] // heads)).transpose(1, 2)
+def split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """(..., L, width) -> (..., heads, L, head_width), a view."""
+    return t.unflatten(-1, (heads, t.shape[-1] // heads)).transpose(-3, -2)

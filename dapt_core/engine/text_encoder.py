@@ -24,7 +24,7 @@ from open_clip.transformer import ResidualAttentionBlock, text_global_pool
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from .partial_blocks import block_forward, has_plain_blocks, run_blocks
+from .partial_blocks import block_forward, has_plain_blocks, run_blocks, split_heads
 
 # Above this estimate of the suffixes' saved activations, classes are encoded in checkpointed
 # chunks: a 1,000-class ViT-B text tower stays near this instead of growing with the class count.
@@ -154,12 +154,9 @@ def _suffix_block(block: ResidualAttentionBlock, x: torch.Tensor, prefix: torch.
     prefix_k, prefix_v = F.linear(block.ln_1(prefix), weight[width:],
                                   None if bias is None else bias[width:]).chunk(2, dim=-1)
 
-    def split_heads(t: torch.Tensor) -> torch.Tensor:  # (..., L, width) -> (..., heads, L, head_width)
-        return t.unflatten(-1, (heads, head_width)).transpose(-3, -2)
-
-    q = split_heads(q) * head_width ** -0.5
-    k, v = split_heads(k), split_heads(v)
-    prefix_k, prefix_v = split_heads(prefix_k), split_heads(prefix_v)  # (heads, P, head_width)
+    q = split_heads(q, heads) * head_width ** -0.5
+    k, v = split_heads(k, heads), split_heads(v, heads)
+    prefix_k, prefix_v = split_heads(prefix_k, heads), split_heads(prefix_v, heads)  # (heads, P, head_width)
     # Scores against the shared prefix (every suffix token sees all of it) and, causally, against
     # the suffix; one softmax over both. The prefix keys are broadcast, never copied per class.
     to_prefix = q @ prefix_k.transpose(-1, -2)
