@@ -22,6 +22,7 @@ from ..deploy.novelty import NoveltyReference
 from ..errors import DataError
 from . import prompt_file
 from .backbone import Backbone
+from .cpu_memory import on_the_cpu
 from .evaluation import Evaluation, comparison_metrics, evaluate_before_after, evaluation_batches
 from .methods import TuningConfig
 from .metrics import json_safe
@@ -98,6 +99,7 @@ class ExperimentResult:
         return prompt_file.save(path, self.header(extra), self.prompt_tensors())
 
 
+@on_the_cpu  # reuse freed activation memory between steps (cpu_memory.py)
 def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, shots: int | None = None,
                    dataset: str | None = None, on_progress: Callable[[Progress], None] | None = None,
                    cancel: CancelFlag | None = None, num_workers: int = 0,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..data.records import LabeledImage, Skipped
 from ..errors import Cancelled, DataError
 from .backbone import Backbone
+from .cpu_memory import on_the_cpu
 from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
 from .progress import Progress, ProgressCallback, eta_seconds
@@ -58,6 +59,7 @@ def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
                         fixed_text_features=fixed, generator=generator)
 
 
+@on_the_cpu  # reuse freed activation memory between steps (cpu_memory.py)
 def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], config: TuningConfig, *,
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
          cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None,
