@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dapt_core.engine.prompts import PromptedCLIP
+from dapt_core.engine.prompts import CPU_ENCODE_CHUNK, PromptedCLIP
 from dapt_core.errors import ConfigError
 
 
@@ -60,6 +60,22 @@ def test_visual_prompt_changes_features_and_order_of_tokens_does_not(tiny_backbo
     # no positional embedding on prompts: attention cannot tell their order
     assert torch.allclose(prompted, permuted, atol=1e-5)
 
+
+
+@pytest.mark.parametrize("prompted", [True, False])
+def test_a_large_batch_on_the_cpu_gives_each_image_the_features_it_has_alone(tiny_backbone, prompted):
+    """Passes without gradients encode a large batch in chunks on the CPU (faster there); every image's
+    features must be what it gets on its own, and the order must be kept."""
+    model = make(tiny_backbone, n_vis=4)
+    images = torch.randn(2 * CPU_ENCODE_CHUNK + 5, 3, 32, 32)
+    with torch.no_grad():
+        batched = model.image_features(images, prompted=prompted)
+        alone = torch.cat([model.image_features(image[None], prompted=prompted) for image in images])
+    assert batched.shape == alone.shape
+    assert torch.allclose(batched, alone, atol=1e-5)
+    if prompted:  # with gradients (a training step) the prompt still gets its gradient
+        model.image_features(images, prompted=True).sum().backward()
+        assert model.visual_prompt.grad is not None and model.visual_prompt.grad.abs().sum() > 0
 
 def test_deep_prompt_gives_fresh_tokens_to_every_layer(tiny_backbone):
     model = make(tiny_backbone, n_vis=3, deep_visual=True)
