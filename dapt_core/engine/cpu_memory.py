@@ -4,9 +4,11 @@ A tuning step on the CPU allocates and frees the same activation buffers every s
 returns freed memory at the top of its heap to the system once more than twice its mmap threshold is
 free there, and serves buffers above that threshold with fresh mmap()s, so each step pays again for
 zero-filled pages: on two cores a ViT-B-32 run of `dapt tune` took 1.5 million page faults and 8 s of
-system time. Keeping what is freed cut the training loop from 34.9 to 32.5 s and the whole command
-from about 47 to 44-45 s (10 classes of benchmarks/vs_reference.py, fp32). For the 192-wide demo model
-the gain is within noise, its buffers being small.
+system time (10 classes of benchmarks/vs_reference.py, fp32). Keeping what is freed took the training
+loop from 34.9 to 34.2 s; with the encoding passes in CPU-sized chunks as well (prompts.CPU_ENCODE_CHUNK,
+so that their buffers fit under the threshold below) 32.8 s, and the whole command from about 47 to
+44.4 s, with 0.67 million page faults. For the 192-wide demo model the gain is within noise, its
+buffers being small.
 
 While `keep_freed_memory()` is active, buffers up to glibc's largest mmap threshold (32 MiB on 64-bit
 systems; a ViT-B activation of batch 32 is under 27 MiB) come from the heap, and the heap is never
