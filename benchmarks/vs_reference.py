@@ -31,10 +31,11 @@ layout copies there; the matrix products run near the two cores' peak). `dapt tu
 the reference does not: it encodes the training photos once more with the tuned prompts (the class
 means a prediction compares against to say "unknown") and calibrates on the test photos.
 
-Measured on the 2-core machine (2026-12-03, whole process): 1.16-1.21x at 10 classes, 3.05x at 100,
-9.7x at 1,000 (the reference's own time varies by about 25 % between runs at 1,000 classes). With
-`--precision auto`, the product's default, the ViT-B-32 at 10 classes runs in bf16 on this machine's
-AMX units: 2.06x (the 64-px small model stays fp32, so 100 and 1,000 classes do not change).
+Measured on the 2-core machine (2026-12-03, whole process): 1.23x at 10 classes (training loop 1.48x),
+3.02x at 100, 9.7x at 1,000 (the reference's own time varies by about 25 % between runs at 1,000
+classes). With `--precision auto`, the product's default, the ViT-B-32 at 10 classes runs in bf16 on
+this machine's AMX units: 2.39x (the 64-px small model stays fp32, so 100 and 1,000 classes do not
+change).
 
     OMP_NUM_THREADS=2 python benchmarks/vs_reference.py                 # 10, 100 and 1000 classes
     OMP_NUM_THREADS=2 python benchmarks/vs_reference.py --classes 10 --repeat 2
