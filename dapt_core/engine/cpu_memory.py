@@ -38,7 +38,6 @@ _lock = threading.Lock()
 _active = 0  # nested or concurrent users: the settings change on the first entry and the last exit
 
 
-
 @functools.cache
 def _glibc() -> ctypes.CDLL | None:
     """The process's glibc, or None where malloc is someone else's."""
