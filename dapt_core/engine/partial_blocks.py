@@ -87,12 +87,6 @@ def block_forward(block: ResidualAttentionBlock, x: torch.Tensor, attn_mask: tor
     return x + block.ls_2(block.mlp(block.ln_2(x)))
 
 
-def first_token_output(block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
-    """The block's output at position 0 only, (B, 1, width), of the input `x` (B, L, width) with no
-    attention mask: equal to block(x)[:, :1]."""
-    return block_forward(block, x, first_only=True)
-
-
 def split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
     """(..., L, width) -> (..., heads, L, head_width), a view."""
     return t.unflatten(-1, (heads, t.shape[-1] // heads)).transpose(-3, -2)

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .backbone import Backbone
-from .partial_blocks import block_forward, first_token_output, has_plain_blocks, reads_first_token
+from .partial_blocks import block_forward, has_plain_blocks, reads_first_token
 from .text_encoder import (
     encode_embedded,
     encode_with_shared_prefix,
@@ -212,7 +212,8 @@ def encode_image_with_prompts(visual: nn.Module, images: torch.Tensor, prompts: 
         if index > 0 and deep and n:
             x = torch.cat([x[:, :1], prompts[index].unsqueeze(0).expand(batch, -1, -1), x[:, 1 + n:]], dim=1)
         if cls_only and index == len(blocks) - 1:
-            x = first_token_output(block, x)  # (B, 1, width): the prompts' and patches' outputs are never read
+            # (B, 1, width): the prompts' and patches' outputs are never read
+            x = block_forward(block, x, first_only=True)
         elif plain:
             x = block_forward(block, x)
         else:
