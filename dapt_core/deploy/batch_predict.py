@@ -19,7 +19,8 @@ from ..data.records import Skipped
 from ..errors import DataError, ImageRejected
 from .prediction import Prediction
 
-CSV_COLUMNS = ("path", "class", "probability", "unknown", "novelty", "set")
+# verdict and good_probability came later: appended, so readers of the older columns keep working.
+CSV_COLUMNS = ("path", "class", "probability", "unknown", "novelty", "set", "verdict", "good_probability")
 
 
 @dataclass
@@ -104,5 +105,6 @@ def write_csv(result: FolderResult, out: str | Path) -> Path:
         for path, p in result.rows:
             writer.writerow([path, p.label, f"{p.score:.6f}", "" if p.unknown is None else str(p.unknown).lower(),
                              "" if p.novelty is None else f"{p.novelty:.6f}",
-                             "" if p.prediction_set is None else "|".join(p.prediction_set)])
+                             "" if p.prediction_set is None else "|".join(p.prediction_set),
+                             p.verdict or "", "" if p.good_probability is None else f"{p.good_probability:.6f}"])
     return out

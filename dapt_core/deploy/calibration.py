@@ -10,7 +10,9 @@ evaluation already computed (no extra pass over the photos):
 - the unknown threshold: the novelty score above which a photo is "unlike the training photos",
   chosen so that at most the stated share of held-out photos would be rejected (the same rank
   rule as conformal prediction, so the rate holds for new photos exchangeable with the held-out);
-- the conformal scores of the held-out photos (see dapt_core.deploy.conformal).
+- the conformal scores of the held-out photos (see dapt_core.deploy.conformal);
+- where one class means a good part, the operating point: the threshold on the calibrated probability
+  of "good" above which a part passes, for an allowed escape rate (see dapt_core.deploy.pass_fail).
 
 The sorted novelty and conformal scores are kept, so the reject rate and coverage can be chosen
 when predicting. The numbers reported as "measured" are out of sample: two-fold, calibrated on one
@@ -29,6 +31,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import conformal
+from .pass_fail import DEFAULT_ESCAPE_RATE, OperatingPoint, fit_operating_point
 
 DEFAULT_REJECT_RATE = 0.05
 REPORTED_COVERAGES = (0.8, 0.9, 0.95, 0.99)
@@ -47,6 +50,7 @@ class Calibration:
     reject_rate: float = DEFAULT_REJECT_RATE
     novelty: str = ""  # how the novelty score is computed, in words
     measured: dict = field(default_factory=dict)
+    operating_point: OperatingPoint | None = None  # None: no class means good, or no defective held-out photo
 
     @property
     def held_out(self) -> int:
@@ -76,7 +80,8 @@ class Calibration:
         return {"temperature": self.temperature, "reject_rate": self.reject_rate,
                 "unknown_threshold": _finite_or_none(self.unknown_threshold()), "novelty": self.novelty,
                 "held_out_photos": self.held_out, "measured": self.measured,
-                "novelty_scores": self.novelty_scores, "conformal_scores": self.conformal_scores}
+                "novelty_scores": self.novelty_scores, "conformal_scores": self.conformal_scores,
+                "pass_fail": None if self.operating_point is None else self.operating_point.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
@@ -84,15 +89,18 @@ class Calibration:
                    novelty_scores=[float(v) for v in data["novelty_scores"]],
                    conformal_scores=[float(v) for v in data["conformal_scores"]],
                    reject_rate=float(data.get("reject_rate", DEFAULT_REJECT_RATE)),
-                   novelty=str(data.get("novelty", "")), measured=dict(data.get("measured") or {}))
+                   novelty=str(data.get("novelty", "")), measured=dict(data.get("measured") or {}),
+                   operating_point=OperatingPoint.from_dict(data["pass_fail"]) if data.get("pass_fail") else None)
 
 
 def calibrate(logits: np.ndarray, labels: np.ndarray, novelty_scores: np.ndarray, *, novelty: str = "",
-              reject_rate: float = DEFAULT_REJECT_RATE) -> Calibration | None:
+              reject_rate: float = DEFAULT_REJECT_RATE, good_class: str | None = None,
+              classnames: list[str] | None = None, escape_rate: float = DEFAULT_ESCAPE_RATE) -> Calibration | None:
     """Fit the calibration on held-out photos (logits (N, C), labels (N,), novelty scores (N,)).
 
     None when there are fewer than MIN_HELD_OUT photos: predictions then carry no unknown flag and
-    no set, rather than ones resting on a handful of photos.
+    no set, rather than ones resting on a handful of photos. `good_class` (one of `classnames`) adds
+    the operating point for `escape_rate`, when the held-out photos hold both good and defective parts.
     """
     check_reject_rate(reject_rate)
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels, dtype=np.int64)
@@ -103,7 +111,20 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, novelty_scores: np.ndarray
     scores = conformal.nonconformity(softmax(logits / temperature), labels)
     return Calibration(temperature=temperature, novelty_scores=sorted(novelty_scores.tolist()),
                        conformal_scores=sorted(scores.tolist()), reject_rate=reject_rate, novelty=novelty,
-                       measured=_two_fold(logits, labels, novelty_scores, reject_rate))
+                       measured=_two_fold(logits, labels, novelty_scores, reject_rate),
+                       operating_point=_operating_point(logits / temperature, labels, good_class, classnames,
+                                                        escape_rate))
+
+
+def _operating_point(logits, labels, good_class, classnames, escape_rate) -> OperatingPoint | None:
+    if good_class is None or classnames is None or good_class not in classnames:
+        return None
+    good = classnames.index(good_class)
+    if not (labels == good).any() or (labels == good).all():
+        return None  # the held-out photos must show both kinds of part to place a threshold between them
+    first = _every_other_per_class(labels)
+    return fit_operating_point(softmax(logits), labels, good, good_class, escape_rate,
+                               folds=[(first, ~first), (~first, first)])
 
 
 def _two_fold(logits, labels, novelty_scores, reject_rate) -> dict:

@@ -240,3 +240,38 @@ def fit_operating_point(probabilities: np.ndarray, labels: np.ndarray, good: int
                                  "other, and the other way round",
                           "escapes": rate(escaped, defects), "overkill": rate(stopped, goods)}
     return point
+
+
+# What the overkill at the operating point means for a line, in three bands (a good part in two thrown
+# away is no inspection; one in ten still needs a person beside the line). Plain guides, not standards:
+# the numbers themselves are always shown beside the word.
+NOT_READY_OVERKILL = 0.5
+COSTLY_OVERKILL = 0.1
+READINESS = ("no_threshold", "not_ready", "costly", "workable")
+
+
+def readiness(operating_point: dict | None) -> str | None:
+    """One word for a manager from an operating point's to_dict(): can the line run at the allowed escape
+    rate, and at what cost in good parts stopped (the two-fold measured overkill where there is one)?"""
+    if not operating_point:
+        return None
+    if not operating_point.get("feasible", True):
+        return "no_threshold"
+    overkill = (operating_point.get("measured") or {}).get("overkill") or {}
+    value = overkill.get("rate")
+    if value is None:
+        return None
+    if value >= NOT_READY_OVERKILL:
+        return "not_ready"
+    return "costly" if value >= COSTLY_OVERKILL else "workable"
+
+
+def at_operating_point(point: OperatingPoint, probabilities: np.ndarray, labels: np.ndarray,
+                       classnames: list[str], unknown: np.ndarray | None = None,
+                       escape_rate: float | None = None) -> dict:
+    """counts() on labelled photos (`dapt eval`) with the file's pass threshold (and unknown flags)."""
+    good = classnames.index(point.good_class)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    passed = point.passes(probabilities[:, good], unknown, escape_rate)
+    return {"escape_rate": point.escape_rate if escape_rate is None else escape_rate,
+            **counts(passed, labels, probabilities.argmax(axis=1), classnames, good)}

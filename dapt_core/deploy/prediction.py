@@ -1,7 +1,8 @@
 """One answer for one photo, the same whichever engine computed it (torch or ONNX Runtime).
 
 An engine gives logits and a novelty score per photo; `decide` turns them into the class, its
-calibrated probability, the unknown flag and, when a coverage is asked for, the prediction set.
+calibrated probability, the unknown flag, the pass/fail verdict (where the file has an operating
+point) and, when a coverage is asked for, the prediction set.
 numpy only, so the ONNX runner does not need torch.
 """
 
@@ -13,6 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .calibration import Calibration, softmax
+from .pass_fail import check_escape_rate
+
+PASS, FAIL = "pass", "fail"
 
 
 @dataclass
@@ -24,14 +28,19 @@ class Prediction:
     unknown: bool | None = None
     novelty: float | None = None  # higher = further from the training photos
     prediction_set: list[str] | None = field(default=None)  # classes that hold the true one at the asked coverage
+    # "pass" or "fail" at the file's operating point (a part unknown to the model fails); None: no operating point.
+    verdict: str | None = None
+    good_probability: float | None = None  # calibrated probability of the good class
 
     def __repr__(self) -> str:
         flag = ", unknown" if self.unknown else ""
-        return f"Prediction({self.label!r}, {self.score:.3f}{flag})"
+        verdict = f", {self.verdict}" if self.verdict else ""
+        return f"Prediction({self.label!r}, {self.score:.3f}{flag}{verdict})"
 
     def to_dict(self) -> dict:
         return {"label": self.label, "score": self.score, "unknown": self.unknown, "novelty": self.novelty,
-                "set": self.prediction_set, "probabilities": self.probabilities}
+                "set": self.prediction_set, "verdict": self.verdict, "good_probability": self.good_probability,
+                "probabilities": self.probabilities}
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,19 @@ class Decision:
     coverage: float | None = None  # ask for prediction sets at this coverage
     unknown_threshold: float | None = None  # overrides the threshold of the file's reject rate
     reject_rate: float | None = None  # choose the threshold for this false-reject rate instead
+    escape_rate: float | None = None  # place the pass threshold for this escape rate instead of the file's
+
+    @property
+    def operating_point(self):
+        return None if self.calibration is None else self.calibration.operating_point
+
+    def pass_cut(self) -> float | None:
+        """The calibrated P(good) a part must exceed to pass; None without an operating point."""
+        if self.operating_point is None:
+            return None
+        if self.escape_rate is not None:
+            check_escape_rate(self.escape_rate)
+        return self.operating_point.cut(self.escape_rate)
 
     def threshold(self) -> float | None:
         if self.unknown_threshold is not None:
@@ -60,7 +82,8 @@ class Decision:
         logits = np.asarray(logits, dtype=np.float64)
         temperature = self.calibration.temperature if self.calibration is not None else 1.0
         probabilities = softmax(logits / temperature)
-        threshold, cut = self.threshold(), self.set_cut()
+        threshold, cut, pass_cut = self.threshold(), self.set_cut(), self.pass_cut()
+        good = None if pass_cut is None else self.classnames.index(self.operating_point.good_class)
         predictions = []
         for index, row in enumerate(probabilities):
             best = int(row.argmax())
@@ -71,9 +94,13 @@ class Decision:
                 from .conformal import prediction_set
 
                 members = [self.classnames[c] for c in prediction_set(row, cut)]
+            verdict = good_probability = None
+            if good is not None:
+                good_probability = float(row[good])
+                verdict = PASS if good_probability > pass_cut and not unknown else FAIL
             predictions.append(Prediction(self.classnames[best], float(row[best]),
                                           {name: float(p) for name, p in zip(self.classnames, row)},
-                                          unknown, score, members))
+                                          unknown, score, members, verdict, good_probability))
         return predictions
 
     def describe(self) -> list[str]:
@@ -95,6 +122,7 @@ class Decision:
             if self.reject_rate is None and "false_reject_rate" in measured:
                 lines.append(f"  measured on the held-out photos (two-fold): {measured['false_reject_rate']:.1%} "
                              f"rejected")
+        lines.extend(self._describe_operating_point())
         if self.coverage is not None:
             row = measured.get("coverage", {}).get(str(self.coverage))
             text = f"sets: {self.coverage:.0%} coverage"
@@ -102,4 +130,23 @@ class Decision:
                 text += (f"; measured on the held-out photos (two-fold): coverage {row['coverage']:.1%}, "
                          f"average set size {row['mean_set_size']:.2f}")
             lines.append(text)
+        return lines
+
+    def _describe_operating_point(self) -> list[str]:
+        point = self.operating_point
+        if point is None:
+            return ["pass/fail: none (no class of this file means a good part, or its held-out photos held no "
+                    "defective one); each photo gets a class only"]
+        rate = point.escape_rate if self.escape_rate is None else self.escape_rate
+        cut = self.pass_cut()
+        if cut == math.inf:
+            return [f"pass/fail: nothing passes: {len(point.defect_scores)} defective held-out photo(s) cannot "
+                    f"promise an escape rate of {rate:.1%} (it takes at least {math.ceil(1 / rate - 1)}); tune "
+                    f"with more defective test photos or allow a higher rate"]
+        lines = [f"pass/fail: a part passes when P({point.good_class}) > {max(cut, 0.0):.4f} and it is not "
+                 f"unknown; placed for at most {rate:.1%} escapes on the {len(point.defect_scores)} defective "
+                 f"held-out photos (conformal risk control)"]
+        overkill = point.overkill_on_held_out(self.escape_rate)
+        if overkill is not None:
+            lines.append(f"  it stops {overkill:.1%} of the {len(point.good_scores)} good held-out photos (overkill)")
         return lines

@@ -16,6 +16,8 @@ import torch.distributed as dist
 
 from ..data.images import sha256_of
 from ..data.records import LabeledImage, Skipped
+from ..deploy import pass_fail
+from ..deploy.calibration import fit_temperature, softmax
 from ..errors import Cancelled
 from .feature_cache import FrozenFeatureCache
 from .metrics import accuracy, confusion_matrix, dispersion, json_safe, per_class_accuracy, text_spread
@@ -174,15 +176,48 @@ def evaluation_batches(model: PromptedCLIP, n_items: int, batch_size: int = 100)
     return passes * math.ceil(n_items / batch_size)
 
 
-def comparison_metrics(before: Evaluation, after: Evaluation) -> dict:
+def comparison_metrics(before: Evaluation, after: Evaluation, good_class: str | None = None) -> dict:
     """Zero-shot against tuned on the same test images, JSON-ready: the numbers `dapt tune`, `dapt eval`,
-    the app and the benchmark runner report (each adds what is its own)."""
+    the app and the benchmark runner report (each adds what is its own). With `good_class` (the class that
+    means a good part) the pass/fail counts lead: see pass_fail_metrics."""
     return json_safe({
         "n_test": len(after.labels),
+        "good_class": good_class,
+        "pass_fail": pass_fail_metrics(before, after, good_class),
         "accuracy": after.accuracy,
+        "chance": chance_level(after.labels, len(after.classnames)),
         "zero_shot_accuracy": before.accuracy,
         "per_class": after.per_class,
         "zero_shot_per_class": before.per_class,
         "confusion": {"before": before.confusion.tolist(), "after": after.confusion.tolist()},
         "dispersion": {"before": before.dispersion, "after": after.dispersion},
     })
+
+
+def chance_level(labels: torch.Tensor, n_classes: int) -> float:
+    """The accuracy of always answering the most common test class (1 / C when the classes are balanced):
+    what an accuracy has to beat to mean anything."""
+    if len(labels) == 0:
+        return 1.0 / max(1, n_classes)
+    return float(torch.bincount(labels, minlength=n_classes).max()) / len(labels)
+
+
+def pass_fail_metrics(before: Evaluation, after: Evaluation, good_class: str | None) -> dict | None:
+    """Escapes (defective parts called good) and overkill (good parts called defective), zero-shot and
+    tuned, a part passing when "good" is its most probable class; the defect-type accuracy among the
+    caught defects; and the escape/overkill trade-off curves as the pass threshold on P(good) moves
+    (each model's probabilities temperature-scaled on these photos, so the curves compare fairly).
+    None without a good class or when the photos are not a mix of good and defective parts."""
+    if good_class is None or good_class not in after.classnames or len(after.labels) == 0:
+        return None
+    good = after.classnames.index(good_class)
+    labels = after.labels.numpy()
+    if not (labels == good).any() or (labels == good).all():
+        return None
+    result = {"good_class": good_class}
+    for side, evaluation in (("before", before), ("after", after)):
+        logits = evaluation.logits.double().numpy()
+        probabilities = softmax(logits / fit_temperature(logits, labels))
+        result[side] = pass_fail.argmax_counts(probabilities, labels, evaluation.classnames, good)
+        result[f"curve_{side}"] = pass_fail.tradeoff_curve(probabilities[:, good], labels, good)
+    return result

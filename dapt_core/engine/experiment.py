@@ -19,6 +19,7 @@ from ..data.records import Split
 from ..deploy.calibration import Calibration, calibrate
 from ..deploy.novelty import DESCRIPTION as NOVELTY_DESCRIPTION
 from ..deploy.novelty import NoveltyReference
+from ..deploy.pass_fail import DEFAULT_ESCAPE_RATE, check_escape_rate, good_index
 from ..errors import DataError
 from . import prompt_file
 from .backbone import Backbone
@@ -42,6 +43,7 @@ class ExperimentResult:
     eval_seconds: float
     novelty: NoveltyReference | None = None  # class means of the training photos' tuned features
     calibration: Calibration | None = None  # fitted on the test photos; None with too few of them
+    good_class: str | None = None  # the class that means a good part; None for a task without pass/fail
 
     @property
     def config(self) -> TuningConfig:
@@ -60,7 +62,7 @@ class ExperimentResult:
             "epochs": self.tuning.epochs,
             "classnames": self.split.classnames,
             "n_train": len(self.split.train),
-            **comparison_metrics(self.before, self.after),
+            **comparison_metrics(self.before, self.after, self.good_class),
             "zero_shot_templates": describe_templates(self.backbone, self.config.templates),
             "train_seconds": self.tuning.train_seconds,
             "train_cpu_seconds": self.tuning.train_cpu_seconds,
@@ -83,8 +85,8 @@ class ExperimentResult:
 
     def header(self, extra: dict | None = None) -> dict:
         metrics = self.metrics()
-        summary = {key: metrics[key] for key in ("accuracy", "zero_shot_accuracy", "per_class",
-                                                  "zero_shot_per_class", "dispersion", "n_test")}
+        summary = {key: metrics[key] for key in ("good_class", "pass_fail", "accuracy", "chance", "zero_shot_accuracy",
+                                                  "per_class", "zero_shot_per_class", "dispersion", "n_test")}
         training_images = [{"sha256": sha256_of(item.path), "class": self.split.classnames[item.label],
                             "name": Path(item.path).name} for item in self.split.train]
         return prompt_file.build_header(backbone=self.backbone, classnames=self.split.classnames,
@@ -103,10 +105,14 @@ class ExperimentResult:
 def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, shots: int | None = None,
                    dataset: str | None = None, on_progress: Callable[[Progress], None] | None = None,
                    cancel: CancelFlag | None = None, num_workers: int = 0,
-                   cache_dir: Path | None = None) -> ExperimentResult:
+                   cache_dir: Path | None = None, good_class: str | None = None,
+                   escape_rate: float = DEFAULT_ESCAPE_RATE) -> ExperimentResult:
     """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
     (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
-    default: dapt_core.zeroshot.default_cache_dir())."""
+    default: dapt_core.zeroshot.default_cache_dir()). `good_class`, one of the classes, makes the
+    run count escapes and overkill and place a pass threshold for `escape_rate` (pass_fail.py)."""
+    good_index(split.classnames, good_class)  # a class the task does not have is an error before tuning
+    check_escape_rate(escape_rate)
     if len(split.classnames) < 2:
         raise DataError("A task needs at least two classes.")
     if not split.test:
@@ -136,14 +142,14 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,
                                           batch_size=config.eval_batch_size, num_workers=num_workers,
                                           cancel=cancel, on_batch=on_batch, cache_dir=cache_dir)
-    novelty, calibration = _calibrate(tuning, split, after, cancel)
+    novelty, calibration = _calibrate(tuning, split, after, cancel, good_class or None, escape_rate)
     tuning = replace(tuning, decoded=None)  # the result outlives the run: free the photos
     return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started,
-                            novelty, calibration)
+                            novelty, calibration, good_class or None)
 
 
-def _calibrate(tuning: TuningResult, split: Split, after: Evaluation, cancel
-               ) -> tuple[NoveltyReference, Calibration | None]:
+def _calibrate(tuning: TuningResult, split: Split, after: Evaluation, cancel, good_class: str | None,
+               escape_rate: float) -> tuple[NoveltyReference, Calibration | None]:
     """What a prediction needs to say "unknown" and to give calibrated probabilities and sets: the
     training photos' class means (one short pass over the few training photos), then the test
     photos' novelty scores and logits, which the evaluation has already computed."""
@@ -151,7 +157,8 @@ def _calibrate(tuning: TuningResult, split: Split, after: Evaluation, cancel
     with torch.no_grad():
         scores = novelty.score(after.features)
     calibration = calibrate(after.logits.numpy(), after.labels.numpy(), scores.numpy(),
-                            novelty=NOVELTY_DESCRIPTION)
+                            novelty=NOVELTY_DESCRIPTION, good_class=good_class, classnames=split.classnames,
+                            escape_rate=escape_rate)
     return novelty, calibration
 
 

@@ -19,8 +19,9 @@ from PIL import Image
 
 from ..data.images import load_image
 from ..data.records import LabeledImage
-from ..deploy.calibration import Calibration
+from ..deploy.calibration import Calibration, softmax
 from ..deploy.novelty import NoveltyReference
+from ..deploy.pass_fail import at_operating_point
 from ..deploy.prediction import Decision, Prediction
 from ..errors import ConfigError
 from . import prompt_file
@@ -108,24 +109,47 @@ class Classifier:
         logits = (self.model.logit_scale * features @ self.model.text_features().t()).float()
         return logits, None if self.novelty is None else self.novelty.score(features)
 
+    @property
+    def good_class(self) -> str | None:
+        """The class that means a good part (recorded when the file was tuned), or None."""
+        return (self.file.header.get("metrics") or {}).get("good_class") or (
+            self.calibration.operating_point.good_class if self.calibration and self.calibration.operating_point
+            else None)
+
+    def count_at_operating_point(self, evaluation: Evaluation, novelty) -> dict | None:
+        """Escapes and overkill on labelled photos at this file's pass threshold, unknown photos failing;
+        None for a file without an operating point or photos that are not a mix of good and defective."""
+        point = self.calibration.operating_point if self.calibration is not None else None
+        labels = evaluation.labels.numpy()
+        if point is None or len(labels) == 0 or point.good_class not in self.classnames:
+            return None
+        good = self.classnames.index(point.good_class)
+        if not (labels == good).any() or (labels == good).all():
+            return None
+        probabilities = softmax(evaluation.logits.double().numpy() / self.calibration.temperature)
+        unknown = None if novelty is None else novelty > self.calibration.unknown_threshold()
+        return at_operating_point(point, probabilities, labels, self.classnames, unknown)
+
     def decision(self, *, coverage: float | None = None, unknown_threshold: float | None = None,
-                 reject_rate: float | None = None) -> Decision:
+                 reject_rate: float | None = None, escape_rate: float | None = None) -> Decision:
         """How outputs become answers: this file's calibration and the caller's choices."""
-        return Decision(self.classnames, self.calibration, coverage, unknown_threshold, reject_rate)
+        return Decision(self.classnames, self.calibration, coverage, unknown_threshold, reject_rate, escape_rate)
 
     def predict(self, images: list | str | Path | Image.Image, decision: Decision | None = None, *,
                 coverage: float | None = None, unknown_threshold: float | None = None,
-                reject_rate: float | None = None) -> list[Prediction]:
+                reject_rate: float | None = None, escape_rate: float | None = None) -> list[Prediction]:
         """One Prediction per image (a single image may be given without a list).
 
         coverage: also give the set of classes that holds the true class with this probability.
         unknown_threshold: flag photos whose novelty is above this instead of the file's threshold.
         reject_rate: choose the threshold for this false-reject rate instead of the file's.
+        escape_rate: place the pass threshold for this share of defective parts let through instead of
+            the file's (`verdict` is "pass" or "fail" for files whose task has a good class).
         """
         if isinstance(images, (str, Path, Image.Image)):
             images = [images]
         decision = decision or self.decision(coverage=coverage, unknown_threshold=unknown_threshold,
-                                             reject_rate=reject_rate)
+                                             reject_rate=reject_rate, escape_rate=escape_rate)
         logits, novelty = self.outputs(list(images))
         return decision.decide(logits.numpy(), None if novelty is None else novelty.numpy())
 

@@ -11,6 +11,11 @@ Format 1.1 (format_version 1, format_minor 1) adds, for files tuned with enough 
       held_out_photos, measured (out-of-sample false-reject rate, coverage and set size), and the
       sorted novelty_scores and conformal_scores of the held-out photos (see dapt_core.deploy.calibration);
   tensor "novelty_class_means": (C, D) mean tuned feature of each class's training photos.
+Format 1.2 (format_minor 2) adds, where one class means a good part:
+  header "calibration" -> "pass_fail": the good class, the allowed escape rate, the pass threshold on the
+      calibrated P(good) (conformal risk control), the held-out P(good) scores it rests on and the
+      two-fold measured escapes and overkill (see dapt_core.deploy.pass_fail);
+  header "metrics": good_class, chance, and pass_fail (escapes and overkill before and after tuning).
 Minor versions only add: a 1.0 file still loads (it predicts without the unknown flag and sets),
 and a reader of 1.0 reads a 1.1 file, ignoring what it does not know.
 """
@@ -32,7 +37,7 @@ from ..errors import PromptFileError
 
 FORMAT = "dapt-prompt-file"
 FORMAT_VERSION = 1
-FORMAT_MINOR = 1  # additions a reader of an older minor version may ignore
+FORMAT_MINOR = 2  # additions a reader of an older minor version may ignore
 HEADER_KEY = "dapt"
 SUFFIX = ".safetensors"
 # The tensors a file may hold, and which ones a method needs.
