@@ -137,7 +137,21 @@ def sidecar(classifier: Classifier) -> dict:
         "classnames": classifier.classnames,
         "unknown_threshold": calibration.to_dict()["unknown_threshold"] if calibration else None,
         "reject_rate": calibration.reject_rate if calibration else None,
+        # The line's decision in two numbers, for C#, C++ and Java readers: a part passes when
+        # probabilities[good_class] > pass_threshold and novelty <= unknown_threshold (null: no pass/fail).
+        **_pass_fail(calibration),
         "calibration": calibration.to_dict() if calibration else None,
         "prompt_file": {"backbone": header["backbone"], "method": header["method"], "created": header.get("created"),
                         "metrics": header.get("metrics", {})},
     }
+
+
+def _pass_fail(calibration) -> dict:
+    point = calibration.operating_point if calibration is not None else None
+    if point is None:
+        return {"good_class": None, "pass_threshold": None, "escape_rate": None}
+    cut = point.cut()
+    # An operating point with too few defective photos lets nothing pass: a threshold of 1.0 says so to
+    # a reader that compares with '>', since no probability exceeds it.
+    return {"good_class": point.good_class, "pass_threshold": max(cut, 0.0) if cut != float("inf") else 1.0,
+            "escape_rate": point.escape_rate}
