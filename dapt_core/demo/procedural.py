@@ -792,3 +792,72 @@ def render_shape(
     field, _ = lighting(rng, size, 0.6)
     img = np.clip(img * field[..., None], 0, 1)
     return apply_style(img, rng, style)
+
+
+# --------------------------------------------------------------------------------------------------
+# Faint textile flaws (the hard demo tasks): neither is in DEFECTS, so the pretraining corpus,
+# which draws its defects from that tuple, never shows them.
+# --------------------------------------------------------------------------------------------------
+
+TEXTILE_FLAWS: tuple[str, ...] = ("none", "local", "global")
+
+
+def _slub(img, rng, s, sev):
+    """A short thickened or missing thread: a thin streak a few weave periods long, slightly
+    brighter or darker than the cloth around it."""
+    y, x = _grid(s)
+    cx, cy = _place(rng, 0.15)
+    a = rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.05)  # along the warp or the weft
+    u, v = _rot(x - cx, y - cy, a)
+    length = rng.uniform(0.05, 0.12)
+    width = rng.uniform(0.6, 1.2) / 128
+    m = np.exp(-((v / width) ** 2)) * _smoothstep(length, length * 0.6, np.abs(u))
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    amt = rng.uniform(0.25, 0.45) * sev
+    return img * (1 + sign * amt * m)[..., None]
+
+
+def _spot(img, rng, s, sev):
+    """A small soft spot (oil, a pulled loop seen from above): a few pixels across, low contrast."""
+    y, x = _grid(s)
+    cx, cy = _place(rng, 0.15)
+    r = rng.uniform(0.012, 0.03)
+    m = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r * r))
+    amt = rng.uniform(0.15, 0.3) * sev
+    return img * (1 - amt * m)[..., None]
+
+
+def _barre(img, rng, s, sev):
+    """Barre: the whole piece shows faint bands of tone across the weft (yarn of uneven dye uptake)."""
+    y, x = _grid(s)
+    u, v = _rot(x - 0.5, y - 0.5, rng.choice([0.0, np.pi / 2]) + rng.normal(0, 0.03))
+    bands = np.sin(2 * np.pi * (v * rng.uniform(3, 7) + rng.uniform(0, 1)))
+    amt = rng.uniform(0.04, 0.08) * sev
+    return img * (1 + amt * bands)[..., None]
+
+
+def _cloudy(img, rng, s, sev):
+    """Cloudiness: an uneven, mottled density over the whole piece, plus a slight overall tone cast."""
+    mottle = _fractal_noise(rng, s, 6, 3)
+    cast = 1 + rng.uniform(-1, 1, 3).astype(np.float32) * 0.03 * sev
+    amt = rng.uniform(0.05, 0.09) * sev
+    return img * (1 + amt * mottle)[..., None] * cast[None, None]
+
+
+def textile_flaw(img: np.ndarray, rng: np.random.Generator, kind: str, severity: float = 1.0) -> np.ndarray:
+    """Return ``img`` (a fabric surface) with a faint flaw of ``kind`` (one of TEXTILE_FLAWS).
+
+    ``local``: one small flaw (a slub or a soft spot) somewhere on the piece; ``global``: a subtle
+    change of the whole piece (barre bands or cloudiness). ``severity`` scales the contrast; at 1
+    both are at the edge of what the eye sees at the demo model's 128 pixels.
+    """
+    if kind not in TEXTILE_FLAWS:
+        raise ValueError(f"unknown textile flaw {kind!r}; choose from {TEXTILE_FLAWS}")
+    if kind == "none":
+        return img
+    s = img.shape[0]
+    if kind == "local":
+        out = (_slub if rng.random() < 0.6 else _spot)(img, rng, s, float(severity))
+    else:
+        out = (_barre if rng.random() < 0.5 else _cloudy)(img, rng, s, float(severity))
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

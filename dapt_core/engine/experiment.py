@@ -20,7 +20,7 @@ from ..deploy.calibration import Calibration, calibrate
 from ..deploy.novelty import DESCRIPTION as NOVELTY_DESCRIPTION
 from ..deploy.novelty import NoveltyReference
 from ..deploy.pass_fail import DEFAULT_ESCAPE_RATE, check_escape_rate, good_index
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from . import prompt_file
 from .backbone import Backbone
 from .cpu_memory import on_the_cpu
@@ -28,6 +28,9 @@ from .evaluation import Evaluation, comparison_metrics, evaluate_before_after, e
 from .methods import TuningConfig
 from .metrics import json_safe
 from .progress import Progress, eta_seconds
+from .run_health import assess_metrics
+from .safeguard import applies as safeguard_applies
+from .safeguard import tune_with_safeguard
 from .training import CancelFlag, TuningResult, tune
 from .zeroshot import default_cache_dir, describe_templates, zero_shot_text_features
 
@@ -44,6 +47,8 @@ class ExperimentResult:
     novelty: NoveltyReference | None = None  # class means of the training photos' tuned features
     calibration: Calibration | None = None  # fitted on the test photos; None with too few of them
     good_class: str | None = None  # the class that means a good part; None for a task without pass/fail
+    # What the collapse safeguard saw and did (engine/safeguard.py); None where it did not run.
+    safeguard: dict | None = None
 
     @property
     def config(self) -> TuningConfig:
@@ -52,7 +57,7 @@ class ExperimentResult:
     def metrics(self) -> dict:
         """Everything measured, JSON-ready (the --json output of `dapt tune`)."""
         skipped = self.split.skipped + self.tuning.skipped + self.before.skipped
-        return json_safe({
+        metrics = json_safe({
             "method": self.config.method,
             "backbone": self.backbone.spec,
             "backbone_weights": self.backbone.weights_id,
@@ -74,7 +79,11 @@ class ExperimentResult:
             "calibration": None if self.calibration is None else {
                 key: value for key, value in self.calibration.to_dict().items()
                 if key not in ("novelty_scores", "conformal_scores")},
+            "safeguard": self.safeguard,
         })
+        # Did the run learn anything? Judged from what was just measured (engine/run_health.py).
+        metrics["health"] = assess_metrics(metrics, trains=self.config.trains)
+        return metrics
 
     def prompt_tensors(self) -> dict[str, torch.Tensor]:
         tensors = self.tuning.prompted.prompt_tensors()
@@ -86,13 +95,15 @@ class ExperimentResult:
     def header(self, extra: dict | None = None) -> dict:
         metrics = self.metrics()
         summary = {key: metrics[key] for key in ("good_class", "pass_fail", "accuracy", "chance", "zero_shot_accuracy",
-                                                  "per_class", "zero_shot_per_class", "dispersion", "n_test")}
+                                                  "per_class", "zero_shot_per_class", "dispersion", "n_test",
+                                                  "health")}
         training_images = [{"sha256": sha256_of(item.path), "class": self.split.classnames[item.label],
                             "name": Path(item.path).name} for item in self.split.train]
         return prompt_file.build_header(backbone=self.backbone, classnames=self.split.classnames,
                                         config=self.config, epochs=self.tuning.epochs, metrics=summary,
                                         training_images=training_images,
-                                        extra={**(extra or {}), **self._calibration_header()})
+                                        extra={**(extra or {}), **self._calibration_header(),
+                                               **({"safeguard": self.safeguard} if self.safeguard else {})})
 
     def _calibration_header(self) -> dict:
         return {} if self.calibration is None else {"calibration": self.calibration.to_dict()}
@@ -106,11 +117,14 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                    dataset: str | None = None, on_progress: Callable[[Progress], None] | None = None,
                    cancel: CancelFlag | None = None, num_workers: int = 0,
                    cache_dir: Path | None = None, good_class: str | None = None,
-                   escape_rate: float = DEFAULT_ESCAPE_RATE) -> ExperimentResult:
+                   escape_rate: float = DEFAULT_ESCAPE_RATE, safeguard: bool | None = None) -> ExperimentResult:
     """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
     (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
     default: dapt_core.zeroshot.default_cache_dir()). `good_class`, one of the classes, makes the
-    run count escapes and overkill and place a pass threshold for `escape_rate` (pass_fail.py)."""
+    run count escapes and overkill and place a pass threshold for `escape_rate` (pass_fail.py).
+    `safeguard`: replace a run whose class text embeddings collapse onto one point by CoOp or the
+    zero-shot classifier (engine/safeguard.py); by default on for methods with a text prompt under the
+    inspection preset, off under the recipe's (`dapt bench`)."""
     good_index(split.classnames, good_class)  # a class the task does not have is an error before tuning
     check_escape_rate(escape_rate)
     if len(split.classnames) < 2:
@@ -121,9 +135,21 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     per_class = torch.bincount(torch.tensor([i.label for i in split.train], dtype=torch.long),
                                minlength=len(split.classnames)) if split.train else torch.zeros(1)
     shots = shots if shots is not None else int(per_class.max())
-    tuning = tune(backbone, split.classnames, split.train, config, shots=shots, dataset=dataset,
-                  on_progress=on_progress, cancel=cancel, num_workers=num_workers, cache_dir=cache_dir,
-                  keep_decoded=True)
+    options = {"shots": shots, "dataset": dataset, "on_progress": on_progress, "cancel": cancel,
+               "num_workers": num_workers, "cache_dir": cache_dir, "keep_decoded": True}
+    guard = None
+    if safeguard is None:
+        safeguard = safeguard_applies(config)
+    if safeguard:
+        if not config.text_prompt:
+            raise ConfigError(f"The collapse safeguard watches learned class text embeddings; method "
+                              f"'{config.method}' learns none. Use coop or dapt, or leave the safeguard off.")
+        zero_shot = zero_shot_text_features(backbone, split.classnames, config.templates,
+                                            Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        tuning, guard = tune_with_safeguard(backbone, split.classnames, split.train, config,
+                                            zero_shot_text=zero_shot, **options)
+    else:
+        tuning = tune(backbone, split.classnames, split.train, config, **options)
     started = time.perf_counter()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     zero_shot_text = (tuning.prompted.fixed_text_features if not config.text_prompt
@@ -145,7 +171,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     novelty, calibration = _calibrate(tuning, split, after, cancel, good_class or None, escape_rate)
     tuning = replace(tuning, decoded=None)  # the result outlives the run: free the photos
     return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started,
-                            novelty, calibration, good_class or None)
+                            novelty, calibration, good_class or None, safeguard=guard)
 
 
 def _calibrate(tuning: TuningResult, split: Split, after: Evaluation, cancel, good_class: str | None,

@@ -8,6 +8,7 @@ rank takes its share of every global batch, so the result matches one process).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,7 @@ from .backbone import Backbone
 from .cpu_memory import on_the_cpu
 from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
+from .metrics import text_spread
 from .progress import Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
 from .views import ImageViews, epoch_batches, loader, model_input, skipped_records
@@ -46,6 +48,8 @@ class TuningResult:
     # The training photos as decoded for tuning, kept only when asked (tune's keep_decoded): the
     # novelty pass after tuning makes their test views from them instead of decoding them again.
     decoded: ImageViews | None = field(default=None, repr=False, compare=False)
+    # Why `watch` stopped the run early (tune's argument), or None for a run that went the whole way.
+    stopped: str | None = None
 
 
 def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
@@ -63,7 +67,7 @@ def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
 def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], config: TuningConfig, *,
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
          cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None,
-         keep_decoded: bool = False) -> TuningResult:
+         keep_decoded: bool = False, watch: Callable[[list[dict]], str | None] | None = None) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -75,6 +79,9 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         cache_dir: where zero-shot class embeddings are kept (default: dapt_core.zeroshot's).
         keep_decoded: return the decoded training photos in the result (`decoded`), for a pass
             over them that follows; they are otherwise freed with the run.
+        watch: called with the history after every epoch; a non-empty string it returns stops the
+            run there and is kept as the result's `stopped` (engine/safeguard.py watches for a
+            collapse this way). It must answer the same on every rank.
     """
     if len(classnames) < 2:
         raise DataError("A task needs at least two classes.")
@@ -108,6 +115,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                                 weight_decay=config.weight_decay)
     history: list[dict] = []
     step = 0
+    stopped = None
     for epoch in range(epochs):
         lr = learning_rate(epoch, config.lr, epochs, config.warmup_epochs, config.warmup_lr)
         for group in optimizer.param_groups:
@@ -144,10 +152,13 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             correct, seen = _reduce_epoch(sums, correct, seen, backbone.device)
         n = max(1, len(local_batches))
         history.append({"epoch": epoch + 1, "lr": lr, "train_accuracy": correct / max(1, seen),
-                        **{k: sums[k] / n for k in TERMS}})
+                        **{k: sums[k] / n for k in TERMS}, "text_spread": epoch_text_spread(model)})
+        stopped = watch(history) if watch is not None else None
+        if stopped:
+            break
     return TuningResult(model, config, epochs, history, time.perf_counter() - started,
                         time.process_time() - cpu_started, skipped_records(views, sorted(skipped.items())),
-                        decoded=views if keep_decoded else None)
+                        decoded=views if keep_decoded else None, stopped=stopped or None)
 
 
 TERMS = ("loss", "ce", "intra", "inter")
@@ -249,6 +260,18 @@ def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, c
         sums.index_add_(0, labels, features.float())
         counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
     return sums / counts.clamp_min(1)[:, None]
+
+
+@torch.no_grad()
+def epoch_text_spread(model: PromptedCLIP) -> float | None:
+    """The class text embeddings' spread (metrics.text_spread) after an epoch, for methods that learn
+    them (None otherwise). It is how a collapse shows (run_health.py): cross-entropy on features that
+    do not tell the classes apart can pull every class onto one point. One text forward per epoch,
+    less than a training step costs."""
+    if model.text_ctx is None:
+        return None
+    with model.backbone.autocast():
+        return text_spread(model.text_features())
 
 
 def _reduce_epoch(sums: dict[str, float], correct: int, seen: int, device) -> tuple[int, int]:
