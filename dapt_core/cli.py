@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import __version__
+from .deploy.pass_fail import DEFAULT_ESCAPE_RATE, check_escape_rate, guess_good_class
 from .engine.methods import (
     AUGMENTATION_PRESETS,
     DEFAULT_PRESET,
@@ -23,7 +24,7 @@ from .engine.methods import (
     TEMPLATE_SET_NAMES,
     TuningConfig,
 )
-from .errors import DaptError, DataError
+from .errors import ConfigError, DaptError, DataError
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -91,7 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default); computed once per backbone and class list, then read from the cache folder "
                            "($DAPT_CACHE_DIR, default ~/.cache/dapt)")
     tune.add_argument("--seed", type=int, default=TuningConfig.seed)
+    tune.add_argument("--good-class", metavar="NAME",
+                      help="the class that means a good part, or 'none' for a task without pass/fail (default: "
+                           "guessed from the names: no defect, OK, good, 良品, ...); escapes and overkill are "
+                           "counted against it and a pass threshold is placed")
+    tune.add_argument("--escape-rate", type=float, default=DEFAULT_ESCAPE_RATE,
+                      help="the share of defective parts the line may let through; the pass threshold is placed "
+                           "on the held-out photos for it (default: %(default)s)")
     tune.add_argument("--device", default=None, help="cuda | cuda:N | mps | cpu (default: best available)")
+    tune.add_argument("--no-check", action="store_true",
+                      help="skip the check before training of how well the frozen model tells the classes apart "
+                           "(see 'dapt check')")
     tune.add_argument("--out", required=True, help="prompt file to write (.safetensors)")
     tune.add_argument("--json", dest="json_out", help="write the metrics as JSON here ('-' for stdout)")
     tune.set_defaults(handler=cmd_tune)
@@ -117,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="flag as unknown at most this share of photos like the held-out ones "
                               "(default: the file's, 0.05 unless tuned otherwise)")
     predict.add_argument("--unknown-threshold", type=float, help="flag photos whose novelty is above this instead")
+    predict.add_argument("--escape-rate", type=float,
+                         help="place the pass threshold for this share of defective parts let through instead of "
+                              "the file's (files whose task has a good class)")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--device", default=None)
     predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -148,14 +162,34 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true")
     scan.set_defaults(handler=cmd_scan)
 
+    check = commands.add_parser(
+        "check", parents=[common], help="before tuning: can this backbone tell the classes apart at all?",
+        description="Classify each training photo by the nearest class mean of the others (leave-one-out) on the "
+                    "backbone's frozen image features, and say how that compares with chance, which classes it "
+                    "mixes up, how well good and defective parts are told apart, and what to try. Takes seconds; "
+                    "the features are cached ($DAPT_CACHE_DIR, default ~/.cache/dapt), so a second check is "
+                    "instant.")
+    check.add_argument("data_dir", help="one folder per class, or train/ and test/ each holding one per class")
+    check.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                       help="as for tune (default: %(default)s, falling back to demo where its weights cannot be had)")
+    check.add_argument("--shots", type=int, default=DEFAULT_SHOTS,
+                       help="training images per class, drawn as tune draws them (default: %(default)s)")
+    check.add_argument("--seed", type=int, default=TuningConfig.seed)
+    check.add_argument("--good-class", metavar="NAME|none",
+                       help="the class that means a good part, for the good-vs-defective numbers; 'none' for a task "
+                            "without one (default: guessed from names such as good, OK, no defect, 良品)")
+    check.add_argument("--device", default=None)
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.set_defaults(handler=cmd_check)
+
     from .demo.demo_task import DEFAULT_TASK, TASKS
 
     demo = commands.add_parser("demo-data", parents=[common], help="write the demo inspection task")
     demo.add_argument("out_dir")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS),
-                      help="which material: the demo task (%(default)s) or the second task with another "
-                           "held-out material")
+                      help="which task: the demo task (%(default)s), the second task with another held-out "
+                           "material (ceramic), or a hard task the demo model barely sees (textile, textile-faint)")
     demo.set_defaults(handler=cmd_demo_data)
 
     from .bench.commands import register as register_bench
@@ -186,12 +220,16 @@ def cmd_tune(args) -> int:
             raise
         raise DataError(f"{error}. 'dapt scan {args.data_dir}' lists every file and why it was skipped.") from None
     _report_split(split)
+    good_class = _good_class(args.good_class, split.classnames)
+    check_escape_rate(args.escape_rate)
     if args.backbone == DEFAULT_BACKBONE:
         backbone, notice = load_backbone_or_demo(args.backbone, args.device)
         if notice:
             print(f"note: {notice}", file=sys.stderr)
     else:
         backbone = load_backbone(args.backbone, args.device)
+    if not args.no_check:  # before minutes of training: can the frozen model see the difference at all?
+        _check_before_tuning(backbone, split, good_class)
     selection = None
     if choose_lr and config.trains:
         from dataclasses import replace
@@ -207,7 +245,8 @@ def cmd_tune(args) -> int:
         print(f"chosen lr: {selection.lr:.3g} ({choose_lr}, {selection.seconds:.0f} s)", file=sys.stderr)
         config = replace(config, lr=selection.lr)
     with _ProgressBar() as bar:
-        result = run_experiment(backbone, split, config, shots=args.shots, on_progress=bar.update)
+        result = run_experiment(backbone, split, config, shots=args.shots, on_progress=bar.update,
+                                good_class=good_class, escape_rate=args.escape_rate)
     extra = {"lr_selection": selection.to_dict()} if selection else None
     out = result.save_prompt_file(args.out, extra)
     metrics = result.metrics()
@@ -217,6 +256,7 @@ def cmd_tune(args) -> int:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
         _print_summary(metrics)
+        _print_health(metrics)
         _print_calibration(metrics.get("calibration"))
         print(f"prompt file: {out}")
     return 0
@@ -243,18 +283,21 @@ def cmd_eval(args) -> int:
                file=sys.stderr, leave=False)
     before, after = classifier.evaluate(items, on_batch=lambda *_: bar.update())
     bar.close()
+    novelty = None if classifier.novelty is None else classifier.novelty.score(after.features.float()).numpy()
     metrics = {
         "prompt_file": str(args.prompt_file), "backbone": classifier.model.backbone.spec,
-        **comparison_metrics(before, after),
+        **comparison_metrics(before, after, classifier.good_class),
+        "operating_point": classifier.count_at_operating_point(after, novelty),
         "zero_shot_templates": describe_templates(classifier.model.backbone, classifier.templates),
         "skipped": [{"path": s.path, "reason": s.reason} for s in scan.skipped + after.skipped],
         "calibration": None if classifier.calibration is None else classifier.calibration.count_on(
-            after.logits.numpy(), after.labels.numpy(), classifier.novelty.score(after.features.float()).numpy()),
+            after.logits.numpy(), after.labels.numpy(), novelty),
     }
     if args.json_out:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
         _print_summary(metrics)
+        _print_counted_operating_point(metrics["operating_point"], classifier)
         _print_counted_calibration(metrics["calibration"], classifier.calibration)
     return 0
 
@@ -270,7 +313,8 @@ def cmd_predict(args) -> int:
         raise DataError("--batch-size must be at least 1.")
     engine = load_engine(args.prompt_file, args.device)
     decision = Decision(engine.classnames, engine.calibration, args.coverage, args.unknown_threshold,
-                        args.reject_rate)
+                        args.reject_rate, args.escape_rate)
+    decision.pass_cut()  # a bad --escape-rate too
     decision.threshold()  # a bad --reject-rate is a usage error before any photo is read
     paths, missing = expand_inputs(args.images)
     if not paths:
@@ -290,15 +334,18 @@ def cmd_predict(args) -> int:
                          indent=2, ensure_ascii=False))
     elif not args.csv_out:
         for path, p in result.rows:
+            verdict = "" if p.verdict is None else f"{p.verdict.upper()}\t"
             flag = "\tUNKNOWN" if p.unknown else ""
             members = "" if p.prediction_set is None else "\t{" + ", ".join(p.prediction_set) + "}"
-            print(f"{path}\t{p.label}\t{p.score:.3f}{flag}{members}")
+            print(f"{path}\t{verdict}{p.label}\t{p.score:.3f}{flag}{members}")
     for line in decision.describe():
         print(f"note: {line}", file=sys.stderr)
     for skipped in result.skipped:
         print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
     unknown = sum(1 for _, p in result.rows if p.unknown)
-    print(f"{len(result.rows)} photo(s) classified, {unknown} unknown, {len(result.skipped)} skipped; "
+    failed = sum(1 for _, p in result.rows if p.verdict == "fail")
+    verdicts = "" if decision.operating_point is None else f"{failed} failed, "
+    print(f"{len(result.rows)} photo(s) classified, {verdicts}{unknown} unknown, {len(result.skipped)} skipped; "
           f"{result.photos_per_second:.1f} photos/s" + (f"; wrote {args.csv_out}" if args.csv_out else ""),
           file=sys.stderr)
     return 0
@@ -348,6 +395,7 @@ def _print_calibration(calibration: dict | None) -> None:
     if not calibration:
         print("calibration   none (no unknown flag or prediction sets; tune again to add them)")
         return
+    _print_operating_point(calibration.get("pass_fail"))
     measured = calibration.get("measured", {})
     threshold = calibration.get("unknown_threshold")
     print(f"calibration   on {calibration['held_out_photos']} held-out photos; temperature "
@@ -357,6 +405,16 @@ def _print_calibration(calibration: dict | None) -> None:
     for coverage, row in measured.get("coverage", {}).items():
         print(f"  sets at {float(coverage):.0%}: measured coverage {_pct(row['coverage'])}, "
               f"average size {row['mean_set_size']:.2f}")
+
+
+def _print_counted_operating_point(counted: dict | None, classifier) -> None:
+    """`dapt eval`: the file's pass threshold (with its unknown flags) on these photos."""
+    if counted is None:
+        return
+    point = classifier.calibration.operating_point
+    print(f"at the file's operating point (pass when P({point.good_class}) > {max(point.cut(), 0.0):.4f}, placed "
+          f"for at most {point.escape_rate:.1%} escapes, unknown photos fail):")
+    print(f"  escapes {_count(counted['escapes'])}; overkill {_count(counted['overkill'])}")
 
 
 def _print_counted_calibration(counted: dict | None, calibration) -> None:
@@ -415,6 +473,62 @@ def cmd_scan(args) -> int:
         for s in scan.skipped:
             print(f"  {s.path}: {s.reason}")
     return 0
+
+
+def cmd_check(args) -> int:
+    from .data.folders import load_split
+
+    split = load_split(args.data_dir, shots=args.shots, seed=args.seed, progress=_scan_bar())
+    _report_split(split)
+    good_class = _good_class(args.good_class, split.classnames)
+    backbone = _load_backbone_for(args.backbone, args.device)
+    result = _feasibility(backbone, split, good_class, quiet=args.json)
+    if args.json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _load_backbone_for(spec: str, device: str | None):
+    """The backbone named by --backbone; the default one falls back to demo (saying so) where its weights
+    cannot be had, a named one is an error then."""
+    from .engine.backbone import load_backbone, load_backbone_or_demo
+
+    if spec != DEFAULT_BACKBONE:
+        return load_backbone(spec, device)
+    backbone, notice = load_backbone_or_demo(spec, device)
+    if notice:
+        print(f"note: {notice}", file=sys.stderr)
+    return backbone
+
+
+def _feasibility(backbone, split, good_class: str | None, *, quiet: bool = False, out=None) -> dict:
+    """Run the frozen-feature check on the training photos and print it in words (unless `quiet`)."""
+    from .engine.feasibility import check_feasibility, describe
+
+    bar = tqdm(desc="checking", unit="batch", file=sys.stderr, leave=False, disable=quiet)
+
+    def on_batch(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = check_feasibility(backbone, split.classnames, split.train, good_class=good_class, on_batch=on_batch)
+    finally:
+        bar.close()
+    if not quiet:
+        out = out or sys.stdout
+        print(f"check ({backbone.spec}, {result['seconds']:.1f} s):", file=out)
+        for line in describe(result):
+            print(f"  {line}", file=out)
+    return result
+
+
+def _check_before_tuning(backbone, split, good_class: str | None) -> None:
+    """`dapt check`'s block, on stderr (stdout may carry the metrics JSON); never stops the tuning."""
+    try:
+        _feasibility(backbone, split, good_class, out=sys.stderr)
+    except DaptError as error:
+        print(f"note: the check before tuning was skipped: {error}", file=sys.stderr)
 
 
 def cmd_demo_data(args) -> int:
@@ -518,10 +632,89 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _good_class(given: str | None, classnames: list[str]) -> str | None:
+    """--good-class: a class name, 'none', or (not given) the guess from the class names, said aloud."""
+    if given is not None:
+        if given.casefold() == "none":
+            return None
+        if given not in classnames:
+            raise ConfigError(f"--good-class {given!r} is not one of the classes ({', '.join(classnames)}); "
+                              f"name the class that means a good part, or 'none'.")
+        return given
+    guess = guess_good_class(classnames)
+    if guess is None:
+        print("note: no class name says 'good part' (no defect, OK, good, ...): accuracy only; name one with "
+              "--good-class to count escapes and overkill", file=sys.stderr)
+    else:
+        print(f"note: '{guess}' is taken as the good class (--good-class NAME or none to change it)", file=sys.stderr)
+    return guess
+
+
+def _count(row: dict | None) -> str:
+    """'182 of 800 (22.8%, 95% interval 20.1-25.7%)'."""
+    if not row or not row.get("of"):
+        return "n/a"
+    low, high = row["interval"]
+    return f"{row['count']} of {row['of']} ({_pct(row['rate'])}, 95% interval {100 * low:.1f}-{100 * high:.1f}%)"
+
+
+def _print_pass_fail(metrics: dict) -> None:
+    """The numbers a line lives by, first: escapes and overkill, zero-shot and tuned, then the operating point."""
+    pass_fail = metrics.get("pass_fail")
+    if not pass_fail:
+        return
+    before, after = pass_fail["before"], pass_fail["after"]
+    print(f"pass/fail (good class '{pass_fail['good_class']}', a part passing when it is the most probable class):")
+    print(f"  escapes, defective parts called good:  zero-shot {_count(before['escapes'])}")
+    print(f"                                         tuned     {_count(after['escapes'])}")
+    escaped = {name: n for name, n in after["escapes_by_class"].items() if n}
+    if escaped:
+        print("    tuned escapes by defect: " + ", ".join(f"{name} {n}" for name, n in escaped.items()))
+    print(f"  overkill, good parts called defective: zero-shot {_count(before['overkill'])}")
+    print(f"                                         tuned     {_count(after['overkill'])}")
+    print(f"  defect type right among caught defects: zero-shot {_count(before['defect_type_accuracy'])}")
+    print(f"                                          tuned     {_count(after['defect_type_accuracy'])}")
+
+
+def _print_operating_point(point: dict | None) -> None:
+    if not point:
+        return
+    from .deploy.pass_fail import readiness
+
+    rate = point["escape_rate"]
+    if not point["feasible"]:
+        print(f"operating point: none: {point['held_out_defective']} defective test photos cannot promise at most "
+              f"{rate:.1%} escapes; nothing would pass. Add defective test photos or allow a higher --escape-rate.")
+        return
+    measured = point.get("measured") or {}
+    print(f"operating point for at most {rate:.1%} escapes: pass when P({point['good_class']}) > "
+          f"{point['threshold']:.4f} and the photo is not unknown")
+    if measured:
+        print(f"  measured two-fold on the test photos: escapes {_count(measured['escapes'])}, "
+              f"overkill {_count(measured['overkill'])}")
+    words = {"not_ready": "not ready for a line: to keep escapes this low it stops half the good parts or more",
+             "costly": "costly: it stops one good part in ten or more",
+             "workable": "workable: under one good part in ten stopped"}
+    verdict = readiness(point)
+    if verdict in words:
+        print(f"  {words[verdict]}")
+
+
+def _print_health(metrics: dict) -> None:
+    """What the collapse safeguard did and whether the run learned anything, in words."""
+    from .engine.run_health import describe
+    from .engine.safeguard import describe as describe_safeguard
+
+    for line in describe_safeguard(metrics.get("safeguard")) + describe(metrics["health"]):
+        print(line)
+
+
 def _print_summary(metrics: dict) -> None:
     before, after = metrics["dispersion"]["before"], metrics["dispersion"]["after"]
+    _print_pass_fail(metrics)
+    chance = metrics.get("chance")
     print(f"accuracy: zero-shot {_pct(metrics['zero_shot_accuracy'])} -> tuned {_pct(metrics['accuracy'])} "
-          f"on {metrics.get('n_test')} test images")
+          f"on {metrics.get('n_test')} test images" + ("" if chance is None else f" (chance {_pct(chance)})"))
     templates = metrics.get("zero_shot_templates")
     if templates:
         print(f"zero-shot classifier: template set '{templates['set']}', {templates['count']} template(s), "

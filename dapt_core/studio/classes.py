@@ -10,7 +10,6 @@ from .storage import (
     clean_project_name,
 )
 
-
 # The manifest's record of the class that means a good part: a class name, NO_GOOD_CLASS when the user
 # said no class does, absent while the user has not said (the guess from the names applies).
 GOOD_CLASS_KEY = "good_class"
