@@ -14,9 +14,43 @@ state.require_app_shell()
 ws = state.workspace()
 st.title(t("projects.title"))
 state.show_flashes()
+if st.session_state.pop("_demo_next", False):
+    st.page_link("pages/2_tune.py", label=t("data.next_tune"), icon=":material/arrow_forward:")
+listing = ws.list_projects()
+
+
+def _make_demo_project() -> None:
+    """The built-in inspection task as a new project (a new name when one is taken), opened."""
+    bar = st.progress(0.0, text=t("projects.demo_progress"))
+    name = t("projects.demo_name")
+    taken = {info.name for info in listing}
+    suffix = 2
+    while name in taken:
+        name = f"{t('projects.demo_name')} ({suffix})"
+        suffix += 1
+    try:
+        demo = ws.create_demo_project(name, progress=lambda done, total: bar.progress(
+            done / total, text=t("projects.demo_progress_n", done=done, total=total)))
+        state.open_project(demo.id)
+        state.flash(t("projects.demo_done", name=demo.name))
+        st.session_state["_demo_next"] = True  # the next step, linked at the top of the page once
+        st.rerun()
+    except DaptError as error:
+        show_error(error)
+
+
+# ------------------------------------------------------------------ what the app does; the demo in one click
+with st.container(border=True):
+    st.markdown(t("projects.intro"))
+    demo_row = st.container(horizontal=True, vertical_alignment="center")
+    # The first thing to press on a first visit (no project yet); a plain button afterwards.
+    clicked = demo_row.button(t("projects.demo"), icon=":material/auto_awesome:", help=t("projects.demo_help"),
+                              type="secondary" if listing else "primary", key="demo-project")
+    demo_row.caption(t("projects.demo_what"))
+if clicked:  # below the box: the progress bar and any error show under it, full width
+    _make_demo_project()
 
 # ------------------------------------------------------------------ choose / create a project
-listing = ws.list_projects()
 project = state.current_project()
 
 left, right = st.columns([3, 2], gap="large")
@@ -45,7 +79,9 @@ with left:
 with right:
     with st.form("create-project", clear_on_submit=True, border=True):
         new_name = st.text_input(t("projects.new_name"), placeholder=t("projects.new_placeholder"))
-        if st.form_submit_button(t("projects.create"), icon=":material/add:", type="primary"):
+        # On a first visit the demo is the one blue button: a new empty project is the second step.
+        if st.form_submit_button(t("projects.create"), icon=":material/add:",
+                                 type="primary" if listing else "secondary"):
             try:
                 created = ws.create_project(new_name)
                 state.open_project(created.id)
@@ -53,22 +89,6 @@ with right:
                 st.rerun()
             except DaptError as error:
                 show_error(error)
-    if st.button(t("projects.demo"), icon=":material/auto_awesome:", help=t("projects.demo_help"), key="demo-project"):
-        bar = st.progress(0.0, text=t("projects.demo_progress"))
-        name = t("projects.demo_name")
-        taken = {info.name for info in listing}
-        suffix = 2
-        while name in taken:
-            name = f"{t('projects.demo_name')} ({suffix})"
-            suffix += 1
-        try:
-            demo = ws.create_demo_project(name, progress=lambda done, total: bar.progress(
-                done / total, text=t("projects.demo_progress_n", done=done, total=total)))
-            state.open_project(demo.id)
-            state.flash(t("projects.demo_done", name=demo.name))
-            st.rerun()
-        except DaptError as error:
-            show_error(error)
 
 if project is None:
     st.stop()
@@ -149,7 +169,7 @@ if report is not None and (report.added or report.skipped):
             st.dataframe([{t("data.col_file"): s.name, t("data.col_reason"): skipped_reason(s)}
                           for s in report.skipped],
                          hide_index=True, width="stretch")
-    if st.button(t("data.intake_dismiss"), type="tertiary", key="dismiss-intake"):
+    if st.button(t("data.intake_dismiss"), icon=":material/close:", key="dismiss-intake"):
         project.clear_last_intake()
         st.rerun()
 
@@ -182,6 +202,26 @@ with st.expander(t("data.zip_title"), icon=":material/folder_zip:"):
 
 if not counts:
     st.info(t("data.no_classes"), icon=":material/info:")
+elif len(counts) >= 2:
+    # Which class means a good part decides what the line counts (escapes, overkill) and where the pass
+    # threshold goes; a guess from the names applies until the user confirms or changes it.
+    NONE_CHOICE = "\u0000none"  # cannot be a class name (names are cleaned of control characters)
+    good_class = project.good_class
+    choices = [*counts, NONE_CHOICE]
+    lang = current_language()  # fixed now: a format function may be called outside this run
+    chosen = st.selectbox(t("pf.good_class"), choices, index=choices.index(good_class or NONE_CHOICE),
+                          format_func=lambda c: t("pf.good_none", lang=lang) if c == NONE_CHOICE else c,
+                          key=f"good-class-{project.id}-{good_class}", help=t("pf.good_class_help"))
+    if not project.good_class_confirmed:
+        st.caption(t("pf.good_guessed"))
+    if chosen != (good_class or NONE_CHOICE) or (not project.good_class_confirmed
+                                                  and st.button(t("pf.good_confirm"), key="good-class-confirm")):
+        try:
+            project.set_good_class(None if chosen == NONE_CHOICE else chosen)
+            state.flash(t("pf.good_saved", name=t("pf.good_none") if chosen == NONE_CHOICE else chosen))
+            st.rerun()
+        except DaptError as error:
+            show_error(error)
 
 for index, class_name in enumerate(list(counts)):
     records = project.images(class_name)

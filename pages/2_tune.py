@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dapt_core.deploy.pass_fail import DEFAULT_ESCAPE_RATE
 from dapt_core.engine.methods import (
     AUGMENTATION_PRESETS,
     DEFAULT_SHOTS,
@@ -17,9 +18,10 @@ from dapt_core.engine.methods import (
 from dapt_core.engine.selection import scaled_learning_rate
 from dapt_core.errors import DaptError
 from dapt_core.studio import jobs
-from ui import state
-from ui.i18n import current_language, error_text, t
-from ui.narrative import pct
+from ui import pass_fail_view, state
+from ui.feasibility import feasibility_section
+from ui.i18n import current_language, engine_text, error_text, join_sentences, t
+from ui.narrative import pct, run_warnings
 from ui.widgets import job_panel, page_header, require_project, run_label, show_error
 
 state.require_app_shell()
@@ -38,7 +40,8 @@ DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-a
             "tune-method": _CONFIG.method, "tune-shots": DEFAULT_SHOTS, "tune-epochs": 0, "tune-lr": _CONFIG.lr,
             "tune-beta-v": _CONFIG.beta_v, "tune-beta-t": _CONFIG.beta_t, "tune-n-ctx": _CONFIG.n_ctx,
             "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size,
-            "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-mode": "scaled"}
+            "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-mode": "scaled",
+            "tune-escape-rate": 100 * DEFAULT_ESCAPE_RATE}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -136,6 +139,14 @@ with settings_col:
                       key="tune-preset", horizontal=True, help=t("tune.preset_help"))
     rotations = st.checkbox(t("tune.rotations"), key="tune-rotations", disabled=preset != "inspection",
                             help=t("tune.rotations_help")) and preset == "inspection"
+    good_class = project.good_class
+    escape_rate = DEFAULT_ESCAPE_RATE
+    if good_class is None:
+        st.caption(t("pf.tune_no_good"))
+    else:
+        escape_rate = st.number_input(t("pf.tune_escape_rate", good=good_class), min_value=0.1, max_value=50.0,
+                                      step=0.5, format="%.1f",
+                                      key="tune-escape-rate", help=t("pf.tune_escape_rate_help")) / 100
 
     with st.expander(t("tune.advanced"), icon=":material/science:"):
         recipe_epochs = epochs_for_shots(shots)
@@ -177,14 +188,28 @@ with settings_col:
         for item in split.test:
             test_counts[split.classnames[item.label]] += 1
         own_test = {record.class_name for record in project.images() if record.part == "test"}
-        st.dataframe([{t("common.class"): c, t("common.train_images"): train_counts[c],
-                       t("common.test_images"): test_counts[c],
-                       t("tune.test_source"): t("tune.test_own") if c in own_test else t("tune.test_drawn")}
-                      for c in split.classnames], hide_index=True, width="stretch")
+        # The settings column is narrow: short headers (the long names as tooltips), and where the test
+        # photos come from in a column only when the classes differ in it, else in a line under the table.
+        sources = {c: "own" if c in own_test else "drawn" for c in split.classnames}
+        mixed = len(set(sources.values())) > 1
+        st.dataframe([{"class": c, "train": train_counts[c], "test": test_counts[c],
+                       **({"source": t(f"tune.test_{sources[c]}")} if mixed else {})} for c in split.classnames],
+                     hide_index=True, width="stretch",
+                     column_config={
+                         "class": st.column_config.TextColumn(t("common.class")),
+                         "train": st.column_config.NumberColumn(t("tune.col_train"), width="small",
+                                                                help=t("common.train_images")),
+                         "test": st.column_config.NumberColumn(t("tune.col_test"), width="small",
+                                                               help=t("common.test_images")),
+                         "source": st.column_config.TextColumn(t("tune.test_source"))})
+        if not mixed:
+            st.caption(t(f"tune.test_all_{next(iter(sources.values()), 'drawn')}"))
         for note in split.notes:
-            st.caption(t("tune.note", note=note))
+            st.caption(t("tune.note", note=engine_text(note)))
     else:
         show_error(split_error)
+    feasibility_section(project, spec, device_key, shots, seed, split,
+                        backbone_ready=available is not None and available.ok)
 
     settings = {"method": method, "epochs": epochs or None, "lr": lr, "seed": seed, "batch_size": batch_size,
                 "n_ctx": n_ctx, "n_vis": n_vis, "preset": preset, "rotations": rotations}
@@ -198,7 +223,8 @@ with settings_col:
                                 disabled=not can_start or bool(own_runs), key="start-tuning", help=reason)
     if clicked and not own_runs:  # a click from a page drawn before the run began does not queue a second
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
-                                   device=device_key, choose_lr=None if lr_mode == "fixed" else lr_mode)
+                                   device=device_key, choose_lr=None if lr_mode == "fixed" else lr_mode,
+                                   escape_rate=escape_rate)
         try:
             request.validate()
         except DaptError as error:
@@ -218,9 +244,14 @@ with settings_col:
 
 def _done(snap) -> None:
     result = snap.result or {}
-    st.success(t("tune.done", before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy")),
-                 n=result.get("n_test"), seconds=f"{result.get('train_seconds') or 0:.0f}"),
-               icon=":material/check_circle:")
+    saved = t("tune.done", before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy")),
+              n=result.get("n_test"), seconds=f"{result.get('train_seconds') or 0:.0f}")
+    # Pass/fail and the run's health lead; a run the line could not use is saved, but not congratulated.
+    lead = run_warnings(result)
+    lead += [text for text in (pass_fail_view.headline(result),) if text]
+    alarming = bool(run_warnings(result)) or pass_fail_view.is_alarming(result)
+    (st.warning if alarming else st.success)(join_sentences([*lead, saved]),
+                                             icon=":material/warning:" if alarming else ":material/check_circle:")
     if st.button(t("tune.open_inspect"), key=f"inspect-{snap.id}", icon=":material/scatter_plot:"):
         state.choose_run(result["run_id"])
         st.switch_page("pages/3_inspect.py")
@@ -237,7 +268,7 @@ with live_col, st.container(key="tune-live"):
         st.warning(t("tune.interrupted", when=str(lost.get("started", ""))[:19].replace("T", " "),
                      method=t(f"method.{settings_lost.get('method', 'dapt')}.name"), backbone=lost.get("backbone"),
                      shots=lost.get("shots")), icon=":material/restart_alt:")
-        if st.button(t("job.dismiss"), key=f"forget-{lost.get('job_id')}", type="tertiary"):
+        if st.button(t("job.dismiss"), key=f"forget-{lost.get('job_id')}", icon=":material/close:"):
             project.clear_running(str(lost.get("job_id")))
             st.rerun()
     job_panel(project, "tune", on_done=_done)

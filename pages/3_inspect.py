@@ -6,9 +6,18 @@ import streamlit as st
 
 from dapt_core.errors import DaptError
 from dapt_core.studio.projection import settings_key
-from ui import run_view, state
-from ui.i18n import t
-from ui.narrative import accuracy_rows, dispersion_rows, manager_sentence, mistakes, pct
+from ui import charts, pass_fail_view, run_view, state
+from ui.i18n import engine_text, t
+from ui.narrative import (
+    accuracy_rows,
+    dispersion_caption,
+    dispersion_rows,
+    dispersion_summary,
+    manager_sentence,
+    mistakes,
+    pct,
+    run_warnings,
+)
 from ui.widgets import duration, isolated, page_header, require_project, run_picker, show_error
 
 state.require_app_shell()
@@ -26,17 +35,40 @@ except DaptError as error:
     st.stop()
 metrics = view.metrics
 
-st.info(manager_sentence(view.data), icon=":material/campaign:")
-c1, c2, c3, c4 = st.columns(4)
-c1.metric(t("inspect.zero_shot"), pct(metrics.get("zero_shot_accuracy")))
+alarming = pass_fail_view.is_alarming(metrics) or bool(run_warnings(metrics))
+(st.warning if alarming else st.info)(manager_sentence(view.data), icon=":material/campaign:")
+pass_fail_numbers = pass_fail_view.key_numbers(metrics)
+columns = st.columns(len(pass_fail_numbers) + 3)
+for column, number in zip(columns, pass_fail_numbers):
+    column.metric(number["label"], number["rate"], t("pf.zero_shot_was", value=number["zero_shot"]),
+                  delta_color="off", delta_arrow="off", help=number["help"])
+column = iter(columns[len(pass_fail_numbers):])
 delta = None
 if metrics.get("accuracy") is not None and metrics.get("zero_shot_accuracy") is not None:
-    delta = f"{100 * (metrics['accuracy'] - metrics['zero_shot_accuracy']):+.1f} pt"
-c2.metric(t("inspect.tuned"), pct(metrics.get("accuracy")), delta)
-c3.metric(t("inspect.test_images"), metrics.get("n_test"))
-c4.metric(t("inspect.train_time"), duration(metrics.get("train_seconds")))
+    delta = t("common.points", value=f"{100 * (metrics['accuracy'] - metrics['zero_shot_accuracy']):+.1f}")
+next(column).metric(t("inspect.tuned"), pct(metrics.get("accuracy")), delta,
+                    help=t("inspect.accuracy_chance", before=pct(metrics.get("zero_shot_accuracy")),
+                           chance=pct(metrics.get("chance"))))
+next(column).metric(t("inspect.test_images"), metrics.get("n_test"))
+next(column).metric(t("inspect.train_time"), duration(metrics.get("train_seconds")))
 for note in metrics.get("notes") or []:
-    st.caption(t("tune.note", note=note))
+    st.caption(t("tune.note", note=engine_text(note)))
+
+# ---------------------------------------------------------------- pass or fail
+if metrics.get("pass_fail"):
+    st.subheader(t("pf.title"))
+    with isolated(t("pf.title")):
+        st.caption(t("pf.help"))
+        st.dataframe(pass_fail_view.rows(metrics), hide_index=True, width="stretch", key="pass-fail-table")
+        left, right = st.columns([3, 2], vertical_alignment="center")
+        figure = pass_fail_view.tradeoff_figure(metrics)
+        if figure is not None:
+            left.plotly_chart(figure, key="tradeoff", config=charts.plotly_config())
+        point_text = pass_fail_view.operating_point_text(metrics)
+        if point_text:
+            right.markdown(point_text)
+elif "pass_fail" in metrics:
+    st.caption(t("pf.none"))
 
 # ---------------------------------------------------------------- the map (one shared UMAP fit)
 st.subheader(t("inspect.map_title"))
@@ -50,8 +82,9 @@ with isolated(t("inspect.map_title")):
         proj = run_view.projection(view)
     before_map, after_map = run_view.maps(view, proj)
     left, right = st.columns(2)
-    left.plotly_chart(before_map, key="map-before", config={"displaylogo": False})
-    right.plotly_chart(after_map, key="map-after", config={"displaylogo": False})
+    left.plotly_chart(before_map, key="map-before", config=charts.plotly_config())
+    right.plotly_chart(after_map, key="map-after", config=charts.plotly_config())
+    st.caption(t("inspect.map_stars"))
     if len(proj.rows) < len(view.labels):
         st.caption(t("inspect.map_subsampled", shown=len(proj.rows), total=len(view.labels)))
     if proj.method != "umap":
@@ -60,14 +93,15 @@ with isolated(t("inspect.map_title")):
 # ---------------------------------------------------------------- dispersion
 st.subheader(t("inspect.dispersion_title"))
 with isolated(t("inspect.dispersion_title")):
-    st.caption(t("inspect.dispersion_help"))
+    st.caption(dispersion_caption(view.data))
     st.dataframe(dispersion_rows(metrics["dispersion"]), hide_index=True, width="stretch", key="dispersion-table")
+    st.markdown(dispersion_summary(metrics))
 
 # ---------------------------------------------------------------- accuracy
 st.subheader(t("inspect.accuracy_title"))
 with isolated(t("inspect.accuracy_title")):
     left, right = st.columns([3, 2])
-    left.plotly_chart(run_view.per_class_figure(view), key="per-class", config={"displaylogo": False})
+    left.plotly_chart(run_view.per_class_figure(view), key="per-class", config=charts.plotly_config())
     right.dataframe(accuracy_rows(metrics), hide_index=True, width="stretch")
 
 st.subheader(t("inspect.confusion_title"))
@@ -75,13 +109,13 @@ with isolated(t("inspect.confusion_title")):
     st.caption(t("inspect.confusion_help"))
     before_cm, after_cm = run_view.confusion_figures(view)
     left, right = st.columns(2)
-    left.plotly_chart(before_cm, key="cm-before", config={"displaylogo": False})
-    right.plotly_chart(after_cm, key="cm-after", config={"displaylogo": False})
+    left.plotly_chart(before_cm, key="cm-before", config=charts.plotly_config())
+    right.plotly_chart(after_cm, key="cm-after", config=charts.plotly_config())
 
 with isolated(t("inspect.training_curve")):
     if metrics.get("history"):
         with st.expander(t("inspect.training_curve"), icon=":material/show_chart:"):
-            st.plotly_chart(run_view.loss_figure(view), key="history", config={"displaylogo": False})
+            st.plotly_chart(run_view.loss_figure(view), key="history", config=charts.plotly_config())
 
 # ---------------------------------------------------------------- mistakes
 st.subheader(t("inspect.mistakes_title"))

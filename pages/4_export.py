@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import math
 import re
+import zipfile
 
 import streamlit as st
 
@@ -13,8 +16,8 @@ from dapt_core.engine import prompt_file
 from dapt_core.engine.inference import Classifier
 from dapt_core.errors import DaptError, ImageRejected
 from dapt_core.studio import jobs
-from ui import charts, run_view, state
-from ui.i18n import current_language, t
+from ui import charts, pass_fail_view, run_view, state
+from ui.i18n import current_language, engine_text, t
 from ui.narrative import pct
 from ui.report_builder import build_report
 from ui.widgets import job_panel, page_header, require_project, run_picker, show_error
@@ -56,6 +59,25 @@ def _calibration_note(calibration: Calibration | None, coverage: float) -> None:
                  covered=pct(sets.get("coverage")), size=f"{sets.get('mean_set_size', float('nan')):.2f}"))
 
 
+def _operating_point_choice(calibration: Calibration | None) -> float | None:
+    """The allowed escape rate for trying photos (the file's by default), with what it costs in good parts
+    stopped on the held-out photos; None for a file without a pass/fail operating point."""
+    point = calibration.operating_point if calibration is not None else None
+    if point is None:
+        return None
+    options = sorted({0.005, 0.01, 0.02, 0.05, 0.1, point.escape_rate})
+    rate = st.select_slider(t("pf.try_escape_rate"), options=options, value=point.escape_rate, format_func=pct,
+                            key="try-escape-rate", help=t("pf.try_escape_rate_help", rate=pct(point.escape_rate)))
+    cut = point.cut(rate)
+    if cut == float("inf"):
+        st.warning(t("pf.line.no_threshold", rate=pct(rate), n=len(point.defect_scores),
+                     needed=math.ceil(1 / rate - 1)), icon=":material/warning:")
+    else:
+        st.caption(t("pf.try_point", good=point.good_class, threshold=f"{max(cut, 0.0):.3f}", rate=pct(rate),
+                     overkill=pct(point.overkill_on_held_out(rate)), n=len(point.good_scores)))
+    return rate
+
+
 def _try_photos(classifier: Classifier, decision, photos) -> None:
     images, names = [], []
     for photo in photos:
@@ -63,17 +85,38 @@ def _try_photos(classifier: Classifier, decision, photos) -> None:
             images.append(load_image(photo.getvalue()))
             names.append(photo.name)
         except ImageRejected as error:
-            st.warning(t("export.try_skipped", name=photo.name, reason=str(error)), icon=":material/warning:")
+            st.warning(t("export.try_skipped", name=photo.name, reason=engine_text(str(error))),
+                       icon=":material/warning:")
     if not images:
         return
     rows = []
-    for name, prediction in zip(names, classifier.predict(images, decision)):
-        unknown = {True: t("export.unknown_yes"), False: t("export.unknown_no"), None: "–"}[prediction.unknown]
-        rows.append({t("data.col_file"): name, t("export.col_class"): prediction.label,
-                     t("export.col_confidence"): pct(prediction.score), t("export.col_unknown"): unknown,
-                     t("export.col_set"): "–" if prediction.prediction_set is None
-                     else ", ".join(prediction.prediction_set) or "∅"})
-    st.dataframe(rows, hide_index=True, width="stretch")
+    predictions = classifier.predict(images, decision)
+    for name, prediction in zip(names, predictions):
+        # An unknown photo is unlike every training photo: its class probability is no confidence, and
+        # the prediction set's coverage holds only for photos like the test photos. Neither is shown.
+        if prediction.unknown:
+            result, confidence, members = t("export.unknown_result", cls=prediction.label), "–", "–"
+        else:
+            result, confidence = prediction.label, pct(prediction.score)
+            members = ("–" if prediction.prediction_set is None else ", ".join(prediction.prediction_set) or "∅")
+        verdict = {}
+        if prediction.verdict is not None:
+            # An unknown part fails whatever its P(good): that number means nothing for it, so none is shown.
+            verdict = {t("pf.col_verdict"): t(f"pf.verdict_{prediction.verdict}"),
+                       t("pf.col_good_probability"): "–" if prediction.unknown else pct(prediction.good_probability)}
+        rows.append({t("data.col_file"): name, **verdict, t("export.col_result"): result,
+                     t("export.col_confidence"): confidence, t("export.col_set"): members})
+    # A long file name would push the last columns out of view: names get a set width (and a tooltip).
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={t("data.col_file"): st.column_config.TextColumn(width="medium")})
+    if any(prediction.unknown for prediction in predictions):
+        st.caption(t("export.unknown_note"))
+
+
+def _zip_names(archive: bytes) -> list[str]:
+    """The files in a ZIP, as the button that downloads it names them (read from the archive itself)."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        return opened.namelist()
 
 
 def _latency_table(rows: list[dict]) -> None:
@@ -137,12 +180,13 @@ if run is not None:
         coverage = st.select_slider(t("export.try_coverage"), options=[0.8, 0.9, 0.95, 0.99], value=0.95,
                                     format_func=pct, key="try-coverage")
         _calibration_note(calibration, coverage)
+        escape_rate = _operating_point_choice(calibration)
         photos = st.file_uploader(t("export.try_upload"), accept_multiple_files=True,
                                   type=sorted(s.lstrip(".") for s in IMAGE_SUFFIXES), key=f"try-{run.id}")
         if photos:
             classifier = _classifier(str(run.prompt_file), spec, device_key)
             if classifier is not None:
-                _try_photos(classifier, classifier.decision(coverage=coverage), photos)
+                _try_photos(classifier, classifier.decision(coverage=coverage, escape_rate=escape_rate), photos)
 
         st.markdown(f"**{t('export.onnx_title')}**")
         st.caption(t("export.onnx_help"))
@@ -156,8 +200,10 @@ if run is not None:
                 except DaptError as error:
                     show_error(error)
         if onnx_key in st.session_state:
-            st.download_button(t("export.onnx_download"), st.session_state[onnx_key], file_name=f"{stem}-onnx.zip",
-                               mime="application/zip", icon=":material/download:", key="download-onnx")
+            archive = st.session_state[onnx_key]
+            st.download_button(t("export.onnx_download", files=", ".join(_zip_names(archive))), archive,
+                               file_name=f"{stem}-onnx.zip", mime="application/zip", icon=":material/download:",
+                               key="download-onnx")
 
         st.markdown(f"**{t('export.bench_title')}**")
         st.caption(t("export.bench_help"))
@@ -239,6 +285,9 @@ def _evaluation_done(snap) -> None:
     st.success(t("export.eval_done", name=result.get("file_name"), n=result.get("n_test"),
                  before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy"))),
                icon=":material/check_circle:")
+    if result.get("pass_fail"):  # the line's numbers on this project's photos, as a run's page leads with them
+        st.info(pass_fail_view.headline(result), icon=":material/rule:")
+        st.dataframe(pass_fail_view.rows(result), hide_index=True, width="stretch")
     left_out = result.get("left_out") or {}
     if left_out.get("excluded"):
         st.caption(t("export.eval_excluded", n=left_out["excluded"]))
@@ -247,7 +296,7 @@ def _evaluation_done(snap) -> None:
     confusion = result.get("confusion") or {}
     if confusion.get("after"):
         st.plotly_chart(charts.confusion_heatmap(confusion["after"], classnames, t("inspect.confusion_after")),
-                        key=f"eval-cm-{snap.id}", config={"displaylogo": False})
+                        key=f"eval-cm-{snap.id}", config=charts.plotly_config())
     wrong = [row for row in result.get("rows", []) if row["predicted"] != row["true"]]
     if wrong:
         st.markdown(t("export.eval_mismatches", n=len(wrong)))

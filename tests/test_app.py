@@ -326,7 +326,8 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     at = new_app()
     snap = tune(at, project.id)
     no_exception(at)
-    assert any("Run saved" in s for s in texts(at, "success"))
+    # saved in a green card, or in a yellow one when the run gained nothing over zero-shot (run health)
+    assert any("Run saved" in s for s in texts(at, "success") + texts(at, "warning"))
     [info] = project.runs()
     assert info.id == snap.result["run_id"]
     assert info.n_test == 9  # 6 per class, 3 shots held out... the rest are test images
@@ -344,7 +345,7 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     table = at.dataframe[0].value
     assert list(table.iloc[:, 0])[:2] == ["Intra-dispersion", "Inter-dispersion"]
     assert {"Before", "After", "Change"} <= set(table.columns)
-    assert any("photos per class" in i for i in texts(at, "info"))
+    assert any("photos per class" in i for i in texts(at, "info") + texts(at, "warning"))  # warning: no gain
 
     # Export: the prompt file it offers loads and classifies
     at.switch_page("pages/4_export.py")
@@ -625,3 +626,137 @@ def test_english_counts_agree_with_their_nouns_and_streamlits_own_words_are_tran
     css = streamlit_words_css("ja", 500)
     assert 'content:"アップロード"' in css and "500MB" in css and 'content:"Upload' not in css
     assert streamlit_words_css("en", 500) == ""
+
+
+# ------------------------------------------------------------------------------ what a first visit shows
+
+
+def test_the_landing_page_says_what_the_app_does_and_offers_the_demo_first(workspace):
+    at = new_app()
+    no_exception(at)
+    assert any("from a handful of labelled photos per class" in m for m in texts(at, "markdown"))
+    demo = at.button(key="demo-project")
+    assert demo.label == "Try the demo task" and demo.proto.type == "primary"  # the first thing to press
+    workspace.create_project("Line 1")
+    at = new_app()
+    assert at.button(key="demo-project").proto.type == "secondary"  # still there, no longer shouting
+    at = new_app(lang="ja")
+    assert at.button(key="demo-project").label == "デモ課題を試す"
+    assert any("外観検査" in m for m in texts(at, "markdown"))
+
+
+def test_a_second_run_shows_one_saved_card_and_hide_is_a_button(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=4)
+    at = new_app()
+    tune(at, project.id, shots=2, epochs=1)
+    tune(at, project.id, shots=2, epochs=1)
+    no_exception(at)
+    assert len(project.runs()) == 2
+    # the latest run's card only (a success, or a warning where the run's health or pass/fail alarms)
+    cards = [s for s in texts(at, "success") + texts(at, "warning") if "Run saved" in s]
+    assert len(cards) == 1
+    [hide] = [b for b in at.button if b.label == "Hide"]
+    assert hide.proto.type == "secondary" and hide.proto.icon  # drawn as a button, not as plain text
+    hide.click()
+    at.run()
+    assert not [s for s in texts(at, "success") + texts(at, "warning") if "Run saved" in s]
+    # the split table: short headers in set widths, so its last column is not cut off
+    table = at.dataframe[0]
+    assert list(table.value.columns) == ["class", "train", "test"]  # every class's test photos drawn alike
+    labels = {name: column.get("label") for name, column in _column_config(table).items() if name != "_index"}
+    assert labels == {"class": "Class", "train": "Train", "test": "Test", "source": "Test photos from"}
+    assert any(c.startswith("Test photos: the rest of each class, held out at random") for c in texts(at, "caption"))
+
+
+def _column_config(dataframe) -> dict:
+    import json
+
+    return json.loads(dataframe.proto.columns or "{}")
+
+
+def test_the_dispersion_words_say_what_a_change_means_for_this_run():
+    from ui.narrative import dispersion_caption, dispersion_rows, dispersion_summary
+
+    def metrics(before: dict, after: dict, accuracy: tuple[float, float]) -> dict:
+        return {"zero_shot_accuracy": accuracy[0], "accuracy": accuracy[1],
+                "dispersion": {"before": before, "after": after}}
+
+    # separation fell while accuracy rose: the sentence says what "worse" means and what counts
+    looser = metrics({"intra": 0.20, "inter": 0.10, "ratio": 0.50}, {"intra": 0.25, "inter": 0.11, "ratio": 0.44},
+                     (0.40, 0.60))
+    text = dispersion_summary(looser, lang="en")
+    assert "photos of one class are more spread out and the classes lie further apart" in text
+    assert "harder to tell apart than before (separation -12%)" in text and "Accuracy still rose" in text
+    assert text.endswith("the accuracy and the pass/fail numbers on the held-out photos are what count.")
+    japanese = dispersion_summary(looser, lang="ja")
+    assert "見分けにくく" in japanese and "正解率と合否の数字" in japanese and ". " not in japanese
+    # a change of 0.1% is no change: neither "worse" in the table nor in the sentence
+    still = metrics({"intra": 0.1427, "inter": 0.0861, "ratio": 0.6035},
+                    {"intra": 0.1429, "inter": 0.0896, "ratio": 0.6269}, (0.43, 0.39))
+    assert [row[""] for row in dispersion_rows(still["dispersion"], lang="en")][:3] == [
+        "≈ unchanged", "✓ better", "✓ better"]
+    assert dispersion_summary(still, lang="en").startswith(
+        "After tuning, the spread within each class hardly changed and the classes lie further apart.")
+    # the caption is true for every method: only DAPT has losses aimed at these numbers
+    assert "DAPT's two extra losses" in dispersion_caption({"method": "dapt"}, lang="en")
+    for method in ("coop", "vpt", "zeroshot"):
+        caption = dispersion_caption({"method": method}, lang="en")
+        assert "DAPT" not in caption and ("no loss aimed at these numbers" in caption or "trains nothing" in caption)
+
+
+def test_star_names_on_the_map_do_not_overlap():
+    import numpy as np
+
+    from ui.charts import MAP_PLOT_PIXELS, _box, _overlap, star_labels
+
+    names = ["no defect", "crack", "scratch", "dent", "stain"]
+    points = np.array([[0.0, 0.0], [0.05, 0.02], [0.02, -0.03], [0.1, 0.0], [5.0, 5.0]])  # four stars in a heap
+    x_range, y_range = [-1.0, 6.0], [-1.0, 6.0]
+    offsets = star_labels(points, names, x_range, y_range)
+    scale = min(MAP_PLOT_PIXELS[0] / 7.0, MAP_PLOT_PIXELS[1] / 7.0)
+    boxes = [_box(x * scale + dx, -y * scale + dy, 3 + 3.5 * len(name), 9)
+             for (x, y), (dx, dy), name in zip(points, offsets, names)]
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), offsets
+
+
+def test_engine_reasons_and_notes_are_shown_in_japanese():
+    from types import SimpleNamespace
+
+    from ui.i18n import engine_text, skipped_reason
+
+    rejected = SimpleNamespace(code="rejected", reason="not an image (looks like a text file)", params={})
+    assert skipped_reason(rejected, lang="en") == "not an image (looks like a text file)"
+    assert skipped_reason(rejected, lang="ja") == "使用できません: 画像ではありません(テキストファイルのようです)"
+    assert engine_text("unsupported format HEIC; save it as JPEG, PNG, WebP, GIF, BMP or TIFF", "ja") == (
+        "HEIC 形式には対応していません。JPEG、PNG、WebP、GIF、BMP、TIFF で保存してください")
+    note = ("class 'red' has 8 images: 4 of them train and the rest are kept for testing (at most half of a class "
+            "trains when it has no test images of its own)")
+    assert engine_text(note, "ja").startswith("クラス「red」の画像は 8 枚です")
+    assert engine_text(note, "en") == note
+
+
+def test_the_japanese_pages_and_report_show_no_stray_english(workspace, tmp_path):
+    """The accuracy delta, the device, the dispersion words and Plotly's mode bar, in Japanese."""
+    project = make_project(workspace, tmp_path, per_class=4)
+    at = new_app()
+    tune(at, project.id, shots=2, epochs=1)
+    at = new_app("pages/3_inspect.py")
+    at.session_state["lang"] = "ja"  # switched on the Inspect page, as with the sidebar switch
+    at.run()
+    no_exception(at)
+    deltas = [str(m.proto.delta) for m in at.metric if m.proto.delta]
+    assert deltas and all(d.endswith("ポイント") and "pt" not in d for d in deltas)
+    import json
+
+    configs = [json.loads(c.proto.config) for c in at.get("plotly_chart")]
+    assert len(configs) >= 4 and all(c["locale"] == "ja" for c in configs)  # maps, bars, confusion matrices
+    assert all(c["locales"]["ja"]["dictionary"]["Download plot as a PNG"] == "PNG 画像として保存" for c in configs)
+    assert any("調整後、" in m for m in texts(at, "markdown"))  # the sentence under the dispersion table
+    assert any("★はクラスのテキストです" in c for c in texts(at, "caption"))
+
+    from ui.report_builder import build_report
+    from ui.run_view import load_view
+
+    report = build_report(load_view(project.run(project.run_ids()[0])), project.name, lang="ja")
+    assert "<td>CPU</td>" in report and ">cpu<" not in report and " pt<" not in report
+    assert '"locale": "ja"' in report  # the report's charts too

@@ -35,16 +35,26 @@ def test_try_photos_then_export_onnx_and_measure_latency_and_report_the_calibrat
     no_exception(at)
     table = at.dataframe[0].value
     assert list(table["File"]) == ["part.png", "noise.png"]
-    assert set(table["Class"]) <= {"blue", "green", "red"}
-    assert set(table["Unknown"]) <= {"unknown: check by hand", "no"}
-    assert all(isinstance(v, str) and v.endswith("%") for v in table["Confidence"])
+    # a photo flagged unknown gets no class and no percentage as its confidence (nor a prediction set)
+    unknown = table["Result"].str.startswith("Unknown: unlike the training photos (closest class: ")
+    assert unknown.iloc[1], table  # the noise
+    assert (table.loc[unknown, "Confidence"] == "–").all() and (table.loc[unknown, "Prediction set"] == "–").all()
+    assert set(table.loc[~unknown, "Result"]) <= {"blue", "green", "red"}
+    assert all(v.endswith("%") for v in table.loc[~unknown, "Confidence"])
+    assert any("Check the parts of unknown photos by hand" in c for c in (str(e.value) for e in at.caption))
     assert any("broken.png" in w for w in (str(e.value) for e in at.warning))
 
     at.button(key="make-onnx").click()
     at.run()
     no_exception(at)
+    # the button names exactly the files the ZIP holds
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(at.session_state[f"onnx-zip-{info.id}"])) as archive:
+        names = archive.namelist()
+    assert sorted(name.rsplit(".", 1)[1] for name in names) == ["json", "onnx"]
     labels = [b.label for b in at.get("download_button")]
-    assert "Download model.onnx and model.json (ZIP)" in labels  # the ZIP's contents: test_line_system
+    assert f"Download the ZIP with {', '.join(names)}" in labels
 
     at.button(key="run-bench").click()
     at.run()

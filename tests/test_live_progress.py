@@ -68,12 +68,31 @@ def test_the_live_chart_draws_each_term_up_to_the_latest_step_and_breaks_where_a
     assert len({colour for _, colour in paths}) == 3
     assert ">Step<" in svg
     chart = live_chart.loss_chart_html(history, 10.0, 0.01, lang="en")
-    for label in ("Total loss", "Cross-entropy", "β 10 × intra-dispersion", "β 0.01 × inter-dispersion"):
+    for label in ("Total loss", "Cross-entropy", "β 10 × intra-dispersion"):
         assert label in chart  # the legend
+    assert "inter-dispersion" not in chart  # no values, no line: the legend names only what is drawn
     picture = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', chart).group(1)
-    assert base64.b64decode(picture).decode() == svg
+    shown, hidden = live_chart.visible_series(charts.loss_series(history, 10.0, 0.01, lang="en"))
+    assert [line.name for line in hidden] == ["Cross-entropy"]  # 1.0 beside a total of about 3, on a 0-15000 scale
+    assert base64.b64decode(picture).decode() == live_chart.loss_chart_svg(shown)
     assert "損失の合計" in live_chart.loss_chart_html(history, 10.0, 0.01, lang="ja")
     assert live_chart.loss_chart_html(history[:1], 10.0, 0.01) == ""  # one point is not a curve yet
+
+
+def test_the_live_legend_names_only_the_lines_that_can_be_seen():
+    """With the recipe's betas the weighted dispersion terms are ~1% of the loss: the total covers
+    the cross-entropy, and the two terms lie on each other near zero. Two lines are drawn, and
+    the legend lists those two and says which ones lie under them."""
+    history = [{"step": i + 1, "loss": 2.0 - i / 100, "ce": 1.99 - i / 100, "intra": 0.001, "inter": 0.5}
+               for i in range(100)]
+    chart = live_chart.loss_chart_html(history, 10.0, 0.01, lang="en")
+    picture = base64.b64decode(re.search(r'base64,([^"]+)"', chart).group(1)).decode()
+    assert len(re.findall(r"<path ", picture)) == 2
+    legend = chart[:chart.index("<img")]
+    assert legend.count("display:inline-block") == 2  # two colour keys: total loss and β 10 × intra
+    assert "Total loss" in legend and "β 10 × intra-dispersion" in legend
+    assert "too close to see: Cross-entropy, β 0.01 × inter-dispersion" in legend
+    assert "表示中の線と重なり見えないもの" in live_chart.loss_chart_html(history, 10.0, 0.01, lang="ja")
 
 
 def test_chart_ticks_are_round_numbers_that_cover_the_values():
@@ -98,6 +117,9 @@ def test_progress_shows_in_the_run_that_pressed_start_and_the_loss_curve_follows
     at.number_input(key="tune-shots").set_value(2)
     at.number_input(key="tune-epochs").set_value(2000)  # still running when the page is drawn
     at.number_input(key="tune-batch-size").set_value(2)
+    at.run()
+    for check in jobs.get_queue().jobs(project.id, active_only=True):  # the check before Start, seconds
+        check.wait(60)
     at.run()
     assert not at.get("progress")
     at.button(key="start-tuning").click()

@@ -11,12 +11,51 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from ui.i18n import t
+from ui.i18n import current_language, t
 
 _PALETTE = qualitative.Safe + qualitative.Dark24  # colour-blind-safe first
 # The loss curves' colours are set, not left to a template: a template's colours may be
 # placeholders its own web page replaces (Streamlit's are), which a standalone report lacks.
 _LOSS_COLOURS = ("#1f2430", "#3b6fe0", "#e07b39", "#2a9d8f")
+
+
+# The words of Plotly's mode bar (the buttons over a chart) and its other built-in messages, for a
+# Japanese page. Plotly.js takes a locale in each chart's config ("locales"), so no locale file
+# needs to be loaded (which offline, from a CDN, could not be); these are the strings our charts can show.
+_PLOTLY_JA = {
+    # Plotly.js 3 says "PNG", "image"; older versions said "png", "snapshot"
+    "Download plot as a PNG": "PNG 画像として保存", "Download plot as a png": "PNG 画像として保存",
+    "Download plot": "ダウンロード",
+    "Preparing image - this may take a few seconds": "画像を作成しています(数秒かかります)",
+    "Taking snapshot - this may take a few seconds": "画像を作成しています(数秒かかります)",
+    "Image download succeeded": "画像を保存しました", "Snapshot succeeded": "画像を保存しました",
+    "Sorry, there was a problem downloading your image!": "画像を保存できませんでした",
+    "Sorry, there was a problem downloading your snapshot!": "画像を保存できませんでした",
+    "Zoom": "ズーム", "Pan": "移動", "Box Select": "矩形で選択", "Lasso Select": "投げ縄で選択",
+    "Zoom in": "拡大", "Zoom out": "縮小", "Autoscale": "全体を表示", "Reset axes": "軸をリセット",
+    "Reset": "リセット", "Reset view": "表示をリセット", "Reset views": "表示をリセット",
+    "Toggle Spike Lines": "補助線の表示を切り替え", "Show closest data on hover": "カーソルに最も近いデータを表示",
+    "Compare data on hover": "カーソル位置のデータを比較",
+    "Toggle show closest data on hover": "最も近いデータの表示を切り替え",
+    "Double-click to zoom back out": "ダブルクリックで元の表示に戻ります",
+    "Double-click on legend to isolate one trace": "凡例をダブルクリックすると、その系列だけを表示します",
+    "Produced with Plotly": "Plotly で作成",
+}
+_PLOTLY_JA_FORMAT = {"days": ["日曜日", "月曜日", "火曜日", "水曜日", "木曜日", "金曜日", "土曜日"],
+                     "shortDays": ["日", "月", "火", "水", "木", "金", "土"],
+                     "months": [f"{m}月" for m in range(1, 13)], "shortMonths": [f"{m}月" for m in range(1, 13)],
+                     "date": "%Y/%m/%d"}
+
+
+def plotly_config(lang: str | None = None) -> dict:
+    """The config of every Plotly chart of the app and the report: no Plotly logo, no button that
+    uploads the chart to Plotly's cloud (a report is opened offline, and the data stay in the factory),
+    and the mode bar's words in the page's language."""
+    lang = lang or current_language()
+    config = {"displaylogo": False, "showSendToCloud": False}
+    if lang == "ja":
+        config.update(locale="ja", locales={"ja": {"dictionary": _PLOTLY_JA, "format": _PLOTLY_JA_FORMAT}})
+    return config
 
 
 def class_colours(classnames: list[str]) -> dict[str, str]:
@@ -59,22 +98,68 @@ def embedding_maps(projection, classnames: list[str], labels: np.ndarray, names:
                                      np.asarray(predicted, dtype=object)], axis=1),
                 hovertemplate=(f"<b>%{{customdata[0]}}</b><br>{t('chart.class', lang=lang)}: %{{customdata[1]}}"
                                f"<br>{t('chart.predicted', lang=lang)}: %{{customdata[2]}}<extra></extra>")))
-        # Each star sits where the images its description matches best are (projection.place_texts),
-        # so the stars spread out with the images and can carry their names.
+        # Each star sits where the images its description matches best are (projection.place_texts).
+        # Stars of classes the model confuses sit close together, so their names are annotations
+        # placed apart (star_labels), each with a thin line to its star where it had to move.
         fig.add_trace(go.Scatter(
-            x=text[:, 0], y=text[:, 1], mode="markers+text", name=t("chart.text_embeddings", lang=lang),
-            text=classnames, textposition="top center", textfont={"size": 12, "color": "#222"},
-            marker={"symbol": "star", "size": 17, "color": [colours[c] for c in classnames],
-                    "line": {"width": 1.5, "color": "#222"}},
+            x=text[:, 0], y=text[:, 1], mode="markers", name=t("chart.text_embeddings", lang=lang),
+            text=classnames, marker={"symbol": "star", "size": 17, "color": [colours[c] for c in classnames],
+                                     "line": {"width": 1.5, "color": "#222"}},
             hovertemplate=f"<b>%{{text}}</b><br>{t('chart.text_point', lang=lang)}<extra></extra>"))
+        for name, (x, y), (ax, ay) in zip(classnames, text[:, :2], star_labels(text[:, :2], classnames,
+                                                                               x_range, y_range)):
+            moved = (ax, ay) != _LABEL_OFFSETS[0]  # a name right above its star needs no line to it
+            fig.add_annotation(x=float(x), y=float(y), ax=ax, ay=ay, yshift=0 if moved else -ay, text=name,
+                               showarrow=moved, arrowhead=0, arrowwidth=1, arrowcolor="#777", standoff=7,
+                               font={"size": 12, "color": "#222"}, bgcolor="rgba(255,255,255,0.75)", borderpad=1)
         title = t("inspect.map_before" if which == "before" else "inspect.map_after", lang=lang)
-        fig.update_layout(title=title, height=460, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        fig.update_layout(title=title, height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 50, "b": 10},
                           legend={"orientation": "h", "y": -0.05}, hovermode="closest",
                           xaxis={"range": x_range, "showticklabels": False, "zeroline": False, "title": None},
                           yaxis={"range": y_range, "showticklabels": False, "zeroline": False, "title": None,
                                  "scaleanchor": "x", "scaleratio": 1})
         figures.append(fig)
     return figures[0], figures[1]
+
+
+MAP_HEIGHT = 460
+# The plot area of a map, in pixels, as drawn in half the app's width or of the report's: the least
+# room a label gets, so labels placed apart here stay apart on a wider screen.
+MAP_PLOT_PIXELS = (440, 300)
+# Where a star's name may go, in pixels from the star (x right, y down), nearest first.
+_LABEL_OFFSETS = [(0, -20), (0, 20), (-44, -16), (44, -16), (-44, 16), (44, 16), (0, -38), (0, 38), (-70, 0),
+                  (70, 0), (-60, -34), (60, -34), (-60, 34), (60, 34), (0, -56), (0, 56)]
+
+
+def star_labels(points: np.ndarray, names: list[str], x_range: list[float],
+                y_range: list[float]) -> list[tuple[float, float]]:
+    """For each star, the pixel offset of its name: the nearest spot (_LABEL_OFFSETS) where the name
+    covers neither a name placed before it nor another star. Two stars a few pixels apart would
+    otherwise print their names over each other ("no defectcrack")."""
+    width, height = MAP_PLOT_PIXELS
+    # The axes keep one scale (scaleanchor), so a data unit is as many pixels as the tighter axis allows.
+    scale = min(width / max(x_range[1] - x_range[0], 1e-9), height / max(y_range[1] - y_range[0], 1e-9))
+    stars = [(float(x) * scale, -float(y) * scale) for x, y in points]  # pixels, y down
+    star_boxes = [_box(x, y, 9, 9) for x, y in stars]
+    placed: list[tuple[float, float, float, float]] = []
+    offsets = []
+    for index, ((x, y), name) in enumerate(zip(stars, names)):
+        half_width = 3 + sum(12 if ord(c) > 0x2E80 else 7 for c in name) / 2  # CJK characters are twice as wide
+        others = placed + [box for j, box in enumerate(star_boxes) if j != index]
+        chosen = next(((dx, dy) for dx, dy in _LABEL_OFFSETS
+                       if not any(_overlap(_box(x + dx, y + dy, half_width, 9), box) for box in others)),
+                      _LABEL_OFFSETS[0])
+        placed.append(_box(x + chosen[0], y + chosen[1], half_width, 9))
+        offsets.append(chosen)
+    return offsets
+
+
+def _box(x: float, y: float, half_width: float, half_height: float) -> tuple[float, float, float, float]:
+    return x - half_width, y - half_height, x + half_width, y + half_height
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 @dataclass(frozen=True)

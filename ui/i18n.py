@@ -6,14 +6,15 @@
 The language is the session's (the sidebar switch; also kept in the URL as ?lang=ja so a
 refresh keeps it). Messages of errors raised by dapt_core carry English text. The workspace's errors
 and skipped-file reasons have codes: their English is dapt_core.studio.messages' (written once, there)
-and their translations are here; the engine's own reasons are shown as they are, after a translated
-lead-in.
+and their translations are here; the image checks' reasons and the split's notes have no codes and are
+recognised by their wording (engine_text), anything else the engine says is shown as it is.
 """
 
 from __future__ import annotations
 
 import re
 
+from dapt_core.engine.feasibility import ADVICE
 from dapt_core.studio.messages import ERRORS, SKIP_REASONS
 
 LANGUAGES = {"en": "English", "ja": "日本語"}
@@ -42,6 +43,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "streamlit.upload": ("Upload", "アップロード"),
     "streamlit.upload_limit": ("{mb}MB per file", "1ファイル {mb}MB まで"),
     "streamlit.press_enter": ("Press Enter to apply", "Enter キーで確定"),
+    "streamlit.fullscreen": ("Fullscreen", "全画面表示"),
+    "streamlit.close_fullscreen": ("Close fullscreen", "全画面表示を終了"),
     # ------------------------------------------------------------------ common
     "common.no_project": ("Open or create a project first.", "まずプロジェクトを開くか作成してください。"),
     "common.no_runs": ("This project has no saved runs yet. Start one on the Tune page.",
@@ -50,6 +53,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "common.run": ("Run", "実行結果"),
     "common.run_label": ("{when} · {method} · {backbone} · {shots} per class · {before} → {after}",
                          "{when} · {method} · {backbone} · 1クラス{shots}枚 · {before} → {after}"),
+    "common.run_label_pass_fail": ("{when} · {method} · {backbone} · {shots} per class · escapes {escapes}, "
+                                   "overkill {overkill} · accuracy {before} → {after}",
+                                   "{when} · {method} · {backbone} · 1クラス{shots}枚 · 見逃し {escapes}・"
+                                   "過検出 {overkill} · 正解率 {before} → {after}"),
     "common.seconds": ("{s} s", "{s} 秒"),
     "common.class": ("Class", "クラス"),
     "common.train_images": ("Training images", "学習用画像"),
@@ -57,9 +64,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "common.zero_shot": ("Zero-shot", "ゼロショット"),
     "common.tuned": ("Tuned", "調整後"),
     "common.change_points": ("Change (points)", "変化(ポイント)"),
-    "tune.test_source": ("Test pictures", "テスト画像の出所"),
+    "tune.col_train": ("Train", "学習"),
+    "tune.col_test": ("Test", "テスト"),
+    "tune.test_source": ("Test photos from", "テストの出所"),
     "tune.test_own": ("its test/ folder", "test/ フォルダ"),
-    "tune.test_drawn": ("held out at random (seed)", "無作為に取り置き(シード)"),
+    "tune.test_drawn": ("drawn at random", "無作為に選択"),
+    "tune.test_all_own": ("Test photos: each class's own test/ folder, never trained on.",
+                          "テスト写真: 各クラスの test/ フォルダ(学習には使いません)。"),
+    "tune.test_all_drawn": ("Test photos: the rest of each class, held out at random (by the seed), never trained on.",
+                            "テスト写真: 各クラスの残りの写真を無作為に取り置き(シードで決定)、学習には使いません。"),
     "common.part_failed": ("This part of the page could not be shown ({what}): {error}. The rest of the page works; "
                            "the server log has the details.",
                            "ページのこの部分を表示できませんでした({what}): {error}。ページの他の部分は使えます。"
@@ -70,14 +83,26 @@ STRINGS: dict[str, tuple[str, str]] = {
     "projects.title": ("Projects and data", "プロジェクトとデータ"),
     "projects.open": ("Open project", "プロジェクトを開く"),
     "projects.damaged_label": ("⚠ {name} (damaged)", "⚠ {name}(破損)"),
-    "projects.empty": ("No projects yet. Create one, or start from the demo task in one click.",
-                       "プロジェクトがまだありません。新規作成するか、ワンクリックでデモ課題から始めてください。"),
+    "projects.intro": ("DAPT Studio teaches an image model (CLIP) your visual inspection task from a handful of "
+                       "labelled photos per class, such as no defect, scratch and crack. It measures the result on "
+                       "photos kept out of training, shows why it works, and exports a file and a report for the "
+                       "inspection line. Everything runs on this computer, offline.",
+                       "DAPT Studio は、クラスごとに数枚のラベル付き写真(良品、傷、割れなど)から、画像モデル"
+                       "(CLIP)に外観検査の課題を教えます。学習に使っていない写真で結果を測り、効果の理由を示し、"
+                       "検査ライン向けのファイルとレポートを書き出します。すべてこのコンピュータ上でオフラインで"
+                       "動きます。"),
+    "projects.demo_what": ("A ready-made project: photos of carbon-fibre panels in five classes (no defect, scratch, "
+                           "crack, dent, stain). Then open Tune and press Start tuning.",
+                           "すぐに使えるプロジェクト: カーボンパネルの写真、5クラス(no defect、scratch、crack、"
+                           "dent、stain)。作成後は「調整」を開き、「調整を開始」を押してください。"),
+    "projects.empty": ("No projects yet. Create one on the right, or try the demo task above.",
+                       "プロジェクトがまだありません。右で新規作成するか、上のデモ課題を試してください。"),
     "projects.new_name": ("New project", "新しいプロジェクト"),
     "projects.new_placeholder": ("e.g. Bracket line 3 – surface defects", "例: ブラケット3号ライン 表面欠陥"),
     "projects.create": ("Create project", "プロジェクトを作成"),
     "projects.created": ("Project '{name}' created. Add classes and images below.",
                          "プロジェクト「{name}」を作成しました。下でクラスと画像を追加してください。"),
-    "projects.demo": ("Start from the demo task", "デモ課題から始める"),
+    "projects.demo": ("Try the demo task", "デモ課題を試す"),
     "projects.demo_help": ("Creates a project with the built-in inspection task: carbon-fibre panels photographed by "
                            "a monochrome camera, five classes (no defect, scratch, crack, dent, stain), 216 pictures "
                            "per class: 16 to train on and 200 to test on, the task's own split, so the numbers match "
@@ -180,6 +205,46 @@ STRINGS: dict[str, tuple[str, str]] = {
     "skip.class_name_empty": (SKIP_REASONS["class_name_empty"], "フォルダ名からクラス名が作れません"),
     "skip.class_name_long": (SKIP_REASONS["class_name_long"],
                              "フォルダ名が {limit} 文字を超えています"),
+    # the image checks' own reasons (dapt_core.data.images), matched by engine_reason; the English is theirs
+    "reason.folder": ("is a folder, not an image file", "フォルダです。画像ファイルではありません"),
+    "reason.not_found": ("file not found", "ファイルが見つかりません"),
+    "reason.unreadable": ("cannot read file: {detail}", "ファイルを読み込めません: {detail}"),
+    "reason.empty": ("empty file", "空のファイルです"),
+    "reason.too_large_wh": ("too large: {w}x{h} pixels exceeds the limit of {limit}; downscale it",
+                            "大きすぎます: {w}×{h} ピクセルは上限の {limit} ピクセルを超えています。縮小してください"),
+    "reason.too_large_n": ("too large: {n} pixels exceeds the limit of {limit}; downscale it",
+                           "大きすぎます: {n} ピクセルは上限の {limit} ピクセルを超えています。縮小してください"),
+    "reason.too_large": ("too large: the image exceeds the limit of {limit}; downscale it",
+                         "大きすぎます: 上限の {limit} ピクセルを超えています。縮小してください"),
+    "reason.corrupt": ("corrupt image: {detail}", "画像が壊れています: {detail}"),
+    "reason.truncated": ("truncated or corrupt {format}: {detail}", "{format} が途中で切れているか壊れています: {detail}"),
+    "reason.no_pixels": ("image has no pixels", "画素がありません"),
+    "reason.colour_mode": ("unsupported colour mode {mode}", "対応していない色モード({mode})です"),
+    "reason.bad_header": ("corrupt {format} file: its header cannot be read",
+                          "{format} ファイルが壊れています(ヘッダーを読み込めません)"),
+    "reason.unsupported": ("unsupported format {format}; save it as {formats}",
+                           "{format} 形式には対応していません。{formats} で保存してください"),
+    "reason.web_page": ("not an image (looks like a web page saved under an image name)",
+                        "画像ではありません(画像の名前で保存されたウェブページのようです)"),
+    "reason.text_file": ("not an image (looks like a text file)", "画像ではありません(テキストファイルのようです)"),
+    "reason.unknown_format": ("not an image, or not a supported format ({formats})",
+                              "画像ではないか、対応していない形式です({formats})"),
+    "note.half_trains": ("class '{cls}' has {n} {n|image|images}: {k} of them train and the rest are kept for testing "
+                         "(at most half of a class trains when it has no test images of its own)",
+                         "クラス「{cls}」の画像は {n} 枚です。うち {k} 枚を学習に使い、残りはテスト用に取り置きます"
+                         "(専用のテスト画像がないクラスでは、学習に使うのは最大で半分です)"),
+    "note.fewer_than_shots": ("class '{cls}' has only {n} training {n|image|images}, fewer than the {shots} shots asked; "
+                              "all of them are used",
+                              "クラス「{cls}」の学習用画像は {n} 枚だけで、指定の {shots} ショットより少ないため、"
+                              "すべて使います"),
+    "note.no_test": ("no test images for any class, so accuracy cannot be measured",
+                     "どのクラスにもテスト画像がないため、正解率を測定できません"),
+    "note.no_test_no_shots": ("no test images for any class, so accuracy cannot be measured (without a shots number "
+                              "every image is used for training)",
+                              "どのクラスにもテスト画像がないため、正解率を測定できません(ショット数を指定しないと"
+                              "すべての画像が学習に使われます)"),
+    "note.class_no_test": ("class '{cls}' has no test images, so its accuracy cannot be measured",
+                           "クラス「{cls}」にはテスト画像がないため、その正解率は測定できません"),
     # ------------------------------------------------------------------ methods
     "method.dapt.name": ("DAPT", "DAPT"),
     "method.dapt.help": ("Text and visual prompts, with the two dispersion losses (recommended)",
@@ -190,6 +255,81 @@ STRINGS: dict[str, tuple[str, str]] = {
     "method.vpt.help": ("Visual prompt only, cross-entropy", "画像プロンプトのみ、交差エントロピー"),
     "method.zeroshot.name": ("Zero-shot", "ゼロショット"),
     "method.zeroshot.help": ("No training: CLIP as it is, for a baseline", "学習なし: CLIPそのまま(比較の基準)"),
+    # ------------------------------------------------------------------ tune page: the check before Start
+    "feas.title": ("Can this model tell your classes apart?", "このモデルでクラスを見分けられるか"),
+    "feas.need_setup": ("Choose an available backbone and a valid split above; the check then runs by itself.",
+                        "上で使えるバックボーンと有効な分割を選ぶと、確認が自動で始まります。"),
+    "feas.too_few": ("The check needs at least 2 training photos of every class (one is left out, the others make "
+                     "its class mean). Raise the shots or add photos.",
+                     "確認には各クラス2枚以上の学習用画像が必要です(1枚を除き、残りでクラス平均を作ります)。"
+                     "ショット数を増やすか、画像を追加してください。"),
+    "feas.queued": ("The check waits for the job ahead of it (place {place} in the queue).",
+                    "確認は前のジョブの終了を待っています(待ち順 {place} 番目)。"),
+    "feas.loading": ("Checking: loading the model…", "確認中: モデルを読み込んでいます…"),
+    "feas.running": ("Checking: reading the training photos ({step} of {steps} batches)…",
+                     "確認中: 学習用画像を読み込んでいます({steps} バッチ中 {step})…"),
+    "feas.failed": ("The check could not run: {error}", "確認を実行できませんでした: {error}"),
+    "feas.cancelled": ("The check was cancelled.", "確認は取り消されました。"),
+    "feas.run_again": ("Check again", "もう一度確認"),
+    "feas.summary": ("On the frozen features of your {n} training photos, this model tells the classes apart "
+                     "{accuracy} of the time (chance {chance}, 95% interval {low}–{high}): {level}.",
+                     "学習用画像 {n} 枚の(調整前の)特徴で、このモデルがクラスを正しく見分けたのは {accuracy} です"
+                     "(偶然なら {chance}、95%区間 {low}–{high})。判定: {level}。"),
+    "feas.level.clear": ("clearly", "はっきり見分けられます"),
+    "feas.level.partial": ("partly", "ある程度は見分けられます"),
+    "feas.level.near_chance": ("hardly better than guessing", "当て推量とほとんど変わりません"),
+    "feas.chance_uniform": ("Chance: one in {classes} classes, the score of a random answer.",
+                            "偶然の水準: {classes} クラスから無作為に答えた場合の正解率です。"),
+    "feas.chance_majority": ("Chance: the score of always answering the largest class, '{name}' (the classes have "
+                             "different numbers of photos).",
+                             "偶然の水準: 常に最も画像の多いクラス「{name}」と答えた場合の正解率です"
+                             "(クラスごとに画像の枚数が異なるため)。"),
+    "feas.pairs": ("Mixed up most:", "よく取り違えるクラスの組:"),
+    "feas.pair": ("'{first}' and '{second}': {count} {count|time|times} ({first_as_second} '{first}' called "
+                  "'{second}', {second_as_first} the other way)",
+                  "「{first}」と「{second}」: {count} 回(「{first}」を「{second}」と判定 {first_as_second} 回、"
+                  "逆が {second_as_first} 回)"),
+    "feas.pass_fail": ("Good ('{good}') vs defective: told apart {accuracy} (balanced accuracy, chance 50%, 95% "
+                       "interval {low}–{high}): {level}. {escapes} of {defective} defective photos were called "
+                       "good, {overkill} of {goods} good photos defective.",
+                       "良品(「{good}」)と不良の見分け: {accuracy}(バランス正解率、偶然なら 50%、95%区間 "
+                       "{low}–{high})。判定: {level}。不良 {defective} 枚のうち {escapes} 枚を良品と判定し、"
+                       "良品 {goods} 枚のうち {overkill} 枚を不良と判定しました。"),
+    "feas.zero_shot": ("Zero-shot (no tuning) on the same photos: {accuracy}.",
+                       "同じ画像でのゼロショット(調整なし)の正解率: {accuracy}。"),
+    "feas.try": ("What to try:", "試すこと:"),
+    "feas.details": ("How the check works, per class", "確認の方法とクラスごとの結果"),
+    "feas.method": ("Each training photo is given the class whose mean feature (from the other photos) is closest "
+                    "to its own, on the features of the frozen model before any tuning (leave-one-out). Clearly: "
+                    "the interval's lower end is at least halfway from chance to 100%; hardly better than "
+                    "guessing: it reaches down to chance. {seconds} s; the features are kept, so a second check "
+                    "of these photos is instant.",
+                    "各学習用画像を、調整前のモデルの特徴で、他の画像から求めた平均特徴が最も近いクラスに割り当て"
+                    "ます(1つ抜き交差検証)。「はっきり」は区間の下限が偶然の水準と100%の中間以上、「当て推量と"
+                    "ほとんど変わらない」は下限が偶然の水準以下の場合です。所要 {seconds} 秒。特徴は保存される"
+                    "ため、同じ画像の再確認はすぐ終わります。"),
+    "feas.col_accuracy": ("Told apart", "正しく見分けた割合"),
+    "feas.col_photos": ("Photos", "画像数"),
+    "feas.advice.start": (ADVICE["start"], "調整前の特徴ですでにクラスがよく分かれています。調整は良い出発点から始まります。"),
+    "feas.advice.pass_fail_only": (ADVICE["pass_fail_only"],
+                                   "欠陥の種類は取り違えても、良品と不良は見分けられています({pass_fail_accuracy})。"
+                                   "ラインに必要なのが合否だけなら、十分に見込みがあります。"),
+    "feas.advice.not_tuning_yet": (ADVICE["not_tuning_yet"],
+                                   "調整の前に、画像かバックボーンを変えてください。調整前のモデルが違いを捉えられない"
+                                   "場合、どの調整手法でも偶然の水準近くにとどまりがちです。"),
+    "feas.advice.closer_photos": (ADVICE["closer_photos"],
+                                  "欠陥をもっと近くで、画面内に大きく、鮮明に撮影してください。このモデルは各画像を "
+                                  "{size}×{size} ピクセルで見るため、小さな欠陥は見えなくなることがあります。"),
+    "feas.advice.other_backbone": (ADVICE["other_backbone"],
+                                   "別のバックボーンを試してください。より大きな CLIP(例: ViT-B-16:openai)や、"
+                                   "お手元の画像に近い画像で学習されたモデルです。"),
+    "feas.advice.more_shots": (ADVICE["more_shots"],
+                               "クラスごとの画像を増やしてください(最も少ないクラス「{name}」は {count} 枚)。"
+                               "この枚数では95%区間の幅が {width} ポイントもあります。"),
+    "feas.advice.check_labels": (ADVICE["check_labels"],
+                                 "「{first}」と「{second}」のラベルを確認してください。{photos} 枚のうち {count} 回"
+                                 "取り違えています。本当に似ているなら、違いがはっきり写るように撮影するか、"
+                                 "2つのクラスをまとめてください。"),
     # ------------------------------------------------------------------ tune page
     "tune.title": ("Tune", "調整"),
     "tune.backbone": ("Backbone (the CLIP model)", "バックボーン(CLIPモデル)"),
@@ -341,6 +481,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chart.loss_ce": ("Cross-entropy", "交差エントロピー"),
     "chart.loss_intra": ("β {beta} × intra-dispersion", "β {beta} × クラス内分散"),
     "chart.loss_inter": ("β {beta} × inter-dispersion", "β {beta} × クラス間分散"),
+    "chart.hidden_lines": ("Under the lines shown, too close to see: {names}", "表示中の線と重なり見えないもの: {names}"),
     "chart.train_accuracy": ("Training accuracy", "学習正解率"),
     "chart.accuracy": ("Accuracy", "正解率"),
     # ------------------------------------------------------------------ inspect page
@@ -352,19 +493,20 @@ STRINGS: dict[str, tuple[str, str]] = {
     "inspect.map_title": ("How the images are arranged, before and after", "画像の配置: 調整前と調整後"),
     "inspect.map_help": ("Each dot is a held-out test image, coloured by its true class. Both maps come from one "
                          "shared UMAP fit, so positions compare: after tuning, dots of one colour should gather and "
-                         "sit apart from other colours. Each star is a class description, drawn where the images it "
-                         "matches best lie (the images weighted by how strongly CLIP matches them to the "
-                         "description). A star inside its own colour's cloud picks out its pictures; a star among "
-                         "another colour's dots matches those pictures better; a star between clouds cannot tell "
-                         "them apart. Dots near a star are pictures that match its description well; the map keeps "
-                         "who is near whom, not exact distances.",
+                         "sit apart from other colours.",
                          "点は学習に使っていないテスト画像で、色は正解クラスです。2つのマップは1回の共通UMAPから"
-                         "作られているので位置を比較できます。調整後は同じ色の点が集まり、他の色から離れるのが理想です。"
-                         "星印はクラスの説明文で、その説明文に最もよく合う画像の位置に描かれます(CLIPが説明文と"
-                         "合うと判断する度合いで画像を重み付けした平均)。星が同じ色の点の中にあれば説明文がその"
-                         "クラスの画像を選び出せており、別の色の点の中にあればそちらの画像の方がよく合い、点の群れの"
-                         "間にあれば見分けられていないことを示します。星の近くの点は説明文によく合う画像です"
-                         "(マップが保つのは近さの関係で、正確な距離ではありません)。"),
+                         "作られているので位置を比較できます。調整後は同じ色の点が集まり、他の色から離れるのが理想です。"),
+    "inspect.map_stars": ("★ is a class's text: the description the model compares every photo with, placed in the "
+                          "same map among the photos it matches best. A star among another colour's dots matches "
+                          "those photos better than its own; a star between clouds cannot tell them apart. The map "
+                          "squeezes many dimensions into two and keeps who is near whom, not exact distances, so a "
+                          "star can sit away from its photos; the accuracy and confusion numbers below are measured "
+                          "in the full space.",
+                          "★はクラスのテキストです。モデルがすべての写真と比べる説明文で、同じマップ上の最もよく合う"
+                          "写真のあたりに置かれます。星が別の色の点の中にあれば、その説明文は自分のクラスよりそちらの"
+                          "写真によく合い、点の群れの間にあれば見分けられていないことを示します。マップは多くの次元を"
+                          "2次元に押し縮めたもので、保つのは近さの関係だけで正確な距離ではないため、星が自分の写真"
+                          "から離れて見えることがあります。下の正解率と混同行列は元の次元で測ったものです。"),
     "inspect.map_before": ("Before: CLIP as it is (zero-shot)", "調整前: CLIPそのまま(ゼロショット)"),
     "inspect.map_after": ("After: tuned prompts", "調整後: 学習したプロンプト"),
     "inspect.warming": ("Preparing the map engine (once after a server start, about 15 s)…",
@@ -374,10 +516,6 @@ STRINGS: dict[str, tuple[str, str]] = {
                                "マップにはテスト画像 {total} 枚のうち {shown} 枚を表示しています(各クラス同じ割合)。"),
     "inspect.map_pca": ("Too few images for UMAP: the map is a PCA plane.", "UMAPには画像が少なすぎるため、PCAの平面で表示しています。"),
     "inspect.dispersion_title": ("Dispersion: tight classes, far apart", "分散: クラスはまとまり、互いに離れているか"),
-    "inspect.dispersion_help": ("Measured on the held-out images' embeddings. DAPT aims to lower the spread within a "
-                                "class and raise the distance between classes.",
-                                "テスト画像の埋め込みで測定しています。DAPTはクラス内のばらつきを小さく、"
-                                "クラス間の距離を大きくすることを狙います。"),
     "inspect.accuracy_title": ("Accuracy per class", "クラス別の正解率"),
     "inspect.confusion_title": ("Confusion matrices", "混同行列"),
     "inspect.confusion_help": ("Rows are the true class, columns the prediction; the diagonal is correct.",
@@ -420,6 +558,132 @@ STRINGS: dict[str, tuple[str, str]] = {
                            "ずれることがあります(95%)。小さな差は慎重に読み、確かな数字にはテスト写真を増やしてください。"),
     "story.no_test": ("This run has no held-out test images, so its accuracy could not be measured.",
                       "この実行にはテスト画像がないため、正解率を測定できませんでした。"),
+    # ------------------------------------------------------------------ pass or fail (ui/pass_fail_view.py)
+    "pf.count": ("{k} of {n} ({rate})", "{n}個中{k}個({rate})"),
+    "pf.headline": ("On the line, tuned: {escapes} defective parts would pass as '{good}' (escapes) and {overkill} "
+                    "good parts would be stopped (overkill), passing a part when '{good}' is its most likely class. "
+                    "Zero-shot: {escapes_before} escapes, {overkill_before} overkill.",
+                    "ライン判定(最も確からしいクラスが「{good}」なら合格)では、調整後は不良品 {escapes} が「{good}」として"
+                    "流出し(見逃し)、良品 {overkill} が止められます(過検出)。ゼロショットでは見逃し {escapes_before}、"
+                    "過検出 {overkill_before}。"),
+    "pf.escapes_by_class": ("Most escapes: {classes}.", "見逃しが多い不良: {classes}。"),
+    "pf.line.no_threshold": ("No pass threshold can promise at most {rate} escapes from {n} defective test "
+                             "{n|photo|photos} (it takes at least {needed}): nothing would pass. Add defective test "
+                             "photos or allow a higher escape rate.",
+                             "不良のテスト写真 {n} 枚では、見逃し {rate} 以下を保証する合格しきい値を置けません"
+                             "(最低 {needed} 枚必要)。このままでは何も合格しません。不良のテスト写真を増やすか、"
+                             "許容する見逃し率を上げてください。"),
+    "pf.line.not_ready": ("Not ready for a line: to let through at most {rate} of defects it would stop {overkill} of "
+                          "good parts (measured on held-out photos: {escapes} escapes).",
+                          "まだラインには使えません: 不良の見逃しを {rate} 以下にすると、良品の {overkill} を止めてしまいます"
+                          "(テスト写真での実測: 見逃し {escapes})。"),
+    "pf.line.costly": ("Usable with care: at most {rate} escapes costs {overkill} of good parts stopped (measured on "
+                       "held-out photos: {escapes} escapes); someone has to re-check them.",
+                       "注意すれば使えます: 見逃しを {rate} 以下にすると良品の {overkill} が止まります(テスト写真での実測: "
+                       "見逃し {escapes})。止まった品は人の再確認が必要です。"),
+    "pf.line.workable": ("Workable: at most {rate} escapes costs {overkill} of good parts stopped (measured on held-out "
+                         "photos: {escapes} escapes).",
+                         "実用的です: 見逃しを {rate} 以下にしても、止まる良品は {overkill} です(テスト写真での実測: "
+                         "見逃し {escapes})。"),
+    "pf.escapes_short": ("Escapes", "見逃し"),
+    "pf.escapes_short_help": ("Defective parts that would pass as '{good}', tuned: {count}.",
+                              "「{good}」として合格してしまう不良品(調整後): {count}。"),
+    "pf.overkill_short": ("Overkill", "過検出"),
+    "pf.overkill_short_help": ("'{good}' parts that would be stopped as defective, tuned: {count}.",
+                               "不良として止められてしまう「{good}」(調整後): {count}。"),
+    "pf.escapes": ("Escapes (defects passed)", "見逃し(不良を合格)"),
+    "pf.overkill": ("Overkill (good parts stopped)", "過検出(良品を不合格)"),
+    "pf.escapes_long": ("Escapes: defective parts called '{good}'", "見逃し: 不良品を「{good}」と判定"),
+    "pf.overkill_long": ("Overkill: '{good}' parts called defective", "過検出: 「{good}」を不良と判定"),
+    "pf.defect_type": ("Defect type right, among the defects caught", "検出した不良のうち種類も正解"),
+    "pf.at_point_escapes": ("Escapes at the operating point (allowed {rate})", "運用点での見逃し(許容 {rate})"),
+    "pf.at_point_overkill": ("Overkill at the operating point (allowed escapes {rate})",
+                             "運用点での過検出(見逃し許容 {rate})"),
+    "pf.col_measure": ("Pass / fail", "合否"),
+    "pf.col_interval": ("95% interval", "95%区間"),
+    "pf.col_interval_tuned": ("95% interval (tuned)", "95%区間(調整後)"),
+    "pf.title": ("Pass or fail", "合否判定"),
+    "pf.help": ("What the line decides first: which defective parts it lets through and which good parts it throws "
+                "away. The intervals say how far the true rate may lie from the one measured on these few photos.",
+                "ラインがまず決めるのは合否です: どの不良品を流してしまい、どの良品を捨ててしまうか。区間は、"
+                "少ない写真で測った率から真の率がどれだけずれうるかを示します。"),
+    "pf.point_help": ("Operating point: a part passes when its probability of '{good}' is above {threshold} and it is "
+                      "not unknown. The threshold was placed on {n} defective test {n|photo|photos} so that on "
+                      "average at most {rate} of defects like them pass (conformal risk control); the marker shows "
+                      "what it did on photos it was not placed on.",
+                      "運用点: 「{good}」の確率が {threshold} を超え、未知でない品だけを合格にします。このしきい値は"
+                      "不良のテスト写真 {n} 枚で、同様の不良の見逃しが平均 {rate} 以下になるよう置いたものです"
+                      "(コンフォーマルリスク制御)。印は、しきい値決めに使っていない写真での実測です。"),
+    "pf.point_name": ("Operating point (escapes ≤ {rate})", "運用点(見逃し ≤ {rate})"),
+    "pf.curve_title": ("Fewer escapes cost more good parts", "見逃しを減らすほど良品が止まる"),
+    "pf.curve_x": ("Defective parts let through (escapes)", "流出する不良品(見逃し)"),
+    "pf.curve_y": ("Good parts stopped (overkill)", "止まる良品(過検出)"),
+    "pf.curve_hover": ("escapes %{{x:.1f}}% · overkill %{{y:.1f}}%", "見逃し %{{x:.1f}}% · 過検出 %{{y:.1f}}%"),
+    "pf.none": ("No class of this project means a good part, so there is no pass/fail decision: only accuracy. "
+                "Set the good class on the Projects page.",
+                "このプロジェクトには良品を表すクラスがないため、合否判定はなく正解率のみです。"
+                "プロジェクトページで良品クラスを設定してください。"),
+    "pf.verdict_pass": ("PASS", "合格"),
+    "pf.verdict_fail": ("FAIL", "不合格"),
+    "pf.verdict_line": ("{verdict}: P({good}) {p} (passes above {threshold})",
+                        "{verdict}: P({good}) {p}(合格は {threshold} 超)"),
+    "pf.good_class": ("Which class means a good part?", "良品を表すクラスはどれですか?"),
+    "pf.good_class_help": ("Escapes and overkill are counted against it, and the pass threshold is placed for it. "
+                           "Choose 'none' for a task without a pass/fail decision.",
+                           "見逃しと過検出はこのクラスを基準に数え、合格しきい値もこのクラスに置きます。"
+                           "合否判定のない課題では「なし」を選んでください。"),
+    "pf.good_none": ("None (no pass/fail)", "なし(合否判定なし)"),
+    "pf.good_guessed": ("Guessed from the class names; confirm or change it.", "クラス名から推測しました。確認または変更してください。"),
+    "pf.good_saved": ("Good class saved: {name}.", "良品クラスを保存しました: {name}。"),
+    "pf.zero_shot_was": ("zero-shot: {value}", "ゼロショット: {value}"),
+    "common.points": ("{value} pt", "{value} ポイント"),
+    "inspect.accuracy_chance": ("Share of test photos whose class is right (zero-shot {before}; guessing would get "
+                                "{chance}).",
+                                "クラスが正しく判定されたテスト写真の割合(ゼロショット {before}、当てずっぽうなら {chance})。"),
+    "report.chance": ("Chance level", "偶然の水準"),
+    "pf.col_verdict": ("Verdict", "判定"),
+    "pf.col_good_probability": ("P(good)", "P(良品)"),
+    "pf.try_escape_rate": ("Allowed escapes (defective parts let through)", "許容する見逃し(流出する不良品の割合)"),
+    "pf.try_escape_rate_help": ("The prompt file's operating point is placed for {rate}; try another rate here to see "
+                                "what it costs. The file itself keeps its own.",
+                                "プロンプトファイルの運用点は {rate} で置かれています。ここで別の率を試すと、その代償が"
+                                "わかります。ファイル自体は変わりません。"),
+    "pf.try_point": ("A part passes when P({good}) is above {threshold} and it is not unknown: at most {rate} escapes "
+                     "for defects like the test photos, stopping {overkill} of the {n} good test photos.",
+                     "P({good}) が {threshold} を超え、未知でない品が合格です。テスト写真のような不良の見逃しは {rate} 以下、"
+                     "良品のテスト写真 {n} 枚のうち {overkill} が止まります。"),
+    "pf.good_confirm": ("Confirm", "確定"),
+    "pf.tune_no_good": ("No class is marked as the good part, so this run counts accuracy only (no escapes, overkill "
+                        "or pass threshold). Set it on the Projects page.",
+                        "良品クラスが設定されていないため、この実行は正解率だけを数えます(見逃し・過検出・合格しきい値なし)。"
+                        "プロジェクトページで設定してください。"),
+    "pf.tune_escape_rate": ("Allowed escapes, % of defective parts passed as '{good}'",
+                            "許容する見逃し(「{good}」として合格する不良品の%)"),
+    "pf.tune_escape_rate_help": ("After tuning, the pass threshold is placed on the test photos so that at most this "
+                                 "share of defective parts like them pass; the result shows what it costs in good "
+                                 "parts stopped.",
+                                 "調整後、テスト写真を使って、同様の不良品の合格がこの割合以下になるよう合格しきい値を置きます。"
+                                 "その代償(止まる良品の割合)は結果に表示されます。"),
+    "story.chance": (" (guessing would get {chance})", "(当てずっぽうなら {chance})"),
+    "story.lost": ("Lost accuracy: {classes}.", "正解率が下がったクラス: {classes}。"),
+    # ------------------------------------------------------------------ run health (engine/run_health.py)
+    "safeguard.switched_method": ("{asked}'s class texts collapsed onto one point in its first epochs, so {method} "
+                                  "was tuned instead (text prompt only); the file holds {method}.",
+                                  "{asked} のクラス文章埋め込みが最初のエポックで一点に崩壊したため、代わりに {method}"
+                                  "(テキストプロンプトのみ)で調整しました。ファイルには {method} が入っています。"),
+    "safeguard.zero_shot": ("Tuning collapsed ({asked}, then {method}): the class texts fell onto one point. The "
+                            "file holds the zero-shot classifier instead, the untuned model.",
+                            "調整が崩壊しました({asked}、次に {method}): クラスの文章埋め込みが一点に集まりました。"
+                            "ファイルには代わりにゼロショット分類器(調整前のモデル)が入っています。"),
+    "health.no_gain": ("Tuning did not beat zero-shot on the held-out photos: the file still works, but tuning "
+                       "added nothing here.",
+                       "テスト写真では調整がゼロショットを上回りませんでした。ファイルは使えますが、この課題では調整の効果がありません。"),
+    "health.collapsed": ("Tuning collapsed: the class texts moved into one point and the model no longer tells the "
+                         "classes apart. Do not use this run on a line.",
+                         "調整が崩壊しました: クラスの文章埋め込みが一点に集まり、クラスを区別できなくなっています。"
+                         "この実行をラインで使わないでください。"),
+    "health.at_chance": ("This run is no better than guessing on the held-out photos. Do not use it on a line.",
+                         "この実行はテスト写真で当てずっぽうと変わりません。ラインで使わないでください。"),
     # ------------------------------------------------------------------ dispersion table
     "disp.col_measure": ("Measure", "指標"),
     "disp.col_before": ("Before", "調整前"),
@@ -429,6 +693,63 @@ STRINGS: dict[str, tuple[str, str]] = {
     "disp.col_meaning": ("What it means", "意味"),
     "disp.better": ("✓ better", "✓ 改善"),
     "disp.worse": ("✗ worse", "✗ 悪化"),
+    "disp.same": ("≈ unchanged", "≈ 変化なし"),
+    # the caption above the table, by the run's method: only DAPT has losses aimed at these numbers
+    "disp.caption.dapt": ("Measured on the embeddings of the held-out photos. DAPT's two extra losses push, on the "
+                          "training photos, towards a smaller spread within each class and a larger distance between "
+                          "classes; the table shows what that did on photos it never trained on.",
+                          "学習に使っていない写真の埋め込みで測定しています。DAPT の2つの追加の損失は、学習用の写真で"
+                          "クラス内のばらつきを小さく、クラス間の距離を大きくするよう働きます。表は、それが学習に"
+                          "使っていない写真でどうなったかを示します。"),
+    "disp.caption.coop": ("Measured on the embeddings of the held-out photos. {method} tunes only the text prompt, "
+                          "with no loss aimed at these numbers: the photos' embeddings stay where they were, and only "
+                          "the distance between the class descriptions can change.",
+                          "学習に使っていない写真の埋め込みで測定しています。{method} はテキストプロンプトだけを調整し、"
+                          "これらの数値を狙う損失はありません。写真の埋め込みは変わらず、変わりうるのはクラスの説明文"
+                          "どうしの距離だけです。"),
+    "disp.caption.vpt": ("Measured on the embeddings of the held-out photos. {method} tunes only the image side, with "
+                         "no loss aimed at these numbers: the table shows how the photos moved as a side effect; the "
+                         "class descriptions stay as they were.",
+                         "学習に使っていない写真の埋め込みで測定しています。{method} は画像側だけを調整し、これらの"
+                         "数値を狙う損失はありません。表は写真が副次的にどう動いたかを示します。クラスの説明文は"
+                         "変わりません。"),
+    "disp.caption.zeroshot": ("Measured on the embeddings of the held-out photos. {method} trains nothing, so before "
+                              "and after are the same.",
+                              "学習に使っていない写真の埋め込みで測定しています。{method} は何も学習しないため、"
+                              "調整前と調整後は同じです。"),
+    "disp.caption.other": ("Measured on the embeddings of the held-out photos. {method} has no loss aimed at these "
+                           "numbers: the table shows how tuning moved the photos as a side effect.",
+                           "学習に使っていない写真の埋め込みで測定しています。{method} にはこれらの数値を狙う損失は"
+                           "ありません。表は調整によって写真が副次的にどう動いたかを示します。"),
+    # the sentence under the table, built from this run's changes (ui.narrative.dispersion_summary)
+    "disp.summary.moved": ("After tuning, {within} and {between}.", "調整後、{within}、{between}。"),
+    "disp.within.closer": ("photos of one class sit closer together", "同じクラスの写真どうしが近づき"),
+    "disp.within.same": ("the spread within each class hardly changed", "クラス内のばらつきはほぼ変わらず"),
+    "disp.within.spread": ("photos of one class are more spread out", "同じクラスの写真がばらつくようになり"),
+    "disp.between.apart": ("the classes lie further apart", "クラスどうしは離れました"),
+    "disp.between.same": ("the distance between the classes hardly changed", "クラス間の距離はほぼ変わりませんでした"),
+    "disp.between.closer": ("the classes moved closer together", "クラスどうしは近づきました"),
+    "disp.summary.unmoved": ("Tuning hardly changed how the photos lie relative to each other.",
+                             "調整しても、写真どうしの位置関係はほとんど変わりませんでした。"),
+    "disp.summary.easier": ("By distance alone, the classes are easier to tell apart than before (separation "
+                            "{change}).",
+                            "距離だけで見ると、クラスは以前より見分けやすくなりました(分離度 {change})。"),
+    "disp.summary.harder": ("By distance alone, the classes are harder to tell apart than before (separation "
+                            "{change}): that is what \"worse\" means here.",
+                            "距離だけで見ると、クラスは以前より見分けにくくなりました(分離度 {change})。表の「悪化」は"
+                            "この意味です。"),
+    "disp.summary.worse_but_accurate": ("Accuracy still rose ({before} → {after}): a photo is classified by the class "
+                                        "description it lies nearest to, not by how tight the clusters are.",
+                                        "それでも正解率は上がりました({before} → {after})。写真は最も近いクラスの"
+                                        "説明文で判定され、まとまり具合では判定されないためです。"),
+    "disp.summary.better_but_less_accurate": ("Accuracy still fell ({before} → {after}): the classes drew apart, but "
+                                              "their photos did not move nearer their own class descriptions.",
+                                              "それでも正解率は下がりました({before} → {after})。クラスどうしは分かれ"
+                                              "ましたが、写真が自分のクラスの説明文に近づいたわけではありません。"),
+    "disp.summary.what_counts": ("These numbers describe how the photos lie, not how well parts are judged: the "
+                                 "accuracy and the pass/fail numbers on the held-out photos are what count.",
+                                 "これらは写真の並び方を表す数値で、部品の判定の良し悪しではありません。大事なのは、"
+                                 "学習に使っていない写真での正解率と合否の数字です。"),
     "disp.intra": ("Intra-dispersion", "クラス内分散"),
     "disp.intra_help": ("Spread of the images within a class (lower: photos of one class sit closer together)",
                         "クラス内の画像のばらつき(小さいほど同じクラスの写真がまとまっている)"),
@@ -456,6 +777,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "settings.n_vis": ("Visual prompt length", "画像プロンプト長"),
     "settings.seed": ("Seed", "シード"),
     "settings.device": ("Device", "デバイス"),
+    "settings.device.cpu": ("CPU", "CPU"),
+    "settings.device.cuda": ("GPU (CUDA)", "GPU(CUDA)"),
+    "settings.device.mps": ("Apple GPU (MPS)", "Apple の GPU(MPS)"),
     "settings.train_time": ("Training time", "学習時間"),
     "settings.created": ("Created", "作成日時"),
     # ------------------------------------------------------------------ export page
@@ -483,23 +807,30 @@ STRINGS: dict[str, tuple[str, str]] = {
                        "# The file names its backbone; load() loads it with the prompts.\n"
                        "classifier = Classifier.load(\"{file}\")\n"
                        "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"
-                       "    # unknown: unlike the training photos, check the part by hand\n"
-                       "    print(prediction.label, f\"{{prediction.score:.1%}}\", \"UNKNOWN\" if prediction.unknown else \"\")\n",
+                       "    # verdict: \"pass\" or \"fail\" at the file's operating point (None: no good class)\n"
+                       "    if prediction.unknown:  # unlike the training photos: its score means nothing\n"
+                       "        print(prediction.verdict, \"UNKNOWN: check the part by hand; closest class\", prediction.label)\n"
+                       "    else:\n"
+                       "        print(prediction.verdict, prediction.label, f\"{{prediction.score:.1%}}\")\n",
                        "# dapt_core(このプロジェクト: pip install -e .)と、調整に使った\n"
                        "# バックボーン '{spec}' の重みが必要です。\n"
                        "from dapt_core import Classifier\n\n"
                        "# ファイルに記録されたバックボーンをプロンプトと一緒に読み込みます。\n"
                        "classifier = Classifier.load(\"{file}\")\n"
                        "for prediction in classifier.predict([\"part-0001.jpg\", \"part-0002.jpg\"]):\n"
-                       "    # unknown: 学習写真と似ていない。部品を目視で確認\n"
-                       "    print(prediction.label, f\"{{prediction.score:.1%}}\", \"UNKNOWN\" if prediction.unknown else \"\")\n"),
+                       "    # verdict: ファイルの運用点での \"pass\"(合格)か \"fail\"(不合格)。良品クラスがなければ None\n"
+                       "    if prediction.unknown:  # 学習写真と似ていない: スコアに意味はない\n"
+                       "        print(prediction.verdict, \"未知: 部品を目視で確認。最も近いクラス\", prediction.label)\n"
+                       "    else:\n"
+                       "        print(prediction.verdict, prediction.label, f\"{{prediction.score:.1%}}\")\n"),
     "export.line_title": ("For the inspection line", "検査ラインで使う"),
-    "export.line_help": ("Try the model on a few photos before exporting. Each photo gets a class, a calibrated "
-                         "confidence and an \"unknown\" flag when it is unlike the training photos: on a line, "
-                         "\"I don't know\" is better than a wrong confident answer.",
-                         "エクスポートの前に数枚の写真で試してください。各写真にクラス、校正済みの確信度、そして"
-                         "学習写真と似ていない場合は「未知」の印が付きます。ラインでは、自信満々の誤答より"
-                         "「わからない」の方が安全です。"),
+    "export.line_help": ("Try the model on a few photos before exporting. Each photo gets a class and a calibrated "
+                         "confidence, or \"unknown\" when it is unlike the training photos (then no confidence is "
+                         "given: the model has not seen anything like it). On a line, \"I don't know\" is better "
+                         "than a wrong confident answer.",
+                         "エクスポートの前に数枚の写真で試してください。各写真にクラスと校正済みの確信度が付きます。"
+                         "学習写真と似ていない写真は「未知」となり、確信度は表示しません(モデルが似たものを見たこと"
+                         "がないため)。ラインでは、自信満々の誤答より「わからない」の方が安全です。"),
     "export.line_uncalibrated": ("This run has no calibration (it had fewer than {n} test photos), so there is no "
                                  "\"unknown\" flag and no prediction set. Keep more photos out of training to get them.",
                                  "この実行結果には校正がありません(テスト写真が {n} 枚未満)。そのため「未知」の印も"
@@ -513,12 +844,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "export.try_upload": ("Photos to try", "試す写真"),
     "export.try_coverage": ("Coverage of the prediction set", "予測集合の被覆率"),
     "export.try_skipped": ("{name} was skipped: {reason}", "{name} はスキップされました: {reason}"),
-    "export.col_class": ("Class", "クラス"),
+    "export.col_result": ("Result", "判定"),
     "export.col_confidence": ("Confidence", "確信度"),
-    "export.col_unknown": ("Unknown", "未知"),
     "export.col_set": ("Prediction set", "予測集合"),
-    "export.unknown_yes": ("unknown: check by hand", "未知: 目視で確認"),
-    "export.unknown_no": ("no", "いいえ"),
+    "export.unknown_result": ("Unknown: unlike the training photos (closest class: {cls})",
+                              "未知: 学習写真と異なる(最も近いクラス: {cls})"),
+    "export.unknown_note": ("Check the parts of unknown photos by hand: the model has seen nothing like them, so it "
+                            "gives them no class and no confidence.",
+                            "未知の写真の部品は目視で確認してください。モデルは似たものを見たことがないため、"
+                            "クラスも確信度も出しません。"),
     "export.onnx_title": ("ONNX for a line PC without Python", "Python のないライン PC 向け ONNX"),
     "export.onnx_help": ("One graph with the prompts and class embeddings baked in, plus a JSON file with the "
                          "preprocessing, class names and unknown threshold. ONNX Runtime runs it from C#, C++, Java "
@@ -526,7 +860,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                          "プロンプトとクラス埋め込みを組み込んだ1つのグラフと、前処理・クラス名・未知のしきい値を"
                          "記したJSONファイルです。ONNX Runtime で C#、C++、Java、Python から torch なしで実行できます。"),
     "export.onnx_prepare": ("Make the ONNX export", "ONNX を作成"),
-    "export.onnx_download": ("Download model.onnx and model.json (ZIP)", "model.onnx と model.json をダウンロード(ZIP)"),
+    "export.onnx_download": ("Download the ZIP with {files}", "{files} を含む ZIP をダウンロード"),
     "export.bench_title": ("Will the line PC keep up?", "ライン PC の処理は間に合うか"),
     "export.bench_help": ("Milliseconds per photo at batch 1 (one photo at a time) and 32 (a folder), and peak memory, "
                           "for torch and ONNX, measured on this machine, each in a fresh process (up to a minute).",
@@ -663,6 +997,12 @@ STRINGS: dict[str, tuple[str, str]] = {
 }
 
 
+def join_sentences(sentences, lang: str | None = None) -> str:
+    """Sentences in a row: a space between English ones, none between Japanese ones (which end in 。)."""
+    gap = "" if (lang or current_language()) == "ja" else " "
+    return gap.join(s.strip() for s in sentences if s)
+
+
 def current_language() -> str:
     try:
         import streamlit as st
@@ -713,8 +1053,56 @@ def skipped_reason(skipped, lang: str | None = None) -> str:
     """The reason a file was not used, translated where the workspace gave a code."""
     key = f"skip.{skipped.code}"
     if key in STRINGS:
-        return t(key, lang=lang, **{"reason": skipped.reason, **(skipped.params or {})})
+        return t(key, lang=lang, **{"reason": engine_text(skipped.reason, lang), **(skipped.params or {})})
     return skipped.reason
+
+
+# The image checks' reasons (dapt_core.data.images) and the split's notes (dapt_core.data.folders), which
+# carry no code: recognised by their wording.
+# A decoder's own detail ({detail}) is passed on as it is.
+_ENGINE_REASONS = [(re.compile(pattern), key) for pattern, key in (
+    (r"is a folder, not an image file", "reason.folder"),
+    (r"file not found", "reason.not_found"),
+    (r"cannot read file: (?P<detail>.*)", "reason.unreadable"),
+    (r"empty file", "reason.empty"),
+    (r"too large: (?P<w>\d+)x(?P<h>\d+) pixels exceeds the limit of (?P<limit>[\d,]+); downscale it",
+     "reason.too_large_wh"),
+    (r"too large: (?P<n>[\d,]+) pixels exceeds the limit of (?P<limit>[\d,]+); downscale it", "reason.too_large_n"),
+    (r"too large: the image exceeds the limit of (?P<limit>[\d,]+); downscale it", "reason.too_large"),
+    (r"corrupt image: (?P<detail>.*)", "reason.corrupt"),
+    (r"truncated or corrupt (?P<format>\S+): (?P<detail>.*)", "reason.truncated"),
+    (r"image has no pixels", "reason.no_pixels"),
+    (r"unsupported colour mode (?P<mode>.*)", "reason.colour_mode"),
+    (r"corrupt (?P<format>.+) file: its header cannot be read", "reason.bad_header"),
+    (r"unsupported format (?P<format>.+); save it as (?P<formats>.+)", "reason.unsupported"),
+    (r"not an image \(looks like a web page saved under an image name\)", "reason.web_page"),
+    (r"not an image \(looks like a text file\)", "reason.text_file"),
+    (r"not an image, or not a supported format \((?P<formats>.+)\)", "reason.unknown_format"),
+    # how the training photos were drawn (dapt_core.data.folders), shown as notes
+    (r"class '(?P<cls>.+)' has (?P<n>\d+) images?: (?P<k>\d+) of them train and the rest are kept for testing "
+     r"\(at most half of a class trains when it has no test images of its own\)", "note.half_trains"),
+    (r"class '(?P<cls>.+)' has only (?P<n>\d+) training images?, fewer than the (?P<shots>\d+) shots asked; all of "
+     r"them are used", "note.fewer_than_shots"),
+    (r"no test images for any class, so accuracy cannot be measured", "note.no_test"),
+    (r"no test images for any class, so accuracy cannot be measured \(without a shots number every image is used "
+     r"for training\)", "note.no_test_no_shots"),
+    (r"class '(?P<cls>.+)' has no test images, so its accuracy cannot be measured", "note.class_no_test"),
+)]
+
+
+def engine_text(reason: str, lang: str | None = None) -> str:
+    """An image check's reason or a split's note, in `lang` (the English as it is; one not recognised too)."""
+    lang = lang if lang in LANGUAGES else current_language()
+    if lang == DEFAULT_LANGUAGE or not reason:
+        return reason
+    for pattern, key in _ENGINE_REASONS:
+        found = pattern.fullmatch(reason)
+        if found:
+            params = found.groupdict()
+            if "formats" in params:  # "JPEG, PNG, WebP, GIF, BMP or TIFF": a Japanese list has no "or"
+                params["formats"] = re.sub(r",\s*|\s+or\s+", "、", params["formats"])
+            return t(key, lang=lang, **params)
+    return reason
 
 
 def streamlit_words_css(lang: str, upload_limit_mb: int) -> str:
@@ -734,6 +1122,11 @@ def streamlit_words_css(lang: str, upload_limit_mb: int) -> str:
     }
     rules = [f"{selector}{{font-size:0 !important}}"
              f"{selector}::after{{content:\"{text}\";font-size:14px}}" for selector, text in replaced.items()]
+    # The full-screen button Streamlit adds to every chart's mode bar: its tooltip is Plotly's
+    # [data-title]::after, whose text is replaced (Plotly's own buttons: ui.charts.plotly_config).
+    for title, key in (("Fullscreen", "streamlit.fullscreen"), ("Close fullscreen", "streamlit.close_fullscreen")):
+        rules.append(f'.js-plotly-plot .plotly .modebar-btn[data-title="{title}"]::after'
+                     f'{{content:"{t(key, lang=lang)}" !important}}')
     return "<style>" + "".join(rules) + "</style>"
 
 

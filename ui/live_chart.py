@@ -23,19 +23,48 @@ LEFT, RIGHT, TOP, BOTTOM = 52, 14, 10, 34  # room for the tick labels
 
 def loss_chart_html(history: list[dict], beta_v: float, beta_t: float, *, lang: str | None = None) -> str:
     """A legend and a picture of the loss and its weighted terms over the steps of `history`
-    ("" until there are two steps). The SVG goes in as an image: st.html's sanitiser keeps
-    HTML only, and an image of it is all a live chart needs."""
-    series = charts.loss_series(history, beta_v, beta_t, lang=lang)
+    ("" until there are two steps); the legend names only the lines that can be seen. The SVG goes
+    in as an image: st.html's sanitiser keeps HTML only, and an image of it is all a live chart needs."""
+    series, hidden = visible_series(charts.loss_series(history, beta_v, beta_t, lang=lang))
     svg = loss_chart_svg(series)
     if not svg:
         return ""
     legend = "".join(f'<span style="margin-right:14px;white-space:nowrap"><span style="display:inline-block;'
                      f'width:14px;height:3px;background:{line.colour};vertical-align:middle;margin-right:5px">'
                      f'</span>{html.escape(line.name)}</span>' for line in series)
+    if hidden:  # on a line of its own, wrapping in a narrow column
+        legend += (f'<div style="color:#808495">'
+                   f'{html.escape(t("chart.hidden_lines", lang=lang, names=", ".join(h.name for h in hidden)))}</div>')
     picture = base64.b64encode(svg.encode()).decode()
     return (f'<div style="font-size:12px;color:#31333f">{legend}</div>'
             f'<img src="data:image/svg+xml;base64,{picture}" style="width:100%" '
             f'alt="{html.escape(t("chart.loss", lang=lang))}">')
+
+
+# A line that never lies further than this share of the chart's height from a line already drawn
+# would be hidden under it (3 pixels of the plot's 176): it is left out, and the legend says so.
+HIDDEN_SHARE = 3 / (HEIGHT - TOP - BOTTOM)
+
+
+def visible_series(series: list[charts.LossSeries]) -> tuple[list[charts.LossSeries], list[charts.LossSeries]]:
+    """(the lines to draw, the lines that would lie under them), in `series` order, leaving out
+    lines without a value: with the
+    recipe's betas the weighted dispersion terms are about 1% of the total, so the total covers
+    the cross-entropy and the two terms cover each other near zero; listing all four in the
+    legend would name lines nobody can see."""
+    values = [y for line in series for y in line.y if y is not None]
+    if not values:
+        return list(series), []
+    tolerance = HIDDEN_SHARE * ((max(values) - min(values)) or 1.0)
+    shown, hidden = [], []
+    for line in series:
+        points = [(i, y) for i, y in enumerate(line.y) if y is not None]
+        if not points:  # nothing to draw (a term without finite values): not named either
+            continue
+        covered = any(
+            all(other.y[i] is not None and abs(other.y[i] - y) <= tolerance for i, y in points) for other in shown)
+        (hidden if covered else shown).append(line)
+    return shown, hidden
 
 
 def loss_chart_svg(series: list[charts.LossSeries]) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 from dapt_core.engine.methods import DISPERSION_METHODS
-from ui.i18n import t
+from ui.i18n import join_sentences, t
+from ui.pass_fail_view import headline
 
 
 def pct(value) -> str:
@@ -37,9 +38,12 @@ def manager_sentence(run_data: dict, *, lang: str | None = None) -> str:
             gains.append((value - old, name, old, value))
     gains.sort(reverse=True)
     params = {"shots": shots, "n_test": n_test, "before": pct(before), "after": pct(after)}
+    pass_fail = headline(metrics, lang=lang)
     if after - before > 0.005:
         sentence = t("story.up", lang=lang, **params)
-        if gains and gains[0][0] > 0.005:
+        # With a pass/fail decision the gain of one class is no headline: the good class "gaining" can be
+        # the model waving defective parts through (the escapes lead instead).
+        if gains and gains[0][0] > 0.005 and not pass_fail:
             _, name, old, new = gains[0]
             sentence = t("story.up_best", lang=lang, cls=name, cls_before=pct(old), cls_after=pct(new),
                          cls_n=_test_count(run_data, name), **params)
@@ -47,10 +51,37 @@ def manager_sentence(run_data: dict, *, lang: str | None = None) -> str:
         sentence = t("story.down", lang=lang, **params)
     else:
         sentence = t("story.same", lang=lang, **params)
+    if metrics.get("chance") is not None:
+        sentence = sentence.rstrip("。.") + t("story.chance", lang=lang, chance=pct(metrics["chance"])) + \
+            ("。" if sentence.endswith("。") else ".")
+    lost = [name for drop, name, _, _ in sorted(gains) if drop < -0.005]
+    sentence = join_sentences([*run_warnings(metrics, lang=lang), pass_fail, sentence,
+                               t("story.lost", lang=lang, classes=", ".join(lost)) if lost else ""], lang)
     margin = chance_margin(n_test)
     if margin >= SMALL_SAMPLE_MARGIN:
         sentence += " " + t("story.small_sample", lang=lang, n_test=n_test, margin=f"{margin:.0f}")
     return sentence
+
+
+# Run-health states (dapt_core.engine.run_health) that the sentence leads with, as a warning.
+HEALTH_WARNINGS = ("collapsed", "at_chance", "no_gain")
+# What the collapse safeguard (dapt_core.engine.safeguard) may have done instead of the asked method.
+SAFEGUARD_ACTIONS = ("switched_method", "zero_shot")
+
+
+def run_warnings(metrics: dict, *, lang: str | None = None) -> list[str]:
+    """What a reader must know before any number: the safeguard replaced the asked run, or the run is
+    no better than zero-shot or chance (empty for a healthy run)."""
+    warnings = []
+    guard = metrics.get("safeguard") or {}
+    if guard.get("action") in SAFEGUARD_ACTIONS:
+        warnings.append(t(f"safeguard.{guard['action']}", lang=lang,
+                          asked=t(f"method.{guard.get('requested_method', 'dapt')}.name", lang=lang),
+                          method=t(f"method.{guard.get('method', 'coop')}.name", lang=lang)))
+    status = (metrics.get("health") or {}).get("status")
+    if status in HEALTH_WARNINGS:
+        warnings.append(t(f"health.{status}", lang=lang))
+    return warnings
 
 
 # Below this many test photos an accuracy can move by SMALL_SAMPLE_MARGIN points or more by chance
@@ -82,6 +113,21 @@ DISPERSION_MEASURES = (
 )
 
 
+# A measure that moved by less than this share of its value is called unchanged, in the table and in
+# the sentence under it: "+0%" next to "worse" read as an alarm about nothing.
+UNCHANGED_SHARE = 0.005
+
+
+def _direction(dispersion: dict, key: str) -> int | None:
+    """+1 where the measure rose, -1 where it fell, 0 where it hardly moved, None where it is missing."""
+    b, a = (dispersion.get("before") or {}).get(key), (dispersion.get("after") or {}).get(key)
+    if b is None or a is None or not (math.isfinite(b) and math.isfinite(a)):
+        return None
+    if abs(a - b) <= UNCHANGED_SHARE * abs(b):
+        return 0
+    return 1 if a > b else -1
+
+
 def dispersion_rows(dispersion: dict, *, lang: str | None = None) -> list[dict]:
     """Rows of the before/after dispersion table, with the change and whether it is better."""
     before, after = dispersion.get("before") or {}, dispersion.get("after") or {}
@@ -89,15 +135,57 @@ def dispersion_rows(dispersion: dict, *, lang: str | None = None) -> list[dict]:
     for key, better, label, meaning in DISPERSION_MEASURES:
         b, a = before.get(key), after.get(key)
         change, verdict = "–", ""
-        if b is not None and a is not None and math.isfinite(b) and math.isfinite(a):
+        direction = _direction(dispersion, key)
+        if direction is not None:
             change = f"{(a - b) / abs(b) * 100:+.0f}%" if b else f"{a - b:+.3g}"
-            improved = a < b if better == "lower" else a > b
-            verdict = t("disp.better", lang=lang) if improved else (t("disp.worse", lang=lang) if a != b else "")
+            improved = direction == (-1 if better == "lower" else 1)
+            verdict = (t("disp.same", lang=lang) if direction == 0 else
+                       t("disp.better", lang=lang) if improved else t("disp.worse", lang=lang))
         rows.append({t("disp.col_measure", lang=lang): t(label, lang=lang),
                      t("disp.col_before", lang=lang): num(b), t("disp.col_after", lang=lang): num(a),
                      t("disp.col_change", lang=lang): change, t("disp.col_verdict", lang=lang): verdict,
                      t("disp.col_meaning", lang=lang): t(meaning, lang=lang)})
     return rows
+
+
+def dispersion_caption(run_data: dict, *, lang: str | None = None) -> str:
+    """What the dispersion table measures, and what the run's method does to it: only DAPT has
+    losses aimed at these numbers; CoOp leaves the photos where they were (it tunes the text only),
+    VPT the class descriptions (it tunes the image side only)."""
+    method = run_data.get("method", "dapt")
+    key = method if method in ("dapt", "coop", "vpt", "zeroshot") else "other"
+    return t(f"disp.caption.{key}", lang=lang, method=t(f"method.{method}.name", lang=lang))
+
+
+def dispersion_summary(metrics: dict, *, lang: str | None = None) -> str:
+    """What the table's changes mean for this run, in plain words: where the photos moved, whether
+    that makes the classes easier to tell apart by distance, and that accuracy (and the pass/fail
+    numbers) on the held-out photos are the result, the dispersion only a view of how it came about."""
+    dispersion = metrics.get("dispersion") or {}
+    intra, inter, ratio = (_direction(dispersion, key) for key in ("intra", "inter", "ratio"))
+    if intra is None or inter is None:
+        return ""
+    if intra == 0 and inter == 0:
+        sentences = [t("disp.summary.unmoved", lang=lang)]
+    else:
+        within = {-1: "disp.within.closer", 0: "disp.within.same", 1: "disp.within.spread"}[intra]
+        between = {1: "disp.between.apart", 0: "disp.between.same", -1: "disp.between.closer"}[inter]
+        sentences = [t("disp.summary.moved", lang=lang, within=t(within, lang=lang), between=t(between, lang=lang))]
+        if ratio:
+            b, a = dispersion["before"]["ratio"], dispersion["after"]["ratio"]
+            sentences.append(t("disp.summary.easier" if ratio > 0 else "disp.summary.harder", lang=lang,
+                               change=f"{(a - b) / abs(b) * 100:+.0f}%"))
+    before, after = metrics.get("zero_shot_accuracy"), metrics.get("accuracy")
+    accuracy_up = before is not None and after is not None and after - before > 0.005
+    accuracy_down = before is not None and after is not None and before - after > 0.005
+    if ratio == -1 and accuracy_up:
+        sentences.append(t("disp.summary.worse_but_accurate", lang=lang, before=pct(before), after=pct(after)))
+    elif ratio == 1 and accuracy_down:
+        sentences.append(t("disp.summary.better_but_less_accurate", lang=lang, before=pct(before), after=pct(after)))
+    sentences.append(t("disp.summary.what_counts", lang=lang))
+    return join_sentences(sentences, lang=lang)
+
+
 
 
 def accuracy_rows(metrics: dict, *, lang: str | None = None) -> list[dict]:
@@ -130,12 +218,18 @@ def settings_rows(run_data: dict, *, lang: str | None = None) -> list[tuple[str,
         (t("settings.n_ctx", lang=lang), str(config.get("n_ctx"))),
         (t("settings.n_vis", lang=lang), str(config.get("n_vis"))),
         (t("settings.seed", lang=lang), str(config.get("seed"))),
-        (t("settings.device", lang=lang), str(run_data.get("device"))),
+        (t("settings.device", lang=lang), device_name(run_data.get("device"), lang=lang)),
         (t("settings.train_time", lang=lang),
          t("common.seconds", lang=lang, s=f"{metrics.get('train_seconds') or 0:.0f}")),
         (t("settings.created", lang=lang), str(run_data.get("created", "")).replace("T", " ")[:19]),
     ]
     return rows
+
+
+def device_name(device, *, lang: str | None = None) -> str:
+    """A run's device key ("cpu", "cuda:0", "mps") as a reader says it ("CPU", "GPU (CUDA)")."""
+    kind = str(device or "").split(":")[0]
+    return t(f"settings.device.{kind}", lang=lang) if kind in ("cpu", "cuda", "mps") else str(device)
 
 
 def augmentation_text(config: dict, *, lang: str | None = None) -> str:

@@ -7,9 +7,19 @@ from datetime import datetime
 from dapt_core import __version__
 from dapt_core.deploy.calibration import MIN_HELD_OUT
 from dapt_core.studio.report import Picture, ReportContent, Section, Table, render_report
-from ui import run_view
-from ui.i18n import t
-from ui.narrative import accuracy_rows, data_rows, dispersion_rows, manager_sentence, mistakes, pct, settings_rows
+from ui import charts, pass_fail_view, run_view
+from ui.i18n import engine_text, join_sentences, t
+from ui.narrative import (
+    accuracy_rows,
+    data_rows,
+    dispersion_caption,
+    dispersion_rows,
+    dispersion_summary,
+    manager_sentence,
+    mistakes,
+    pct,
+    settings_rows,
+)
 
 MAX_PICTURES = 12
 REPORT_COVERAGES = (0.9, 0.95)  # of the coverages the calibration measures (deploy.calibration)
@@ -41,6 +51,17 @@ def _calibration_section(metrics: dict, n_classes: int, lang: str | None) -> Sec
                    tables=[Table([t("report.line_measure", lang=lang), t("report.value", lang=lang)], rows)])
 
 
+def _pass_fail_section(metrics: dict, lang: str | None) -> Section | None:
+    """Escapes and overkill before and after, the trade-off chart and the operating point; for a run whose
+    task has no good class, one line saying there is no pass/fail decision."""
+    if not metrics.get("pass_fail"):
+        return Section(t("pf.title", lang=lang), t("pf.none", lang=lang)) if "pass_fail" in metrics else None
+    figure = pass_fail_view.tradeoff_figure(metrics, lang=lang)
+    text = " ".join(filter(None, [t("pf.help", lang=lang), pass_fail_view.operating_point_text(metrics, lang=lang)]))
+    return Section(t("pf.title", lang=lang), text, tables=[_table(pass_fail_view.rows(metrics, lang=lang))],
+                   figures=[figure] if figure is not None else [])
+
+
 def _table(rows: list[dict]) -> Table:
     columns = list(rows[0]) if rows else []
     return Table(columns, [[row[c] for c in columns] for row in rows])
@@ -58,9 +79,12 @@ def build_report(view: run_view.RunView, project_name: str, *, lang: str | None 
                 for i in groups["wrong_after"][:MAX_PICTURES]]
     skipped = metrics.get("skipped") or []
     sections = [
-        Section(t("inspect.map_title", lang=lang), t("inspect.map_help", lang=lang),
+        Section(t("inspect.map_title", lang=lang),
+                join_sentences([t("inspect.map_help", lang=lang), t("inspect.map_stars", lang=lang)], lang=lang),
                 figures=[before_map, after_map], columns=2),
-        Section(t("inspect.dispersion_title", lang=lang), t("inspect.dispersion_help", lang=lang),
+        Section(t("inspect.dispersion_title", lang=lang),
+                join_sentences([dispersion_caption(view.data, lang=lang), dispersion_summary(metrics, lang=lang)],
+                               lang=lang),
                 tables=[_table(dispersion_rows(metrics["dispersion"], lang=lang))]),
         Section(t("inspect.accuracy_title", lang=lang), tables=[_table(accuracy_rows(metrics, lang=lang))],
                 figures=[run_view.per_class_figure(view, lang=lang)]),
@@ -76,8 +100,12 @@ def build_report(view: run_view.RunView, project_name: str, *, lang: str | None 
                 t("report.data_help", lang=lang, skipped=len(skipped)),
                 tables=[_table(data_rows(view.data, lang=lang))]
                 + ([Table([t("data.col_file", lang=lang), t("data.col_reason", lang=lang)],
-                          [[s.get("path"), s.get("reason")] for s in skipped])] if skipped else [])),
+                          [[s.get("path"), engine_text(s.get("reason") or "", lang)] for s in skipped])]
+                   if skipped else [])),
     ]
+    pass_fail = _pass_fail_section(metrics, lang)
+    if pass_fail is not None:
+        sections.insert(0, pass_fail)  # what the line decides comes first
     calibration = _calibration_section(metrics, len(view.classnames), lang)
     if calibration is not None:
         sections.insert(3, calibration)  # after accuracy, before the confusion matrices
@@ -91,12 +119,16 @@ def build_report(view: run_view.RunView, project_name: str, *, lang: str | None 
                    method=t(f"method.{view.data.get('method', 'dapt')}.name", lang=lang),
                    backbone=(view.data.get("backbone") or {}).get("spec", "")),
         headline=manager_sentence(view.data, lang=lang),
-        key_numbers=[(t("inspect.zero_shot", lang=lang), pct(metrics.get("zero_shot_accuracy"))),
-                     (t("inspect.tuned", lang=lang), pct(metrics.get("accuracy"))),
-                     (t("inspect.test_images", lang=lang), str(metrics.get("n_test"))),
-                     (t("report.shots", lang=lang), str(view.data.get("shots")))],
+        key_numbers=[(t(label, lang=lang), number["count"]) for label, number
+                     in zip(("pf.escapes", "pf.overkill"), pass_fail_view.key_numbers(metrics, lang=lang))]
+        + [(t("inspect.zero_shot", lang=lang), pct(metrics.get("zero_shot_accuracy"))),
+           (t("inspect.tuned", lang=lang), pct(metrics.get("accuracy"))),
+           (t("report.chance", lang=lang), pct(metrics.get("chance"))),
+           (t("inspect.test_images", lang=lang), str(metrics.get("n_test"))),
+           (t("report.shots", lang=lang), str(view.data.get("shots")))],
         sections=sections,
         footer=t("report.footer", lang=lang, version=__version__, when=datetime.now().strftime("%Y-%m-%d %H:%M")),
         lang=lang or "en",
+        plotly_config=charts.plotly_config(lang),
     )
     return render_report(content)

@@ -142,8 +142,12 @@ def run_label(info, lang: str | None = None) -> str:
     from ui.narrative import pct
 
     when = info.created.replace("T", " ")[:16]
-    return t("common.run_label", lang=lang, when=when, method=t(f"method.{info.method}.name", lang=lang),
-             backbone=info.backbone, shots=info.shots, before=pct(info.zero_shot_accuracy), after=pct(info.accuracy))
+    params = {"when": when, "method": t(f"method.{info.method}.name", lang=lang), "backbone": info.backbone,
+              "shots": info.shots, "before": pct(info.zero_shot_accuracy), "after": pct(info.accuracy)}
+    if getattr(info, "escapes", None) is not None:  # pass/fail first, where the task has a good class
+        return t("common.run_label_pass_fail", lang=lang, escapes=pct(info.escapes), overkill=pct(info.overkill),
+                 **params)
+    return t("common.run_label", lang=lang, **params)
 
 
 def duration(seconds) -> str:
@@ -162,14 +166,21 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
     queue = state.queue()
 
     def relevant() -> list[jobs.Job]:
+        """Every queued or running job, and one card for the latest finished one: each saved run is
+        listed under the panel, so older "Run saved" cards would only repeat themselves."""
         dismissed = st.session_state.setdefault("_dismissed_jobs", set())
-        found = []
+        active, finished = [], []
         for job in queue.jobs(project.id):
-            if not job.label.startswith(kind) or job.id in dismissed:
+            if not job.label.startswith(kind):
                 continue
-            if job.state in jobs.ACTIVE_STATES or state.is_mine(job.id) or _recent(job):
-                found.append(job)
-        return found[-4:]
+            if job.state in jobs.ACTIVE_STATES:
+                active.append(job)
+            elif state.is_mine(job.id) or _recent(job):
+                finished.append(job)
+        # Hiding the latest card hides them all: the one before it does not come back in its place.
+        latest = max(finished, key=lambda job: job.snapshot().finished or 0, default=None)
+        shown = [latest] if latest is not None and latest.id not in dismissed else []
+        return shown + [job for job in active if job.id not in dismissed][-4:]
 
     active = any(job.state in jobs.ACTIVE_STATES for job in relevant())
 
@@ -220,7 +231,7 @@ def _job_card(snap: jobs.JobSnapshot, on_done) -> None:
         elif snap.state == jobs.CANCELLED:
             st.info(t("job.cancelled"), icon=":material/block:")
         if snap.state in jobs.FINAL_STATES:
-            if st.button(t("job.dismiss"), key=f"dismiss-{snap.id}", type="tertiary"):
+            if st.button(t("job.dismiss"), key=f"dismiss-{snap.id}", icon=":material/close:"):
                 st.session_state.setdefault("_dismissed_jobs", set()).add(snap.id)
                 _rerun_panel()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..deploy.pass_fail import DEFAULT_ESCAPE_RATE
 from ..engine.methods import DEFAULT_SHOTS
 from ..engine.progress import Progress, eta_seconds
 from ..errors import Cancelled, DaptError
@@ -407,6 +408,7 @@ class TuneRequest:
     device: str | None = None
     make_projection: bool = True
     choose_lr: str | None = None  # "scaled", "quick" or "auto": settings["lr"] is replaced by the rate chosen
+    escape_rate: float = DEFAULT_ESCAPE_RATE  # where the pass threshold is placed (the project's good class)
 
     def device_key(self) -> str:
         from ..engine.device import pick_device
@@ -438,8 +440,10 @@ class TuneRequest:
         project = Workspace(self.workspace_root).project(self.project_id)
         split = project.split(self.shots, config.seed)
         context.check_cancel()
+        good_class = project.good_class
         request = {"backbone": self.backbone, "shots": self.shots, "settings": dict(self.settings),
-                   "device": self.device, "choose_lr": self.choose_lr}
+                   "device": self.device, "choose_lr": self.choose_lr, "good_class": good_class,
+                   "escape_rate": self.escape_rate}
         project.mark_running(context.job_id, request)
         try:
             selection = None
@@ -454,7 +458,8 @@ class TuneRequest:
                 config = replace(config, lr=selection.lr)
             context.phase("prototypes" if config.visual_prompt and config.beta_v > 0 else "train")
             result = run_experiment(backbone, split, config, shots=self.shots, on_progress=context.report,
-                                    cancel=context.cancel, cache_dir=Workspace(self.workspace_root).cache_dir)
+                                    cancel=context.cancel, cache_dir=Workspace(self.workspace_root).cache_dir,
+                                    good_class=good_class, escape_rate=self.escape_rate)
             context.check_cancel()
             # From here on the run is kept: a cancel that comes during saving is too late to matter.
             context.phase("saving")
@@ -475,7 +480,23 @@ class TuneRequest:
         metrics = run.metrics
         return {"run_id": run.id, "accuracy": metrics.get("accuracy"),
                 "zero_shot_accuracy": metrics.get("zero_shot_accuracy"), "n_test": metrics.get("n_test"),
-                "train_seconds": metrics.get("train_seconds"), "notes": metrics.get("notes", [])}
+                "train_seconds": metrics.get("train_seconds"), "notes": metrics.get("notes", []),
+                # engine/run_health.py and engine/safeguard.py: codes the Tune page renders in words
+                "health": metrics.get("health"), "safeguard": metrics.get("safeguard"),
+                **_headline_metrics(metrics)}
+
+
+def _headline_metrics(metrics: dict) -> dict:
+    """What the finished-run card leads with: chance, run health, escapes and overkill and the operating
+    point, without the curves and held-out scores (a job's result stays small)."""
+    pass_fail = metrics.get("pass_fail")
+    point = (metrics.get("calibration") or {}).get("pass_fail")
+    return {
+        "chance": metrics.get("chance"), "health": metrics.get("health"),
+        "pass_fail": None if not pass_fail else {k: v for k, v in pass_fail.items() if not k.startswith("curve")},
+        "calibration": {"pass_fail": None if not point else {k: v for k, v in point.items()
+                                                              if k not in ("defect_scores", "good_scores")}},
+    }
 
 
 # -------------------------------------------------------------------------- evaluation jobs
@@ -557,6 +578,107 @@ class EvaluateRequest:
         return {
             "file_name": self.file_name, "backbone": file.backbone_spec, "method": file.method,
             "classnames": file.classnames, "comparison": comparison, "left_out": left_out,
-            **comparison_metrics(before, after),
+            **comparison_metrics(before, after, classifier.good_class),
             "rows": rows, "skipped": [{"path": Path(s.path).name, "reason": s.reason} for s in after.skipped],
         }
+
+
+# ------------------------------------------------------------------------ checks before tuning
+
+
+FEASIBILITY_LABEL = "check"
+
+
+@dataclass
+class FeasibilityRequest:
+    """The check before Start (dapt_core.engine.feasibility): can `backbone` tell the project's classes apart
+    at all, on the training photos that `shots` and `seed` draw?
+
+    The result is kept as JSON in the workspace's cache folder under a key of the backbone, the class names,
+    the photos (content hashes, labels) and the good class, so a refresh, another session or a server restart
+    shows it without computing again; the frozen features themselves are in the same folder's feature cache.
+    """
+
+    workspace_root: str
+    project_id: str
+    backbone: str
+    shots: int = DEFAULT_SHOTS
+    seed: int = 1
+    device: str | None = None
+    key: str | None = None  # set by prepare(): which result this request computes
+
+    def device_key(self) -> str:
+        from ..engine.device import pick_device
+
+        return str(pick_device(self.device))
+
+    def _inputs(self, split=None):
+        """(backbone, split, good class, key); the backbone is loaded if it is not yet."""
+        from ..engine.feasibility import result_key
+        from ..engine.feature_cache import backbone_identity
+        from .workspace import Workspace
+
+        backbone = BACKBONES.get(self.backbone, self.device)
+        project = Workspace(self.workspace_root).project(self.project_id)
+        split = split if split is not None else project.split(self.shots, self.seed)
+        good_class = project.good_class
+        # A project stores each photo under its content hash, so the file name is the hash.
+        photos = [(Path(item.path).stem, item.label) for item in split.train]
+        return backbone, split, good_class, result_key(backbone_identity(backbone), split.classnames, photos,
+                                                       good_class)
+
+    def prepare(self, split=None) -> FeasibilityRequest:
+        """Fill in `key` (the page passes the split it has already drawn); raises what the split raises."""
+        self.key = self._inputs(split)[3]
+        return self
+
+    def result_path(self, key: str | None = None) -> Path:
+        from .workspace import Workspace
+
+        return Workspace(self.workspace_root).cache_dir / "feasibility" / f"{key or self.key}.json"
+
+    def cached(self) -> dict | None:
+        """The kept result for `key`, or None (never computed, or unreadable: then it is computed again)."""
+        import json
+
+        path = self.result_path()
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if self.key and path.is_file() else None
+        except (OSError, ValueError):
+            return None
+
+    def submit(self, queue: JobQueue) -> Job:
+        """Queue the check in its own lane of the device: one check at a time, but never behind a tuning run,
+        which could make a check of seconds wait for many minutes. A check that runs beside a tuning run
+        slows it for those seconds only."""
+        return queue.submit(self.run, label=FEASIBILITY_LABEL, device=f"{self.device_key()}:{FEASIBILITY_LABEL}",
+                            project_id=self.project_id, request=self)
+
+    def run(self, context: JobContext) -> dict:
+        from ..engine.feasibility import check_feasibility
+        from .storage import atomic_write_json
+        from .workspace import Workspace
+
+        context.phase("loading")
+        backbone, split, good_class, key = self._inputs()
+        self.key = key
+        kept = self.cached()
+        if kept is not None:  # another session's check of the same photos finished first
+            return kept
+        started = time.perf_counter()
+
+        def on_batch(done: int, total: int) -> None:
+            elapsed = time.perf_counter() - started
+            context.report(Progress("check", step=done, total_steps=total, elapsed=elapsed,
+                                    eta=eta_seconds(elapsed, done, total)))
+
+        context.phase("check")
+        result = check_feasibility(backbone, split.classnames, split.train, good_class=good_class,
+                                   cache_dir=Workspace(self.workspace_root).cache_dir, cancel=context.cancel,
+                                   on_batch=on_batch)
+        result.update(shots=self.shots, seed=self.seed, key=key)
+        try:
+            atomic_write_json(self.result_path(key), result)
+        except OSError as error:  # a full disk costs the next visit a few seconds, not this answer
+            log.warning("could not keep the check's result in %s: %s", self.result_path(key), error)
+        return result

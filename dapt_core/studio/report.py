@@ -52,6 +52,8 @@ class ReportContent:
     sections: list[Section] = field(default_factory=list)
     footer: str = ""
     lang: str = "en"
+    # Plotly's config for every figure (merged over the report's own), e.g. a locale for the mode bar's words.
+    plotly_config: dict = field(default_factory=dict)
 
 
 @lru_cache(maxsize=1)
@@ -68,14 +70,14 @@ def _plotly_js() -> str:
 REPORT_TEMPLATE = "plotly_white"
 
 
-def _figure_html(figure, index: int) -> str:
+def _figure_html(figure, index: int, config: dict | None = None) -> str:
     import plotly.graph_objects as go
     import plotly.io as pio
 
     fig = go.Figure(figure)  # a copy: the caller's figure keeps its look
     fig.layout.template = pio.templates[REPORT_TEMPLATE]
     return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"figure-{index}",
-                       config={"displaylogo": False, "responsive": True})
+                       config={"displaylogo": False, "responsive": True, **(config or {})})
 
 
 def _cell(value) -> str:
@@ -144,7 +146,7 @@ def render_report(content: ReportContent) -> str:
             columns = max(1, section.columns)
             parts.append(f'<div class="grid" style="grid-template-columns:repeat({columns},minmax(0,1fr))">')
             for figure in section.figures:
-                parts.append(f"<div>{_figure_html(figure, figure_index)}</div>")
+                parts.append(f"<div>{_figure_html(figure, figure_index, content.plotly_config)}</div>")
                 figure_index += 1
             parts.append("</div>")
         if section.pictures:

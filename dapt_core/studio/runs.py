@@ -57,9 +57,12 @@ class ProjectRuns(ProjectManifest):
                 infos.append(RunInfo(run_id, "", "?", "?", 0, None, None, 0, error))
                 continue
             metrics = data["metrics"]
+            tuned = (metrics.get("pass_fail") or {}).get("after") or {}
             infos.append(RunInfo(run_id, data["created"], data["method"], data["backbone"]["spec"],
                                  int(data.get("shots") or 0), metrics.get("accuracy"),
-                                 metrics.get("zero_shot_accuracy"), int(metrics.get("n_test") or 0)))
+                                 metrics.get("zero_shot_accuracy"), int(metrics.get("n_test") or 0),
+                                 escapes=(tuned.get("escapes") or {}).get("rate"),
+                                 overkill=(tuned.get("overkill") or {}).get("rate")))
         return infos
 
     def run(self, run_id: str) -> SavedRun:

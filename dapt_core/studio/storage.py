@@ -167,6 +167,10 @@ class RunInfo:
     zero_shot_accuracy: float | None
     n_test: int
     error: WorkspaceError | None = None
+    # Tuned escape and overkill rates (a part passing when the good class is its most probable class);
+    # None for a run without a good class.
+    escapes: float | None = None
+    overkill: float | None = None
 
 
 # ------------------------------------------------------------------------------- atomic writes
