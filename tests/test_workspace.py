@@ -378,3 +378,21 @@ def test_the_apps_tuning_job_gives_the_command_lines_numbers_on_a_train_test_pro
     for key in ("accuracy", "zero_shot_accuracy", "n_test", "per_class", "confusion"):
         assert run.metrics[key] == cli[key], key
     assert run.metrics["history"][-1]["loss"] == pytest.approx(cli["history"][-1]["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["coop", "zeroshot"])
+def test_a_run_without_a_visual_prompt_is_saved_too(ws, tiny_backbone, method):
+    """Its tuned image features are the frozen ones (one tensor, two names in the run's embeddings): CoOp,
+    zero-shot, and every run the collapse safeguard replaced."""
+    from dapt_core.engine.experiment import run_experiment
+    from dapt_core.engine.methods import TuningConfig
+
+    project = ws.create_project("Colours", ["red", "green"])
+    project.add_images("red", [(f"r{i}.png", png_bytes((220, 30, 30), seed=i)) for i in range(4)])
+    project.add_images("green", [(f"g{i}.png", png_bytes((30, 220, 30), seed=i)) for i in range(4)])
+    result = run_experiment(tiny_backbone, project.split(2, 1), TuningConfig(method=method, epochs=1, batch_size=4),
+                            shots=2)
+    run = project.save_run(result, request={"backbone": tiny_backbone.spec})
+    emb = project.run(run.id).embeddings()
+    assert (emb["before_features"] == emb["after_features"]).all()
+    assert [info.method for info in project.runs()] == [method]

@@ -134,7 +134,10 @@ class ProjectRuns(ProjectManifest):
                 "before_logits": before.logits, "after_logits": after.logits,
                 "labels": after.labels.to(torch.int64),
             }
-            tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+            # A copy each: without a visual prompt (CoOp, zero-shot, a run the collapse safeguard replaced)
+            # the tuned image features are the frozen ones, one tensor under two names, which safetensors
+            # refuses to write.
+            tensors = {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in tensors.items()}
             tensors = {k: (v.float() if v.is_floating_point() else v) for k, v in tensors.items()}
             save_file(tensors, str(incoming / EMBEDDINGS_FILE))
             extra = {"dapt_studio": {"project": data["project"]["name"], "run_id": run_id,
