@@ -78,10 +78,13 @@ def test_a_replaced_or_useless_run_is_said_first_in_both_languages():
 
     metrics = {"accuracy": 0.333, "zero_shot_accuracy": 0.333, "n_test": 600, "chance": 1 / 3,
                "per_class": {}, "zero_shot_per_class": {},
-               "safeguard": {"action": "zero_shot", "requested_method": "dapt", "method": "coop"},
+               "safeguard": {"action": "zero_shot", "requested_method": "dapt", "method": "zeroshot",
+                             "runs": [{"method": "dapt", "outcome": "collapsed_early"},
+                                      {"method": "coop", "outcome": "collapsed"},
+                                      {"method": "zeroshot", "outcome": "kept"}]},
                "health": {"status": "at_chance", "findings": [], "advice": []}}
     english = manager_sentence({"metrics": metrics, "shots": 16}, lang="en")
-    assert english.startswith("Tuning collapsed (DAPT, then CoOp)")
+    assert english.startswith("Tuning collapsed (tried: DAPT, CoOp)")
     assert "no better than guessing" in english
     japanese = manager_sentence({"metrics": metrics, "shots": 16}, lang="ja")
     assert japanese.startswith("調整が崩壊しました") and "。 " not in japanese

@@ -671,9 +671,9 @@ STRINGS: dict[str, tuple[str, str]] = {
                                   "was tuned instead (text prompt only); the file holds {method}.",
                                   "{asked} のクラス文章埋め込みが最初のエポックで一点に崩壊したため、代わりに {method}"
                                   "(テキストプロンプトのみ)で調整しました。ファイルには {method} が入っています。"),
-    "safeguard.zero_shot": ("Tuning collapsed ({asked}, then {method}): the class texts fell onto one point. The "
-                            "file holds the zero-shot classifier instead, the untuned model.",
-                            "調整が崩壊しました({asked}、次に {method}): クラスの文章埋め込みが一点に集まりました。"
+    "safeguard.zero_shot": ("Tuning collapsed (tried: {tried}): the class texts fell onto one point. The file holds "
+                            "the zero-shot classifier instead, the untuned model.",
+                            "調整が崩壊しました(試したもの: {tried}): クラスの文章埋め込みが一点に集まりました。"
                             "ファイルには代わりにゼロショット分類器(調整前のモデル)が入っています。"),
     "health.no_gain": ("Tuning did not beat zero-shot on the held-out photos: the file still works, but tuning "
                        "added nothing here.",

@@ -75,8 +75,10 @@ def run_warnings(metrics: dict, *, lang: str | None = None) -> list[str]:
     warnings = []
     guard = metrics.get("safeguard") or {}
     if guard.get("action") in SAFEGUARD_ACTIONS:
+        tried = [row["method"] for row in guard.get("runs") or [] if row.get("outcome") != "kept"]
         warnings.append(t(f"safeguard.{guard['action']}", lang=lang,
                           asked=t(f"method.{guard.get('requested_method', 'dapt')}.name", lang=lang),
+                          tried=", ".join(t(f"method.{m}.name", lang=lang) for m in tried),
                           method=t(f"method.{guard.get('method', 'coop')}.name", lang=lang)))
     status = (metrics.get("health") or {}).get("status")
     if status in HEALTH_WARNINGS:

@@ -69,7 +69,8 @@ class ExperimentResult:
             "n_train": len(self.split.train),
             **comparison_metrics(self.before, self.after, self.good_class),
             "zero_shot_templates": describe_templates(self.backbone, self.config.templates),
-            "train_seconds": self.tuning.train_seconds,
+            # The runs the collapse safeguard stopped took time too: the user waited for them.
+            "train_seconds": self.tuning.train_seconds + (self.safeguard or {}).get("seconds_before_kept_run", 0.0),
             "train_cpu_seconds": self.tuning.train_cpu_seconds,
             "eval_seconds": self.eval_seconds,
             "history": self.tuning.history,
