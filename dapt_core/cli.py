@@ -384,9 +384,14 @@ def cmd_info(args) -> int:
     print(f"classes       {', '.join(header['classnames'])}")
     print("tensors       " + ", ".join(f"{n} {tuple(t.shape)}" for n, t in sorted(file.tensors.items())))
     print(f"training set  {len(header.get('training_images', []))} images")
+    tuned = (metrics.get("pass_fail") or {}).get("after")
+    if tuned:  # pass or fail first
+        print(f"escapes       {_count(tuned['escapes'])} defective parts called '{metrics['good_class']}' (tuned)")
+        print(f"overkill      {_count(tuned['overkill'])} '{metrics['good_class']}' parts called defective (tuned)")
     if metrics:
+        chance = "" if metrics.get("chance") is None else f" (chance {_pct(metrics['chance'])})"
         print(f"accuracy      {_pct(metrics.get('zero_shot_accuracy'))} zero-shot -> {_pct(metrics.get('accuracy'))} "
-              f"tuned on {metrics.get('n_test')} test images")
+              f"tuned on {metrics.get('n_test')} test images{chance}")
     _print_calibration(header.get("calibration"))
     return 0
 

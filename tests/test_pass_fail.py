@@ -230,3 +230,13 @@ def test_the_onnx_export_gives_the_same_verdicts_and_states_the_threshold(demo_r
     onnx_answers = OnnxClassifier(onnx_path).predict(photos)
     assert [a.verdict for a in onnx_answers] == [a.verdict for a in torch_answers]
     assert {a.verdict for a in torch_answers} <= {"pass", "fail"}
+
+
+def test_info_leads_with_escapes_and_overkill(demo_run, capsys):
+    from dapt_core import cli
+
+    _, out, _ = demo_run
+    assert cli.main(["info", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index("escapes") < printed.index("overkill") < printed.index("accuracy")
+    assert "defective parts called 'no defect'" in printed and "(chance 20.0%)" in printed
