@@ -417,7 +417,7 @@ def _print_counted_operating_point(counted: dict | None, classifier) -> None:
     if counted is None:
         return
     point = classifier.calibration.operating_point
-    print(f"at the file's operating point (pass when P({point.good_class}) > {max(point.cut(), 0.0):.4f}, placed "
+    print(f"at the file's operating point (pass when P({point.good_class}) > {point.cut():.4f}, placed "
           f"for at most {point.escape_rate:.1%} escapes, unknown photos fail):")
     print(f"  escapes {_count(counted['escapes'])}; overkill {_count(counted['overkill'])}")
 

@@ -247,9 +247,9 @@ def _done(snap) -> None:
     saved = t("tune.done", before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy")),
               n=result.get("n_test"), seconds=f"{result.get('train_seconds') or 0:.0f}")
     # Pass/fail and the run's health lead; a run the line could not use is saved, but not congratulated.
-    lead = run_warnings(result)
-    lead += [text for text in (pass_fail_view.headline(result),) if text]
-    alarming = bool(run_warnings(result)) or pass_fail_view.is_alarming(result)
+    warnings = run_warnings(result)
+    lead = [*warnings, pass_fail_view.headline(result)]  # join_sentences skips a missing headline
+    alarming = bool(warnings) or pass_fail_view.is_alarming(result)
     (st.warning if alarming else st.success)(join_sentences([*lead, saved]),
                                              icon=":material/warning:" if alarming else ":material/check_circle:")
     if st.button(t("tune.open_inspect"), key=f"inspect-{snap.id}", icon=":material/scatter_plot:"):

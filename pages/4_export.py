@@ -73,7 +73,7 @@ def _operating_point_choice(calibration: Calibration | None) -> float | None:
         st.warning(t("pf.line.no_threshold", rate=pct(rate), n=len(point.defect_scores),
                      needed=math.ceil(1 / rate - 1)), icon=":material/warning:")
     else:
-        st.caption(t("pf.try_point", good=point.good_class, threshold=f"{max(cut, 0.0):.3f}", rate=pct(rate),
+        st.caption(t("pf.try_point", good=point.good_class, threshold=f"{cut:.3f}", rate=pct(rate),
                      overkill=pct(point.overkill_on_held_out(rate)), n=len(point.good_scores)))
     return rate
 

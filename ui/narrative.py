@@ -7,7 +7,6 @@ import math
 
 from dapt_core.engine.methods import DISPERSION_METHODS
 from ui.i18n import join_sentences, t
-from ui.pass_fail_view import headline
 
 
 def pct(value) -> str:
@@ -38,6 +37,8 @@ def manager_sentence(run_data: dict, *, lang: str | None = None) -> str:
             gains.append((value - old, name, old, value))
     gains.sort(reverse=True)
     params = {"shots": shots, "n_test": n_test, "before": pct(before), "after": pct(after)}
+    from ui.pass_fail_view import headline  # here: pass_fail_view formats with this module's pct
+
     pass_fail = headline(metrics, lang=lang)
     if after - before > 0.005:
         sentence = t("story.up", lang=lang, **params)

@@ -16,21 +16,16 @@ import plotly.graph_objects as go
 
 from dapt_core.deploy.pass_fail import readiness
 from ui.i18n import join_sentences, t
+from ui.narrative import pct
 
 BEFORE_COLOUR, AFTER_COLOUR = "#9aa4b1", "#d1495b"
-
-
-def _pct(value) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    return f"{100 * float(value):.1f}%"
 
 
 def count_text(row: dict | None, *, lang: str | None = None) -> str:
     """'182 of 800 (22.8%)'."""
     if not row or not row.get("of"):
         return "–"
-    return t("pf.count", lang=lang, k=row["count"], n=row["of"], rate=_pct(row["rate"]))
+    return t("pf.count", lang=lang, k=row["count"], n=row["of"], rate=pct(row["rate"]))
 
 
 def interval_text(row: dict | None) -> str:
@@ -68,11 +63,11 @@ def line_sentence(metrics: dict, *, lang: str | None = None) -> str | None:
     if verdict is None:
         return None
     if verdict == "no_threshold":
-        return t("pf.line.no_threshold", lang=lang, rate=_pct(point["escape_rate"]), n=point["held_out_defective"],
+        return t("pf.line.no_threshold", lang=lang, rate=pct(point["escape_rate"]), n=point["held_out_defective"],
                  needed=math.ceil(1 / point["escape_rate"] - 1))
     measured = point["measured"]
-    return t(f"pf.line.{verdict}", lang=lang, rate=_pct(point["escape_rate"]),
-             escapes=_pct(measured["escapes"]["rate"]), overkill=_pct(measured["overkill"]["rate"]))
+    return t(f"pf.line.{verdict}", lang=lang, rate=pct(point["escape_rate"]),
+             escapes=pct(measured["escapes"]["rate"]), overkill=pct(measured["overkill"]["rate"]))
 
 
 def is_alarming(metrics: dict) -> bool:
@@ -87,8 +82,8 @@ def key_numbers(metrics: dict, *, lang: str | None = None) -> list[dict]:
     if not pass_fail:
         return []
     before, after = pass_fail["before"], pass_fail["after"]
-    return [{"label": t(label, lang=lang), "rate": _pct(after[key]["rate"]),
-             "count": count_text(after[key], lang=lang), "zero_shot": _pct(before[key]["rate"]),
+    return [{"label": t(label, lang=lang), "rate": pct(after[key]["rate"]),
+             "count": count_text(after[key], lang=lang), "zero_shot": pct(before[key]["rate"]),
              "help": t(f"{label}_help", lang=lang, count=count_text(after[key], lang=lang),
                        good=pass_fail["good_class"])}
             for key, label in (("escapes", "pf.escapes_short"), ("overkill", "pf.overkill_short"))]
@@ -112,7 +107,7 @@ def rows(metrics: dict, *, lang: str | None = None) -> list[dict]:
     if point and point.get("feasible") and point.get("measured"):
         measured = point["measured"]
         for key, label in (("escapes", "pf.at_point_escapes"), ("overkill", "pf.at_point_overkill")):
-            table.append({t("pf.col_measure", lang=lang): t(label, lang=lang, rate=_pct(point["escape_rate"])),
+            table.append({t("pf.col_measure", lang=lang): t(label, lang=lang, rate=pct(point["escape_rate"])),
                           t("common.zero_shot", lang=lang): "",
                           t("pf.col_interval", lang=lang): "",
                           t("common.tuned", lang=lang): count_text(measured[key], lang=lang),
@@ -128,7 +123,7 @@ def operating_point_text(metrics: dict, *, lang: str | None = None) -> str | Non
     if not point.get("feasible"):
         return line_sentence(metrics, lang=lang)
     return t("pf.point_help", lang=lang, good=point["good_class"], threshold=f"{point['threshold']:.3f}",
-             rate=_pct(point["escape_rate"]), n=point["held_out_defective"])
+             rate=pct(point["escape_rate"]), n=point["held_out_defective"])
 
 
 def tradeoff_figure(metrics: dict, *, lang: str | None = None) -> go.Figure | None:
@@ -149,7 +144,7 @@ def tradeoff_figure(metrics: dict, *, lang: str | None = None) -> go.Figure | No
     if point and point.get("feasible") and point.get("measured"):
         measured = point["measured"]
         figure.add_scatter(x=[100 * measured["escapes"]["rate"]], y=[100 * measured["overkill"]["rate"]],
-                           mode="markers", name=t("pf.point_name", lang=lang, rate=_pct(point["escape_rate"])),
+                           mode="markers", name=t("pf.point_name", lang=lang, rate=pct(point["escape_rate"])),
                            marker={"color": AFTER_COLOUR, "size": 12, "symbol": "diamond",
                                    "line": {"color": "black", "width": 1}},
                            hovertemplate=t("pf.curve_hover", lang=lang) + "<extra></extra>")

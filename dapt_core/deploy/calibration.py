@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import conformal
-from .pass_fail import DEFAULT_ESCAPE_RATE, OperatingPoint, fit_operating_point
+from .pass_fail import DEFAULT_ESCAPE_RATE, OperatingPoint, fit_operating_point, mixes_good_and_defective
 
 DEFAULT_REJECT_RATE = 0.05
 REPORTED_COVERAGES = (0.8, 0.9, 0.95, 0.99)
@@ -120,8 +120,8 @@ def _operating_point(logits, labels, good_class, classnames, escape_rate) -> Ope
     if good_class is None or classnames is None or good_class not in classnames:
         return None
     good = classnames.index(good_class)
-    if not (labels == good).any() or (labels == good).all():
-        return None  # the held-out photos must show both kinds of part to place a threshold between them
+    if not mixes_good_and_defective(labels, good):
+        return None
     first = _every_other_per_class(labels)
     return fit_operating_point(softmax(logits), labels, good, good_class, escape_rate,
                                folds=[(first, ~first), (~first, first)])

@@ -153,5 +153,5 @@ def _pass_fail(calibration) -> dict:
     cut = point.cut()
     # An operating point with too few defective photos lets nothing pass: a threshold of 1.0 says so to
     # a reader that compares with '>', since no probability exceeds it.
-    return {"good_class": point.good_class, "pass_threshold": max(cut, 0.0) if cut != float("inf") else 1.0,
+    return {"good_class": point.good_class, "pass_threshold": cut if cut != float("inf") else 1.0,
             "escape_rate": point.escape_rate}

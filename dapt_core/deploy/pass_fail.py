@@ -89,6 +89,13 @@ def good_index(classnames: list[str], good_class: str | None) -> int | None:
     return classnames.index(good_class)
 
 
+def mixes_good_and_defective(labels: np.ndarray, good: int) -> bool:
+    """Whether labelled photos show both kinds of part: only then can escapes and overkill both be counted
+    and a pass threshold be placed between them."""
+    is_good = np.asarray(labels) == good
+    return bool(is_good.any() and not is_good.all())
+
+
 # ---------------------------------------------------------------------------------- counting
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95 % interval of a rate k / n (Wilson score interval: sensible at 0 of n and with few photos)."""
@@ -137,9 +144,9 @@ def tradeoff_curve(good_probability: np.ndarray, labels: np.ndarray, good: int, 
     """Escape rate against overkill rate as the pass threshold on P(good) moves, one row per distinct
     operating point: {"threshold", "escape_rate", "overkill_rate"} (passes when P(good) > threshold)."""
     p, labels = np.asarray(good_probability, dtype=np.float64), np.asarray(labels)
-    defective = labels != good
-    if not defective.any() or defective.all():
+    if not mixes_good_and_defective(labels, good):
         return []
+    defective = labels != good
     cuts = np.unique(np.concatenate([[-np.inf], p]))
     rows = []
     for cut in cuts:
@@ -157,15 +164,14 @@ def tradeoff_curve(good_probability: np.ndarray, labels: np.ndarray, good: int, 
 def pass_cut(defect_scores, escape_rate: float) -> float:
     """The P(good) a part must exceed to pass, so that the expected escape rate of parts like the held-out
     defective ones is at most `escape_rate` (conformal risk control; see the module docstring).
-    inf when too few defective photos were held out to promise the rate: then nothing passes."""
+    inf when too few defective photos were held out to promise the rate: then nothing passes. Otherwise
+    one of the scores, a probability: never below 0 (a rate under 1 never allows all n to pass)."""
     check_escape_rate(escape_rate)
     scores = np.sort(np.asarray(defect_scores, dtype=np.float64))[::-1]  # most "good-looking" defects first
     n = len(scores)
     allowed = math.floor(escape_rate * (n + 1) - 1 + 1e-12)  # largest k with (k + 1) / (n + 1) <= rate
     if allowed < 0:
         return math.inf
-    if allowed >= n:
-        return -math.inf
     return float(scores[allowed])  # pass only above the (allowed + 1)-th best-looking defect
 
 

@@ -82,13 +82,17 @@ class Decision:
         logits = np.asarray(logits, dtype=np.float64)
         temperature = self.calibration.temperature if self.calibration is not None else 1.0
         probabilities = softmax(logits / temperature)
-        threshold, cut, pass_cut = self.threshold(), self.set_cut(), self.pass_cut()
-        good = None if pass_cut is None else self.classnames.index(self.operating_point.good_class)
+        threshold, cut = self.threshold(), self.set_cut()
+        flags = None if threshold is None or novelty is None else np.asarray(novelty, dtype=np.float64) > threshold
+        good = passed = None
+        if self.pass_cut() is not None:  # also checks a given escape rate
+            good = self.classnames.index(self.operating_point.good_class)
+            passed = self.operating_point.passes(probabilities[:, good], flags, self.escape_rate)
         predictions = []
         for index, row in enumerate(probabilities):
             best = int(row.argmax())
             score = None if novelty is None else float(novelty[index])
-            unknown = None if threshold is None or score is None else bool(score > threshold)
+            unknown = None if flags is None else bool(flags[index])
             members = None
             if cut is not None:
                 from .conformal import prediction_set
@@ -97,7 +101,7 @@ class Decision:
             verdict = good_probability = None
             if good is not None:
                 good_probability = float(row[good])
-                verdict = PASS if good_probability > pass_cut and not unknown else FAIL
+                verdict = PASS if passed[index] else FAIL
             predictions.append(Prediction(self.classnames[best], float(row[best]),
                                           {name: float(p) for name, p in zip(self.classnames, row)},
                                           unknown, score, members, verdict, good_probability))
@@ -143,7 +147,7 @@ class Decision:
             return [f"pass/fail: nothing passes: {len(point.defect_scores)} defective held-out photo(s) cannot "
                     f"promise an escape rate of {rate:.1%} (it takes at least {math.ceil(1 / rate - 1)}); tune "
                     f"with more defective test photos or allow a higher rate"]
-        lines = [f"pass/fail: a part passes when P({point.good_class}) > {max(cut, 0.0):.4f} and it is not "
+        lines = [f"pass/fail: a part passes when P({point.good_class}) > {cut:.4f} and it is not "
                  f"unknown; placed for at most {rate:.1%} escapes on the {len(point.defect_scores)} defective "
                  f"held-out photos (conformal risk control)"]
         overkill = point.overkill_on_held_out(self.escape_rate)

@@ -212,7 +212,7 @@ def pass_fail_metrics(before: Evaluation, after: Evaluation, good_class: str | N
         return None
     good = after.classnames.index(good_class)
     labels = after.labels.numpy()
-    if not (labels == good).any() or (labels == good).all():
+    if not pass_fail.mixes_good_and_defective(labels, good):
         return None
     result = {"good_class": good_class}
     for side, evaluation in (("before", before), ("after", after)):

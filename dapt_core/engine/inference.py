@@ -21,7 +21,7 @@ from ..data.images import load_image
 from ..data.records import LabeledImage
 from ..deploy.calibration import Calibration, softmax
 from ..deploy.novelty import NoveltyReference
-from ..deploy.pass_fail import at_operating_point
+from ..deploy.pass_fail import at_operating_point, mixes_good_and_defective
 from ..deploy.prediction import Decision, Prediction
 from ..errors import ConfigError
 from . import prompt_file
@@ -123,8 +123,7 @@ class Classifier:
         labels = evaluation.labels.numpy()
         if point is None or len(labels) == 0 or point.good_class not in self.classnames:
             return None
-        good = self.classnames.index(point.good_class)
-        if not (labels == good).any() or (labels == good).all():
+        if not mixes_good_and_defective(labels, self.classnames.index(point.good_class)):
             return None
         probabilities = softmax(evaluation.logits.double().numpy() / self.calibration.temperature)
         unknown = None if novelty is None else novelty > self.calibration.unknown_threshold()
