@@ -309,9 +309,10 @@ def _glazed_tiles(rng, c, s, x, y, u, v):
     return img + (_WHITE - img) * spot[..., None]
 
 
-def _carbon_twill(rng, c, s, x, y, u, v):
-    """2x2 twill of tows, each tow with a sheen along its fibres."""
-    tow = rng.uniform(5.0, 8.0) * s / 128.0
+def _carbon_twill(rng, c, s, x, y, u, v, texture_size=None):
+    """2x2 twill of tows, each tow with a sheen along its fibres. The tows are sized for a picture of
+    ``texture_size`` pixels (default ``s``): 5-8 px wide at 128 px."""
+    tow = rng.uniform(5.0, 8.0) * (s if texture_size is None else texture_size) / 128.0
     fx, fy = _rot(x * s, y * s, rng.choice([0.0, np.pi / 4]) + rng.uniform(-0.08, 0.08))
     ix = np.floor(fx / tow)
     iy = np.floor(fy / tow)
@@ -374,14 +375,30 @@ _SURFACE_FN = {
 }
 
 
-def render_surface(rng: np.random.Generator, material: str, colour, size: int = 64) -> np.ndarray:
-    """A defect-free, unlit surface of ``material`` in ``colour`` (a COLOURS name or an RGB triple)."""
+# Surfaces whose texture can be drawn at the pixel scale of a smaller picture (render_surface's
+# ``texture_size``).
+_SCALABLE_SURFACES: tuple[str, ...] = ("carbon fibre",)
+
+
+def render_surface(rng: np.random.Generator, material: str, colour, size: int = 64,
+                   texture_size: int | None = None) -> np.ndarray:
+    """A defect-free, unlit surface of ``material`` in ``colour`` (a COLOURS name or an RGB triple).
+
+    ``texture_size``: draw the texture at the pixel scale of a ``texture_size``-px picture instead of
+    stretching it over ``size`` pixels (a 1024-px photo whose weave looks, pixel for pixel, like that of
+    a 256-px one). Only the surfaces in _SCALABLE_SURFACES take it; None (the default) is ``size``.
+    """
     if material not in MATERIALS and material not in EXTRA_SURFACES:
         raise ValueError(f"unknown material {material!r}; choose from {MATERIALS + EXTRA_SURFACES}")
+    if texture_size is not None and material not in _SCALABLE_SURFACES:
+        raise ValueError(f"texture_size is only implemented for {list(_SCALABLE_SURFACES)}, not {material!r}")
     y, x = _grid(size)
     c = _jitter_colour(rng, _colour(colour))
     u, v = _rot(x - 0.5, y - 0.5, rng.uniform(0, np.pi))
-    img = _SURFACE_FN[material](rng, c, size, x, y, u, v)
+    if texture_size is None:
+        img = _SURFACE_FN[material](rng, c, size, x, y, u, v)
+    else:
+        img = _SURFACE_FN[material](rng, c, size, x, y, u, v, texture_size=texture_size)
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
@@ -407,13 +424,13 @@ def _place(rng: np.random.Generator, margin: float = 0.15) -> tuple[float, float
     return float(rng.uniform(margin, 1 - margin)), float(rng.uniform(margin, 1 - margin))
 
 
-def _scratch(img, rng, s, light, sev, scale):
+def _scratch(img, rng, s, light, sev, scale, line_width=1.0):
     lines = []
     n = int(rng.choice([1, 1, 1, 2, 3]))
     ang = rng.uniform(0, np.pi)
     cx, cy = _place(rng, 0.25)
     length = rng.uniform(0.35, 0.85) * scale
-    width = rng.choice([0.5, 0.75, 1.0, 1.25]) * max(1.0, s / 64)
+    width = rng.choice([0.5, 0.75, 1.0, 1.25]) * max(1.0, s / 64) * line_width
     for i in range(n):
         a = ang + rng.normal(0, 0.04)
         off = (i - (n - 1) / 2) * rng.uniform(0.03, 0.08)
@@ -431,7 +448,7 @@ def _scratch(img, rng, s, light, sev, scale):
     return img * (1 - 0.8 * amt * m)[..., None]
 
 
-def _crack(img, rng, s, light, sev, scale):
+def _crack(img, rng, s, light, sev, scale, line_width=1.0):
     x0, y0 = _place(rng, 0.2)
     th = rng.uniform(0, 2 * np.pi)
     steps = int(rng.integers(10, 20))
@@ -442,7 +459,7 @@ def _crack(img, rng, s, light, sev, scale):
         x0 += np.cos(th) * step
         y0 += np.sin(th) * step
         pts.append((x0, y0))
-    width = rng.choice([0.75, 1.0, 1.5]) * max(1.0, s / 64)
+    width = rng.choice([0.75, 1.0, 1.5]) * max(1.0, s / 64) * line_width
     lines = [(pts, width)]
     for _ in range(int(rng.integers(0, 3))):
         bx, by = pts[int(rng.integers(2, len(pts) - 1))]
@@ -615,6 +632,7 @@ _DEFECT_FN = {
     "burn": _burn,
     "missing piece": _missing,
 }
+_LINE_DEFECTS = ("scratch", "crack")  # the defects drawn as lines, which take add_defect's line_width
 
 
 def add_defect(
@@ -624,18 +642,22 @@ def add_defect(
     light_dir=(0.7, 0.7),
     severity: float = 1.0,
     scale: float = 1.0,
+    line_width: float = 1.0,
 ) -> np.ndarray:
     """Return ``img`` with ``defect`` drawn at a random place.
 
     ``severity`` scales the defect's contrast (1 = clearly visible, 0.3 = subtle); ``scale`` scales its
     size. ``light_dir`` is the unit (x, y) direction the light comes from, for shaded defects.
+    ``line_width`` is a factor on the width of scratches and cracks (other defects ignore it), for a
+    defect drawn on a small patch of a large photo, where the widths sized for the patch would be thin.
     """
     if defect == "none":
         return img
     if defect not in _DEFECT_FN:
         raise ValueError(f"unknown defect {defect!r}; choose from {DEFECTS}")
     s = img.shape[0]
-    out = _DEFECT_FN[defect](img, rng, s, np.asarray(light_dir, np.float32), float(severity), float(scale))
+    extra = {"line_width": float(line_width)} if defect in _LINE_DEFECTS else {}
+    out = _DEFECT_FN[defect](img, rng, s, np.asarray(light_dir, np.float32), float(severity), float(scale), **extra)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
