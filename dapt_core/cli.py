@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--rotations", action="store_true",
                       help="orientation does not matter: training views may be turned by 90 degrees "
                            "(inspection preset)")
+    tune.add_argument("--tiles", default="off",
+                      help="also look at each photo in square tiles at (or near) its own resolution, so small "
+                           "defects on large photos are not shrunk away: off (default), auto (tiles of twice "
+                           "the model's input on photos larger than that), a grid ROWSxCOLS, or a tile side in "
+                           "pixels; a photo's class comes from its tiles by the rule in the README")
+    tune.add_argument("--tile-overlap", type=float, default=TuningConfig.tile_overlap,
+                      help="the share of a tile that neighbouring tiles share (default: %(default)s)")
     tune.add_argument("--templates", choices=TEMPLATE_SET_NAMES,
                       help="zero-shot templates (the 'before' classifier): photo = the single 'a photo of a {}.', "
                            "openai = CLIP's 80, simple = 7 of them, auto = the backbone's own or else openai "
@@ -131,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--escape-rate", type=float,
                          help="place the pass threshold for this share of defective parts let through instead of "
                               "the file's (files whose task has a good class)")
+    predict.add_argument("--heatmaps", metavar="OUT_DIR",
+                         help="write one PNG per photo here: the photo with where the defect evidence lies drawn "
+                              "over it and a box around the hot region (files tuned with --tiles only)")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--device", default=None)
     predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -144,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "on this machine")
     info.add_argument("--device", default=None, help="device for the torch measurement (default: best available)")
     info.add_argument("--threads", type=int, help="CPU threads for the measurement (default: the libraries' own)")
+    info.add_argument("--photo-size", metavar="WIDTHxHEIGHT",
+                      help="for a file tuned with tiles: the photos' size, which sets how many tiles each photo "
+                           "has (default 1024x1024)")
     info.set_defaults(handler=cmd_info)
 
     export = commands.add_parser("export", parents=[common], help="export a prompt file for a line PC")
@@ -189,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--task", default=DEFAULT_TASK, choices=sorted(TASKS),
                       help="which task: the demo task (%(default)s), the second task with another held-out "
-                           "material (ceramic), or a hard task the demo model barely sees (textile, textile-faint)")
+                           "material (ceramic), a hard task the demo model barely sees (textile, textile-faint), "
+                           "or 1024-px photos with small defects and their boxes, for tiles and heatmaps (highres)")
     demo.set_defaults(handler=cmd_demo_data)
 
     from .bench.commands import register as register_bench
@@ -209,7 +223,8 @@ def cmd_tune(args) -> int:
     settings = {key: value for key, value in {
         "method": args.method, "epochs": args.epochs, "lr": None if choose_lr else args.lr, "beta_v": args.beta_v,
         "beta_t": args.beta_t, "n_ctx": args.n_ctx, "n_vis": args.n_vis, "templates": args.templates,
-        "seed": args.seed, "preset": args.preset, "rotations": args.rotations}.items() if value is not None}
+        "seed": args.seed, "preset": args.preset, "rotations": args.rotations, "tiles": args.tiles,
+        "tile_overlap": args.tile_overlap}.items() if value is not None}
     if args.deep:
         settings["deep_visual"] = True
     config = TuningConfig(**settings)
@@ -303,8 +318,9 @@ def cmd_eval(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .deploy.batch_predict import expand_inputs, predict_paths, write_csv
+    from .deploy.batch_predict import expand_inputs, predict_paths, write_csv, write_heatmaps
     from .deploy.conformal import check_coverage
+    from .deploy.heatmaps import NO_TILES_NO_HEATMAPS
     from .deploy.prediction import Decision
 
     if args.coverage is not None:
@@ -321,9 +337,14 @@ def cmd_predict(args) -> int:
         raise DataError(f"No image files found in {', '.join(args.images)} (images end in .jpg, .png, .bmp, .tif, "
                         f".webp or .gif).")
     bar = tqdm(total=len(paths), desc="predicting", unit="photo", file=sys.stderr, leave=False)
-    result = predict_paths(lambda images: engine.predict(images, decision), paths, batch_size=args.batch_size,
-                           on_progress=lambda done, total: bar.update(done - bar.n))
+    if args.heatmaps and not engine.tiling.on:
+        raise ConfigError(NO_TILES_NO_HEATMAPS)
+    result = predict_paths(lambda images: engine.predict(images, decision, heatmaps=bool(args.heatmaps)), paths,
+                           batch_size=args.batch_size, on_progress=lambda done, total: bar.update(done - bar.n))
     bar.close()
+    if args.heatmaps:
+        written = write_heatmaps(result.rows, args.heatmaps)
+        print(f"wrote {written} heatmap(s) to {args.heatmaps}", file=sys.stderr)
     result.skipped[:0] = missing
     if args.csv_out:
         write_csv(result, args.csv_out)
@@ -437,7 +458,13 @@ def _print_counted_calibration(counted: dict | None, calibration) -> None:
 def _bench(args) -> int:
     from .deploy.latency import format_table, measure
 
-    rows = measure(args.prompt_file, device=args.device, threads=args.threads,
+    photo_size = None
+    if args.photo_size:
+        parts = args.photo_size.lower().split("x")
+        if len(parts) != 2 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+            raise ConfigError(f"--photo-size {args.photo_size!r} is not WIDTHxHEIGHT in pixels, such as 2048x1536.")
+        photo_size = (int(parts[0]), int(parts[1]))
+    rows = measure(args.prompt_file, device=args.device, threads=args.threads, photo_size=photo_size,
                    on_progress=lambda engine: print(f"measuring {engine} ...", file=sys.stderr))
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -22,6 +22,7 @@ from ui import pass_fail_view, state
 from ui.feasibility import feasibility_section
 from ui.i18n import current_language, engine_text, error_text, join_sentences, t
 from ui.narrative import pct, run_warnings
+from ui.tiles_view import TILE_CHOICES, tile_preview
 from ui.widgets import job_panel, page_header, require_project, run_label, show_error
 
 state.require_app_shell()
@@ -41,7 +42,7 @@ DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-a
             "tune-beta-v": _CONFIG.beta_v, "tune-beta-t": _CONFIG.beta_t, "tune-n-ctx": _CONFIG.n_ctx,
             "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size,
             "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-mode": "scaled",
-            "tune-escape-rate": 100 * DEFAULT_ESCAPE_RATE}
+            "tune-escape-rate": 100 * DEFAULT_ESCAPE_RATE, "tune-tiles": _CONFIG.tiles}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -139,6 +140,9 @@ with settings_col:
                       key="tune-preset", horizontal=True, help=t("tune.preset_help"))
     rotations = st.checkbox(t("tune.rotations"), key="tune-rotations", disabled=preset != "inspection",
                             help=t("tune.rotations_help")) and preset == "inspection"
+    tiles = st.selectbox(t("tune.tiles"), TILE_CHOICES, key="tune-tiles", help=t("tune.tiles_help"),
+                         format_func=lambda choice: t(f"tune.tiles.{choice}", lang=lang) if choice in ("off", "auto")
+                         else choice)
     good_class = project.good_class
     escape_rate = DEFAULT_ESCAPE_RATE
     if good_class is None:
@@ -208,11 +212,13 @@ with settings_col:
             st.caption(t("tune.note", note=engine_text(note)))
     else:
         show_error(split_error)
+    if split is not None and tiles != "off" and loaded is not None:
+        tile_preview(split, tiles, loaded.preprocessing.size)
     feasibility_section(project, spec, device_key, shots, seed, split,
                         backbone_ready=available is not None and available.ok)
 
     settings = {"method": method, "epochs": epochs or None, "lr": lr, "seed": seed, "batch_size": batch_size,
-                "n_ctx": n_ctx, "n_vis": n_vis, "preset": preset, "rotations": rotations}
+                "n_ctx": n_ctx, "n_vis": n_vis, "preset": preset, "rotations": rotations, "tiles": tiles}
     if method in DISPERSION_METHODS:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None

@@ -7,6 +7,7 @@ import streamlit as st
 from dapt_core.errors import DaptError
 from dapt_core.studio.projection import settings_key
 from ui import charts, pass_fail_view, run_view, state
+from ui.heatmap_view import inspect_section
 from ui.i18n import engine_text, t
 from ui.narrative import (
     accuracy_rows,
@@ -143,5 +144,9 @@ with isolated(t("inspect.mistakes_title")):
                 label_key = "inspect.caption_fixed" if key == "fixed" else "inspect.caption_wrong"
                 captions.append(t(label_key, true=true, predicted=predicted, name=view.names[i]))
             st.image([run_view.thumbnail_bytes(view, i) for i in shown], caption=captions, width=120)
+
+with isolated(t("heat.title")):
+    spec = (run.data.get("backbone") or {}).get("spec", "demo")
+    inspect_section(view, lambda: state.classifier(str(run.prompt_file), spec, state.device()[0]))
 
 st.page_link("pages/4_export.py", label=t("inspect.to_export"), icon=":material/arrow_forward:")

@@ -17,6 +17,7 @@ from dapt_core.engine.inference import Classifier
 from dapt_core.errors import DaptError, ImageRejected
 from dapt_core.studio import jobs
 from ui import charts, pass_fail_view, run_view, state
+from ui.heatmap_view import heatmap_gallery, report_heatmaps
 from ui.i18n import current_language, engine_text, t
 from ui.narrative import pct
 from ui.report_builder import build_report
@@ -33,15 +34,10 @@ def _file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "dapt"
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _load_classifier(path: str, spec: str, device: str) -> Classifier:
-    return Classifier.from_prompt_file(prompt_file.load(path), state.backbone(spec, device))
-
-
 def _classifier(path: str, spec: str, device: str) -> Classifier | None:
     """The run's classifier, loaded when first needed (trying photos, exporting); None after showing why not."""
     try:
-        return _load_classifier(path, spec, device)
+        return state.classifier(path, spec, device)
     except DaptError as error:
         show_error(error)
         return None
@@ -90,7 +86,8 @@ def _try_photos(classifier: Classifier, decision, photos) -> None:
     if not images:
         return
     rows = []
-    predictions = classifier.predict(images, decision)
+    tiled = classifier.tiling.on
+    predictions = classifier.predict(images, decision, heatmaps=tiled)
     for name, prediction in zip(names, predictions):
         # An unknown photo is unlike every training photo: its class probability is no confidence, and
         # the prediction set's coverage holds only for photos like the test photos. Neither is shown.
@@ -111,6 +108,22 @@ def _try_photos(classifier: Classifier, decision, photos) -> None:
                  column_config={t("data.col_file"): st.column_config.TextColumn(width="medium")})
     if any(prediction.unknown for prediction in predictions):
         st.caption(t("export.unknown_note"))
+    if tiled:
+        heatmap_gallery(images, names, predictions)
+
+
+def _largest_test_photo(run) -> tuple[int, int] | None:
+    """The size of the run's largest test photo (what a tiled file's latency is measured for)."""
+    from PIL import Image
+
+    sizes = []
+    for row in run.data.get("test") or []:
+        try:
+            with Image.open(run.test_image_path(row)) as image:  # the header only
+                sizes.append(image.size)
+        except OSError:
+            continue
+    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
 
 
 def _zip_names(archive: bytes) -> list[str]:
@@ -129,6 +142,10 @@ def _latency_table(rows: list[dict]) -> None:
              for row in rows if "error" not in row]
     if table:
         st.dataframe(table, hide_index=True, width="stretch")
+        tiled = next((row for row in rows if row.get("views_per_photo", 1) > 1), None)
+        if tiled is not None:
+            st.caption(t("export.bench_tiles", views=tiled["views_per_photo"], width=tiled["photo_size"][0],
+                         height=tiled["photo_size"][1]))
 
 
 run = run_picker(project, key=f"export-run-{project.id}")
@@ -152,9 +169,13 @@ if run is not None:
         st.subheader(t("export.report_title"))
         st.caption(t("export.report_help"))
         language = current_language()
+        spec = (run.data.get("backbone") or {}).get("spec", "demo")
 
         def _report() -> str:  # made when clicked: the page itself stays fast
-            return build_report(run_view.load_view(run), project.name, lang=language)
+            view = run_view.load_view(run)
+            return build_report(view, project.name, lang=language,
+                                heatmaps=report_heatmaps(view, lambda: _classifier(str(run.prompt_file), spec,
+                                                                                   device_key), lang=language))
 
         # on_click="ignore" on both downloads: a download that reran the page would replace this
         # button's prepared file, and a click on it right after would find nothing.
@@ -163,7 +184,6 @@ if run is not None:
 
     st.subheader(t("export.snippet_title"))
     st.caption(t("export.snippet_help"))
-    spec = (run.data.get("backbone") or {}).get("spec", "demo")
     st.code(t("export.snippet", file=f"{stem}.safetensors", spec=spec), language="python")
 
     # ------------------------------------------------------------ for the inspection line
@@ -210,7 +230,8 @@ if run is not None:
         bench_key = f"bench-{run.id}-{device_key}"
         if st.button(t("export.bench_run"), icon=":material/speed:", key="run-bench"):
             with st.spinner(t("export.bench_run")):
-                st.session_state[bench_key] = latency.measure(run.prompt_file, device=device_key)
+                st.session_state[bench_key] = latency.measure(run.prompt_file, device=device_key,
+                                                              photo_size=_largest_test_photo(run))
         if bench_key in st.session_state:
             _latency_table(st.session_state[bench_key])
 

@@ -66,3 +66,26 @@ def write_colour_task(root: Path, per_class: int = 12, size: int = 48, seed: int
 @pytest.fixture
 def colour_task(tmp_path) -> Path:
     return write_colour_task(tmp_path / "colours")
+
+
+SPOT = 14
+
+
+def write_spot_task(root: Path, per_class=(8, 10), size=512, seed=0) -> dict:
+    """Grey noise photos of 512 px; a 'spot' photo has one dark 14-px square (3-4 px once the photo is
+    shrunk to the demo model's 128). Returns each spot photo's box."""
+    rng = np.random.default_rng(seed)
+    boxes = {}
+    for split, count in zip(("train", "test"), per_class):
+        for name in ("no defect", "spot"):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(count):
+                pixels = np.clip(rng.normal(0.55, 0.06, (size, size, 1)).repeat(3, 2)
+                                 + rng.normal(0, 0.02, (1, 1, 3)), 0, 1)
+                if name == "spot":
+                    x, y = (int(v) for v in rng.integers(48, size - 48 - SPOT, 2))
+                    pixels[y:y + SPOT, x:x + SPOT] *= 0.25
+                    boxes[f"{split}/{name}/{index:03d}.png"] = (x, y, x + SPOT, y + SPOT)
+                Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"{index:03d}.png")
+    return boxes

@@ -20,7 +20,7 @@ from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from conftest import write_colour_task  # noqa: E402
+from conftest import write_colour_task, write_spot_task  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from dapt_core.studio import jobs  # noqa: E402
@@ -431,6 +431,45 @@ def test_a_prompt_file_for_other_classes_is_explained(workspace, tmp_path):
     warnings = " ".join(texts(at, "warning"))
     assert "blue" in warnings and "green" in warnings  # only the file knows them
     assert "scratch" in warnings  # only the project has it
+
+
+def test_a_tiled_run_shows_where_the_defect_is_in_inspect_and_the_report(workspace, tmp_path):
+    write_spot_task(tmp_path / "spots", per_class=(6, 6))
+    project = workspace.create_project("Spots")
+    for name in ("no defect", "spot"):
+        project.add_class(name)
+        project.add_image_paths(name, sorted((tmp_path / "spots" / "train" / name).glob("*.png"))
+                                + sorted((tmp_path / "spots" / "test" / name).glob("*.png")))
+    at = new_app("pages/2_tune.py")
+    at.selectbox(key="tune-tiles").set_value("auto")
+    at.run()
+    no_exception(at)
+    assert any("tiles of 256 px" in c for c in texts(at, "caption"))  # the grid, previewed on a photo
+    snap = tune(at, project.id, shots=4, epochs=10, batch=8)
+    [info] = project.runs()
+    assert info.id == snap.result["run_id"]
+    run = project.run(info.id)
+    assert run.data["metrics"]["config"]["tiles"] == "auto"
+
+    at.switch_page("pages/3_inspect.py")
+    at.run()
+    no_exception(at)
+    assert "Where is the defect" in texts(at, "subheader")
+    assert at.selectbox(key=f"heat-row-{info.id}").value is not None  # a photo, its map drawn below
+    elements = [type(e).__name__ for e in at.main]
+    last_pick = len(elements) - 1 - elements[::-1].index("Selectbox")  # the photo picker, the page's last
+    assert elements[last_pick + 1] == "Image"
+
+    from dapt_core.engine.inference import Classifier
+    from ui.heatmap_view import report_heatmaps
+    from ui.report_builder import build_report
+    from ui.run_view import load_view
+
+    view = load_view(run)
+    pictures = report_heatmaps(view, lambda: Classifier.load(run.prompt_file))
+    assert pictures and all(p.data.startswith(b"\x89PNG") for p in pictures)
+    html = build_report(view, project.name, lang="en", heatmaps=pictures)
+    assert "Where is the defect" in html and html.count("data:image/png;base64") >= len(pictures)
 
 
 def test_two_sessions_queue_jobs_belong_to_who_started_them(workspace, tmp_path):

@@ -378,6 +378,47 @@ STRINGS: dict[str, tuple[str, str]] = {
                             "defects. Leave it off when up and down matter (labels, drips, assembled parts).",
                             "90°回転や鏡像にしても同じクラスに見える場合(多くの表面欠陥)にチェックします。上下に意味が"
                             "ある場合(ラベル、垂れ、組み立て部品)は外してください。"),
+    "tune.tiles": ("Tiles (for small defects on large photos)", "タイル(大きな写真の小さな欠陥向け)"),
+    "tune.tiles_help": ("The model sees a photo shrunk to its input (128 or 224 px), where a small defect on a large "
+                        "photo can vanish. With tiles it also looks at overlapping squares of the photo at nearly "
+                        "their own size: a photo fails when any tile shows a defect and passes only when every tile "
+                        "looks good. Training and checking take longer (about the number of tiles). Tiles also give "
+                        "heatmaps: where on the photo the defect is.",
+                        "モデルは写真を入力サイズ(128 または 224 px)に縮小して見るため、大きな写真の小さな欠陥は消える"
+                        "ことがあります。タイルを使うと、写真を重なり合う正方形に分けてほぼ元の解像度でも見ます。どれか"
+                        "1 枚のタイルに欠陥があれば不合格、すべてのタイルが良品に見えるときだけ合格です。学習と評価は"
+                        "タイル数に応じて長くなります。タイルからヒートマップ(欠陥が写真のどこにあるか)も得られます。"),
+    "tune.tiles.off": ("Off: the whole photo only", "オフ: 写真全体のみ"),
+    "tune.tiles.auto": ("Auto: tiles of twice the model's input on larger photos", "自動: 大きな写真をモデル入力の 2 倍のタイルに分割"),
+    "tune.tiles_preview": ("{tiles} tiles of {side} px on {name} ({width} × {height} px); each is shrunk to the model's "
+                           "{size} px.", "{name}({width} × {height} px)を {side} px のタイル {tiles} 枚に分け、各タイルを"
+                           "モデルの {size} px に縮小します。"),
+    "tune.tiles_none": ("{name} ({width} × {height} px) is no larger than one tile: it is seen whole, as without "
+                        "tiles.", "{name}({width} × {height} px)はタイル 1 枚以下の大きさなので、タイルなしと同じく全体"
+                        "で見ます。"),
+    "heat.title": ("Where is the defect", "欠陥はどこか"),
+    "heat.caption": ("Warm colours show where the model sees a defect; the white box is the hot region. Drawn faint "
+                     "when no tile looks defective. A map shows one region per photo, to within about an eighth of "
+                     "a tile.", "暖色はモデルが欠陥を見ている場所、白い枠はその中心領域です。欠陥に見えるタイルがない"
+                     "ときは薄く描きます。1 枚の写真につき 1 か所を、タイルの約 8 分の 1 の精度で示します。"),
+    "heat.none": ("These photos are no larger than one tile: no heatmap.", "これらの写真はタイル 1 枚以下の大きさのため、"
+                  "ヒートマップはありません。"),
+    "export.bench_tiles": ("This file looks at photos in tiles: each {width} × {height} px photo (the run's largest test "
+                           "photo) is {views} views, the whole photo and its tiles, and the times are per photo, one "
+                           "photo at a time.", "このファイルは写真をタイルで見ます。{width} × {height} px の写真(この実行で"
+                           "最大のテスト写真)1 枚は写真全体とタイルの {views} ビューで、時間は 1 枚ずつ処理したときの写真"
+                           "1 枚あたりです。"),
+    "heat.untiled": ("This run was tuned without tiles, so it has no heatmaps. Tune with Tiles on (Tune page) to see "
+                     "where on each photo the defect is.", "この実行はタイルなしで学習したため、ヒートマップはありません。"
+                     "各写真のどこに欠陥があるかを見るには、チューニングページでタイルをオンにして学習してください。"),
+    "heat.pick": ("Photo", "写真"),
+    "heat.pick_row": ("{name}: {true}, answered {predicted}", "{name}: {true}、判定 {predicted}"),
+    "heat.drawing": ("Drawing the map…", "マップを描画中…"),
+    "heat.missing": ("This photo is no longer in the project, or it is no larger than one tile.",
+                     "この写真はプロジェクトにないか、タイル 1 枚以下の大きさです。"),
+    "heat.example_caption": ("{name} (true: {true}): {answer}", "{name}(正解: {true}): {answer}"),
+    "report.heatmaps_help": ("Defective test photos with where the model sees the defect, its mistakes first.",
+                             "欠陥のあるテスト写真と、モデルが欠陥を見ている場所(誤りを先に表示)。"),
     "tune.advanced": ("Advanced settings", "詳細設定"),
     "tune.epochs": ("Epochs (0 = the recipe's {recipe})", "エポック数(0 = 推奨値 {recipe})"),
     "tune.epochs_help": ("Passes over the training images. The recipe uses 50 for 1 shot, 100 for 2-4, 200 for 8+.",

@@ -67,7 +67,9 @@ def _table(rows: list[dict]) -> Table:
     return Table(columns, [[row[c] for c in columns] for row in rows])
 
 
-def build_report(view: run_view.RunView, project_name: str, *, lang: str | None = None) -> str:
+def build_report(view: run_view.RunView, project_name: str, *, lang: str | None = None,
+                 heatmaps: list[Picture] | None = None) -> str:
+    """The report's HTML; `heatmaps`: example photos with their maps (ui.heatmap_view), for a tiled run."""
     metrics = view.metrics
     proj = run_view.projection(view)
     before_map, after_map = run_view.maps(view, proj, lang=lang)
@@ -103,6 +105,9 @@ def build_report(view: run_view.RunView, project_name: str, *, lang: str | None 
                           [[s.get("path"), engine_text(s.get("reason") or "", lang)] for s in skipped])]
                    if skipped else [])),
     ]
+    if heatmaps is not None:
+        sections.insert(1, Section(t("heat.title", lang=lang), join_sentences(
+            [t("report.heatmaps_help", lang=lang), t("heat.caption", lang=lang)], lang=lang), pictures=heatmaps))
     pass_fail = _pass_fail_section(metrics, lang)
     if pass_fail is not None:
         sections.insert(0, pass_fail)  # what the line decides comes first

@@ -46,6 +46,15 @@ def backbone(spec: str, device: str):
     return jobs.BACKBONES.get(spec, device)
 
 
+@st.cache_resource(show_spinner=False, max_entries=2)
+def classifier(path: str, spec: str, device: str):
+    """A run's prompt file as a Classifier on the cached backbone (Export's try-out, Inspect's heatmaps)."""
+    from dapt_core.engine import prompt_file
+    from dapt_core.engine.inference import Classifier
+
+    return Classifier.from_prompt_file(prompt_file.load(path), backbone(spec, device))
+
+
 def device() -> tuple[str, str]:
     """(device key such as 'cpu' or 'cuda', a human description in the session's language such
     as 'CPU (2 threads)'; a GPU's name is a product name and stays as the driver reports it)."""

@@ -95,6 +95,25 @@ def _batches(paths: list[Path], size: int) -> Iterator[tuple[list[str], list, li
         yield names, images, skipped
 
 
+def write_heatmaps(rows: list[tuple[str, Prediction]], out_dir: str | Path) -> int:
+    """One PNG per photo that has a heatmap, named after the photo (its folder's name in front, so
+    photos of the same name in different folders do not overwrite each other)."""
+    from .heatmaps import save_overlay
+
+    out_dir = Path(out_dir)
+    written = 0
+    for path, prediction in rows:
+        if prediction.heatmap is None:
+            continue
+        source = Path(path)
+        name = f"{source.parent.name}__{source.stem}.png" if source.parent.name else f"{source.stem}.png"
+        verdict = f"{prediction.verdict.upper()} · " if prediction.verdict else ""
+        save_overlay(load_image(source), prediction.heatmap, out_dir / name,
+                     caption=f"{verdict}{prediction.label} {prediction.score:.0%}")
+        written += 1
+    return written
+
+
 def write_csv(result: FolderResult, out: str | Path) -> Path:
     """One row per photo; the set is the classes joined by '|' (empty when no coverage was asked)."""
     out = Path(out)

@@ -31,12 +31,21 @@ MIN_REPEATS, MAX_REPEATS = 3, 50  # ... and at least this many runs, at most thi
 CHILD_TIMEOUT = 900
 
 
+DEFAULT_PHOTO_SIZE = (1024, 1024)  # for a tiled file when no photo size is given
+
+
 def measure(prompt_path: str | Path, *, engines=ENGINES, batches=BATCHES, device: str | None = None,
-            threads: int | None = None, on_progress: Callable[[str], None] | None = None) -> list[dict]:
+            threads: int | None = None, on_progress: Callable[[str], None] | None = None,
+            photo_size: tuple[int, int] | None = None) -> list[dict]:
     """One row per engine and batch size: ms_per_photo, photos_per_second, peak_memory_mb (or an error).
 
+    A file tuned with tiles looks at each photo as the whole photo plus its tiles: its rows time all of
+    a `photo_size` photo's views (DEFAULT_PHOTO_SIZE if not given) and say how many (views_per_photo).
     The ONNX engine needs onnx and onnxruntime; without them its rows say how to install them.
     """
+    views, photo_size = views_per_photo(prompt_path, photo_size)
+    if views > 1:  # a tiled photo is already a batch of views: one photo at a time, as a line runs it
+        batches = (1,)
     rows = []
     with tempfile.TemporaryDirectory(prefix="dapt-latency-") as tmp:
         for engine in engines:
@@ -44,10 +53,24 @@ def measure(prompt_path: str | Path, *, engines=ENGINES, batches=BATCHES, device
                 on_progress(engine)
             try:
                 target = _onnx_export(prompt_path, Path(tmp)) if engine == "onnx" else Path(prompt_path)
-                rows.extend(_child(engine, target, batches, device, threads))
+                rows.extend({**row, "views_per_photo": views, "photo_size": list(photo_size) if photo_size else None}
+                            for row in _child(engine, target, batches, device, threads, views))
             except DaptError as error:
                 rows.extend({"engine": engine, "batch": batch, "error": str(error)} for batch in batches)
     return rows
+
+
+def views_per_photo(prompt_path, photo_size: tuple[int, int] | None) -> tuple[int, tuple[int, int] | None]:
+    """How many views the file's model runs per photo of `photo_size` (1 without tiles), and the size."""
+    from ..engine import prompt_file
+    from ..engine.tiling import Tiling
+
+    header = prompt_file.load(prompt_path).header
+    tiling = Tiling.from_dict(header.get("config"))
+    if not tiling.on:
+        return 1, None
+    photo_size = tuple(photo_size or DEFAULT_PHOTO_SIZE)
+    return 1 + len(tiling.boxes(*photo_size, int(header["preprocessing"]["size"]))), photo_size
 
 
 def _onnx_export(prompt_path, folder: Path) -> Path:
@@ -58,9 +81,9 @@ def _onnx_export(prompt_path, folder: Path) -> Path:
     return onnx_path
 
 
-def _child(engine: str, path: Path, batches, device, threads) -> list[dict]:
+def _child(engine: str, path: Path, batches, device, threads, views: int = 1) -> list[dict]:
     command = [sys.executable, "-m", "dapt_core.deploy.latency", engine, str(path),
-               "--batches", *map(str, batches)]
+               "--batches", *map(str, batches), "--views", str(views)]
     if device:
         command += ["--device", device]
     if threads:
@@ -76,7 +99,7 @@ def _child(engine: str, path: Path, batches, device, threads) -> list[dict]:
 
 
 # ----------------------------------------------------------------------- in the child process
-def _run_child(engine: str, path: str, batches, device, threads) -> list[dict]:
+def _run_child(engine: str, path: str, batches, device, threads, views: int = 1) -> list[dict]:
     import numpy as np
 
     if engine == "torch":
@@ -113,7 +136,7 @@ def _run_child(engine: str, path: str, batches, device, threads) -> list[dict]:
         place = "cpu"
     rows = []
     for batch in batches:
-        pixels = make(batch)
+        pixels = make(batch * views)  # a photo's whole view and its tiles
         run(pixels)  # warm-up: first-call allocations and kernel selection
         times = []
         while len(times) < MAX_REPEATS and (len(times) < MIN_REPEATS or sum(times) < MIN_SECONDS):
@@ -157,6 +180,11 @@ def _peak_rss_mb() -> float | None:
 def format_table(rows: list[dict]) -> str:
     """A plain-text table for the terminal."""
     lines = [f"{'engine':8} {'batch':>5} {'ms/photo':>9} {'photos/s':>9} {'peak MB':>8}  device"]
+    tiled = next((row for row in rows if row.get("views_per_photo", 1) > 1), None)
+    if tiled is not None:
+        width, height = tiled["photo_size"]
+        lines.insert(0, f"tiles: each {width} x {height} photo is {tiled['views_per_photo']} views "
+                        f"(the whole photo and its tiles); the times below are per photo")
     for row in rows:
         if "error" in row:
             lines.append(f"{row['engine']:8} {row['batch']:>5}  {row['error']}")
@@ -175,9 +203,11 @@ def _main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     parser.add_argument("--device")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--views", type=int, default=1,
+                        help="model inputs per photo (a tiled file's whole view and its tiles)")
     args = parser.parse_args()
     try:
-        rows = _run_child(args.engine, args.path, args.batches, args.device, args.threads)
+        rows = _run_child(args.engine, args.path, args.batches, args.device, args.threads, args.views)
     except DaptError as error:
         print(str(error), file=sys.stderr)
         sys.exit(2)

@@ -135,6 +135,7 @@ def sidecar(classifier: Classifier) -> dict:
                     "features": "prompted image features (N, D)",
                     "novelty": "unknown score (N,); unknown when above unknown_threshold"},
         "classnames": classifier.classnames,
+        "tiling": _tiling(classifier),
         "unknown_threshold": calibration.to_dict()["unknown_threshold"] if calibration else None,
         "reject_rate": calibration.reject_rate if calibration else None,
         # The line's decision in two numbers, for C#, C++ and Java readers: a part passes when
@@ -144,6 +145,18 @@ def sidecar(classifier: Classifier) -> dict:
         "prompt_file": {"backbone": header["backbone"], "method": header["method"], "created": header.get("created"),
                         "metrics": header.get("metrics", {})},
     }
+
+
+def _tiling(classifier: Classifier) -> dict:
+    tiling = classifier.tiling
+    return {**tiling.to_dict(), "good_class": classifier.good_class, "rule": (
+        "off: the graph's outputs are the photo's. Otherwise cut the photo into square tiles (dapt_core/engine/"
+        "tiling.py, Tiling.boxes: side = tile pixels, or 2 x the input size for auto, at most the shorter side; "
+        "tiles spread evenly edge to edge with at least tile_overlap shared), give the graph the whole photo and "
+        "each tile (each tile resized to the input size), take log_softmax of each row of logits, and pool: the "
+        "photo's score for good_class is the lowest over the rows, every other class's the highest. Those scores "
+        "are the photo's logits; its calibrated probabilities are softmax(logits / temperature); novelty is the "
+        "whole photo's (row 0).")}
 
 
 def _pass_fail(calibration) -> dict:

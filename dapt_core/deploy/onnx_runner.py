@@ -17,8 +17,11 @@ import numpy as np
 from PIL import Image
 
 from ..data.images import load_image
-from ..errors import DaptError, PromptFileError
+from ..engine.tiling import Tiling, log_softmax_np, pool_log_probs
+from ..errors import ConfigError, DaptError, PromptFileError
 from .calibration import Calibration
+from .heatmaps import NO_TILES_NO_HEATMAPS
+from .heatmaps import attach as attach_heatmaps
 from .prediction import Decision, Prediction
 
 SIDECAR_FORMAT = "dapt-onnx-classifier"
@@ -84,6 +87,10 @@ class OnnxClassifier:
         except Exception as error:  # ONNX Runtime raises its own exception types for a damaged graph
             raise PromptFileError(f"{onnx_path} cannot be loaded by ONNX Runtime ({error}); export again.") from error
         self.decision = Decision(self.classnames, self.calibration)
+        tiling = self.sidecar.get("tiling") or {}
+        self.tiling = Tiling.from_dict(tiling)
+        good = tiling.get("good_class")
+        self.good_index = self.classnames.index(good) if good in self.classnames else None
 
     def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Every graph output by name for a (N, 3, S, S) pixel batch."""
@@ -93,14 +100,42 @@ class OnnxClassifier:
     def batch(self, images: list) -> np.ndarray:
         return np.stack([pixels(_as_image(item), self.size, self.interpolation) for item in images])
 
-    def predict(self, images, decision: Decision | None = None) -> list[Prediction]:
+    def look(self, image) -> tuple[np.ndarray, float | None, np.ndarray, list, tuple[int, int]]:
+        """A tiled file's view of one photo: the photo's logits and novelty, every view's logits (the
+        whole photo first) and the tile boxes, by the sidecar's rule (the same as the prompt file's)."""
+        image = _as_image(image)
+        boxes = self.tiling.boxes(image.width, image.height, self.size)
+        views = np.stack([pixels(image, self.size, self.interpolation)]
+                         + [pixels(image.crop(box), self.size, self.interpolation) for box in boxes])
+        out = self.outputs(views)
+        novelty = out.get("novelty")
+        logits = pool_log_probs(log_softmax_np(out["logits"].astype(np.float64)), self.good_index)
+        return logits, None if novelty is None else float(novelty[0]), out["logits"], boxes, image.size
+
+    def _scorer(self, image):
+        photo = _as_image(image)
+        return lambda boxes: self.outputs(np.stack([pixels(photo.crop(box), self.size, self.interpolation)
+                                                    for box in boxes]))["logits"]
+
+    def predict(self, images, decision: Decision | None = None, *, heatmaps: bool = False) -> list[Prediction]:
         if isinstance(images, (str, Path, Image.Image)):
             images = [images]
         images = list(images)
         if not images:
             return []
-        out = self.outputs(self.batch(images))
-        return (decision or self.decision).decide(out["logits"], out.get("novelty"))
+        decision = decision or self.decision
+        if not self.tiling.on:
+            if heatmaps:
+                raise ConfigError(NO_TILES_NO_HEATMAPS)
+            out = self.outputs(self.batch(images))
+            return decision.decide(out["logits"], out.get("novelty"))
+        looks = [self.look(image) for image in images]
+        novelty = None if looks[0][1] is None else np.array([look[1] for look in looks])
+        predictions = decision.decide(np.stack([look[0] for look in looks]), novelty)
+        if heatmaps:
+            attach_heatmaps(predictions, [(*look[2:], self._scorer(image)) for image, look in zip(images, looks)],
+                            self.classnames, self.good_index)
+        return predictions
 
 
 def _as_image(item) -> Image.Image:

@@ -31,6 +31,8 @@ class Prediction:
     # "pass" or "fail" at the file's operating point (a part unknown to the model fails); None: no operating point.
     verdict: str | None = None
     good_probability: float | None = None  # calibrated probability of the good class
+    # Where the evidence lies (deploy/heatmaps.py), for a tiled file when asked for; not in to_dict.
+    heatmap: object | None = field(default=None, repr=False, compare=False)
 
     def __repr__(self) -> str:
         flag = ", unknown" if self.unknown else ""

@@ -22,6 +22,8 @@ from ..errors import Cancelled
 from .feature_cache import FrozenFeatureCache
 from .metrics import accuracy, confusion_matrix, dispersion, json_safe, per_class_accuracy, text_spread
 from .prompts import PromptedCLIP
+from .tiled import encode_tiled
+from .tiling import Tiling
 from .views import ImageViews, epoch_batches, loader, skipped_records
 
 
@@ -153,9 +155,15 @@ def score(model: PromptedCLIP, items: list[LabeledImage], features: torch.Tensor
 def evaluate_before_after(model: PromptedCLIP, zero_shot_text: torch.Tensor, items: list[LabeledImage], *,
                           batch_size: int = 100, num_workers: int = 0, cancel=None,
                           on_batch: Callable[[int, int], None] | None = None,
-                          cache_dir: Path | None = None) -> tuple[Evaluation, Evaluation]:
+                          cache_dir: Path | None = None, tiling: Tiling | None = None,
+                          good: int | None = None) -> tuple[Evaluation, Evaluation]:
     """Zero-shot ("before") and tuned ("after") scores on the same test images; the frozen
-    features of the "before" side are kept in `cache_dir` for later evaluations, if given."""
+    features of the "before" side are kept in `cache_dir` for later evaluations, if given.
+    With `tiling` on, both sides look at the photos in tiles and answer by the photo's rule
+    (engine/tiling.py; `good`: the good class's index); the features are the whole photos'."""
+    if tiling is not None and tiling.on:
+        return _evaluate_tiled(model, zero_shot_text, items, tiling, good, batch_size=batch_size, cancel=cancel,
+                               on_batch=on_batch)
     cache = FrozenFeatureCache(cache_dir, model.backbone) if cache_dir is not None else None
     before_features = encode_images(model, items, prompted=False, batch_size=batch_size,
                                     num_workers=num_workers, cancel=cancel, on_batch=on_batch, cache=cache)
@@ -168,6 +176,19 @@ def evaluate_before_after(model: PromptedCLIP, zero_shot_text: torch.Tensor, ite
     with torch.no_grad(), model.backbone.autocast():
         tuned_text = model.text_features().float()
     return before, score(model, items, *after_features, tuned_text)
+
+
+def _evaluate_tiled(model: PromptedCLIP, zero_shot_text: torch.Tensor, items: list[LabeledImage], tiling: Tiling,
+                    good: int | None, **options) -> tuple[Evaluation, Evaluation]:
+    with torch.no_grad(), model.backbone.autocast():
+        tuned_text = model.text_features().float()
+    sides = []
+    for prompted, text in ((False, zero_shot_text), (True, tuned_text)):
+        features, logits, labels, indices, skipped = encode_tiled(model, items, tiling, text, good,
+                                                                  prompted=prompted, **options)
+        sides.append(Evaluation(model.classnames, [str(items[i].path) for i in indices], labels, logits, features,
+                                text.float().cpu(), [Skipped(str(items[i].path), why) for i, why in skipped]))
+    return sides[0], sides[1]
 
 
 def evaluation_batches(model: PromptedCLIP, n_items: int, batch_size: int = 100) -> int:

@@ -136,8 +136,9 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     per_class = torch.bincount(torch.tensor([i.label for i in split.train], dtype=torch.long),
                                minlength=len(split.classnames)) if split.train else torch.zeros(1)
     shots = shots if shots is not None else int(per_class.max())
+    good = split.classnames.index(good_class) if good_class else None
     options = {"shots": shots, "dataset": dataset, "on_progress": on_progress, "cancel": cancel,
-               "num_workers": num_workers, "cache_dir": cache_dir, "keep_decoded": True}
+               "num_workers": num_workers, "cache_dir": cache_dir, "keep_decoded": True, "good": good}
     guard = None
     if safeguard is None:
         safeguard = safeguard_applies(config)
@@ -168,7 +169,8 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
 
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,
                                           batch_size=config.eval_batch_size, num_workers=num_workers,
-                                          cancel=cancel, on_batch=on_batch, cache_dir=cache_dir)
+                                          cancel=cancel, on_batch=on_batch, cache_dir=cache_dir,
+                                          tiling=config.tiling, good=good)
     novelty, calibration = _calibrate(tuning, split, after, cancel, good_class or None, escape_rate)
     tuning = replace(tuning, decoded=None)  # the result outlives the run: free the photos
     return ExperimentResult(backbone, split, tuning, before, after, shots, time.perf_counter() - started,

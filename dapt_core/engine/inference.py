@@ -12,6 +12,7 @@ unlike the training photos); see dapt_core.deploy.prediction.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ from PIL import Image
 from ..data.images import load_image
 from ..data.records import LabeledImage
 from ..deploy.calibration import Calibration, softmax
+from ..deploy.heatmaps import NO_TILES_NO_HEATMAPS
+from ..deploy.heatmaps import attach as attach_heatmaps
 from ..deploy.novelty import NoveltyReference
 from ..deploy.pass_fail import at_operating_point, mixes_good_and_defective
 from ..deploy.prediction import Decision, Prediction
@@ -28,6 +31,8 @@ from . import prompt_file
 from .backbone import Backbone, load_backbone
 from .evaluation import Evaluation, evaluate_before_after
 from .prompts import PromptedCLIP
+from .tiled import VIEW_CHUNK, photo_logits, photo_views
+from .tiling import Tiling
 from .transforms import Preprocessing, test_view
 from .zeroshot import default_cache_dir, zero_shot_text_features
 
@@ -49,6 +54,7 @@ class Classifier:
         self.preprocessing = Preprocessing.from_dict(file.header["preprocessing"])
         calibration = file.header.get("calibration")
         self.calibration = Calibration.from_dict(calibration) if calibration else None
+        self.tiling = Tiling.from_dict(file.header["config"])
         means = file.tensors.get(prompt_file.NOVELTY_CLASS_MEANS)
         self.novelty = NoveltyReference(means).to(model.backbone.device) if means is not None else None
 
@@ -75,7 +81,8 @@ class Classifier:
         cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         zero_shot = zero_shot_text_features(self.model.backbone, self.classnames, self.templates, cache_dir)
         return evaluate_before_after(self.model, zero_shot, items, batch_size=batch_size, num_workers=num_workers,
-                                     cancel=cancel, on_batch=on_batch, cache_dir=cache_dir)
+                                     cancel=cancel, on_batch=on_batch, cache_dir=cache_dir, tiling=self.tiling,
+                                     good=self.good_index)
 
     @property
     def templates(self) -> str:
@@ -87,7 +94,15 @@ class Classifier:
         return self.outputs(images, batch_size)[0]
 
     def outputs(self, images: list, batch_size: int = 100) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(N, C) logits and (N,) novelty scores (None for a file without calibration)."""
+        """(N, C) logits and (N,) novelty scores (None for a file without calibration). A tiled file's
+        logits are the photos' pooled ones (engine/tiling.py); the novelty is the whole photo's."""
+        if self.tiling.on:
+            looks = [self.look(image) for image in images]
+            if not looks:
+                return torch.empty(0, len(self.classnames)), None
+            novelty = [look.novelty for look in looks]
+            return (torch.stack([look.logits for look in looks]),
+                    None if novelty[0] is None else torch.stack(novelty))
         device = self.model.backbone.device
         logits, novelty = [], []
         for start in range(0, len(images), batch_size):
@@ -108,6 +123,25 @@ class Classifier:
             features = self.model.image_features(batch).float()
         logits = (self.model.logit_scale * features @ self.model.text_features().t()).float()
         return logits, None if self.novelty is None else self.novelty.score(features)
+
+    def look(self, image) -> TiledLook:
+        """One photo through the tiles: the photo's logits and novelty, and every view's logits with
+        the tile boxes (the whole photo first), from which its heatmaps are drawn."""
+        image = _as_image(image)
+        views, boxes = photo_views(image, self.tiling, self.preprocessing)
+        view_logits, novelty = [], []
+        for chunk in views.split(VIEW_CHUNK):
+            chunk_logits, chunk_novelty = self.forward_batch(chunk.to(self.model.backbone.device))
+            view_logits.append(chunk_logits.cpu())
+            novelty.append(None if chunk_novelty is None else chunk_novelty[:1].cpu())
+        view_logits = torch.cat(view_logits)
+        return TiledLook(photo_logits(view_logits, self.good_index), None if novelty[0] is None else novelty[0][0],
+                         view_logits, boxes, image.size, image)
+
+    @property
+    def good_index(self) -> int | None:
+        good = self.good_class
+        return self.classnames.index(good) if good in self.classnames else None
 
     @property
     def good_class(self) -> str | None:
@@ -136,7 +170,8 @@ class Classifier:
 
     def predict(self, images: list | str | Path | Image.Image, decision: Decision | None = None, *,
                 coverage: float | None = None, unknown_threshold: float | None = None,
-                reject_rate: float | None = None, escape_rate: float | None = None) -> list[Prediction]:
+                reject_rate: float | None = None, escape_rate: float | None = None,
+                heatmaps: bool = False) -> list[Prediction]:
         """One Prediction per image (a single image may be given without a list).
 
         coverage: also give the set of classes that holds the true class with this probability.
@@ -144,13 +179,48 @@ class Classifier:
         reject_rate: choose the threshold for this false-reject rate instead of the file's.
         escape_rate: place the pass threshold for this share of defective parts let through instead of
             the file's (`verdict` is "pass" or "fail" for files whose task has a good class).
+        heatmaps: give each prediction its heatmap (`heatmap`, deploy/heatmaps.py); a file tuned with tiles only.
         """
         if isinstance(images, (str, Path, Image.Image)):
             images = [images]
         decision = decision or self.decision(coverage=coverage, unknown_threshold=unknown_threshold,
                                              reject_rate=reject_rate, escape_rate=escape_rate)
-        logits, novelty = self.outputs(list(images))
-        return decision.decide(logits.numpy(), None if novelty is None else novelty.numpy())
+        if not self.tiling.on:
+            if heatmaps:
+                raise ConfigError(NO_TILES_NO_HEATMAPS)
+            logits, novelty = self.outputs(list(images))
+            return decision.decide(logits.numpy(), None if novelty is None else novelty.numpy())
+        looks = [self.look(image) for image in images]
+        if not looks:
+            return []
+        novelty = None if looks[0].novelty is None else torch.stack([look.novelty for look in looks]).numpy()
+        predictions = decision.decide(torch.stack([look.logits for look in looks]).numpy(), novelty)
+        if heatmaps:
+            attach_heatmaps(predictions, [self._with_detail(look, prediction.label)
+                                          for look, prediction in zip(looks, predictions)],
+                            self.classnames, self.good_index)
+        return predictions
+
+    def _with_detail(self, look: TiledLook, label: str) -> tuple:
+        """A look and the function that scores crops of its photo, for its heatmap (deploy/heatmaps.py)."""
+        def score(boxes):
+            views = torch.stack([test_view(look.image.crop(box), self.preprocessing) for box in boxes])
+            return torch.cat([self.forward_batch(chunk.to(self.model.backbone.device))[0].cpu()
+                              for chunk in views.split(VIEW_CHUNK)]).numpy()
+
+        return look.view_logits.numpy(), look.boxes, look.size, score
+
+
+@dataclass
+class TiledLook:
+    """What `Classifier.look` saw of one photo."""
+
+    logits: torch.Tensor  # (C,) the photo's, by the rule of engine/tiling.py
+    novelty: torch.Tensor | None  # the whole photo's novelty score
+    view_logits: torch.Tensor  # (1 + T, C): the whole photo, then each tile
+    boxes: list  # the T tiles, (left, top, right, bottom) in the photo's pixels
+    size: tuple[int, int]  # the photo's width and height
+    image: Image.Image | None = None  # the photo itself, for the detail windows of a heatmap
 
 
 def prompted_model(file: prompt_file.PromptFile, backbone: Backbone, labels: list[int] | None = None) -> PromptedCLIP:

@@ -69,6 +69,8 @@ class TuningConfig:
     seed: int = 1
     preset: str = DEFAULT_PRESET  # training augmentation, one of AUGMENTATION_PRESETS; see augment.py
     rotations: bool = False  # inspection preset: orientation does not matter, views may be turned by 90 degrees
+    tiles: str = "off"  # look at photos in tiles too: off, auto, ROWSxCOLS or a tile side in pixels (tiling.py)
+    tile_overlap: float = 0.25  # the share of a tile that neighbouring tiles share
 
     def __post_init__(self):
         self.method = str(self.method).lower()
@@ -100,6 +102,7 @@ class TuningConfig:
         self.rotations = bool(self.rotations)
         if self.preset not in AUGMENTATION_PRESETS:
             raise ConfigError(f"Unknown preset '{self.preset}'. Choose one of: {', '.join(AUGMENTATION_PRESETS)}.")
+        self.tiles = self.tiling.to_text()  # refuses a setting it does not understand, with what to write
         if self.preset == "recipe" and self.rotations:
             raise ConfigError("The recipe preset has no 90-degree turns (the paper's augmentation); "
                               "use the inspection preset to allow them.")
@@ -110,6 +113,13 @@ class TuningConfig:
         from .augment import Augmentation
 
         return Augmentation.of(self.preset, self.rotations)
+
+    @property
+    def tiling(self):
+        """The tile setting as an engine.tiling.Tiling."""
+        from .tiling import Tiling
+
+        return Tiling.parse(self.tiles, float(self.tile_overlap))
 
     @property
     def trains(self) -> bool:

@@ -26,6 +26,8 @@ from .methods import TuningConfig, learning_rate
 from .metrics import text_spread
 from .progress import Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
+from .tiled import RESELECT_EVERY, TiledTrainingViews, choose_key_tiles
+from .tiling import pool_log_probs
 from .views import ImageViews, epoch_batches, loader, model_input, skipped_records
 from .zeroshot import zero_shot_text_features
 
@@ -67,7 +69,8 @@ def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
 def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], config: TuningConfig, *,
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
          cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None,
-         keep_decoded: bool = False, watch: Callable[[list[dict]], str | None] | None = None) -> TuningResult:
+         keep_decoded: bool = False, watch: Callable[[list[dict]], str | None] | None = None,
+         good: int | None = None) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -82,6 +85,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         watch: called with the history after every epoch; a non-empty string it returns stops the
             run there and is kept as the result's `stopped` (engine/safeguard.py watches for a
             collapse this way). It must answer the same on every rank.
+        good: the index of the class that means a good part, for the photo's rule of a tiled run
+            (engine/tiling.py); None for a task without one.
     """
     if len(classnames) < 2:
         raise DataError("A task needs at least two classes.")
@@ -95,13 +100,23 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     epochs = config.epochs_for(shots, dataset)
 
     rank, world = _rank_and_world()
-    views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed,
-                       augmentation=config.augmentation)
+    tiling = config.tiling
+    if tiling.on:
+        views = TiledTrainingViews(train, backbone.preprocessing, tiling, seed=config.seed,
+                                   augmentation=config.augmentation)
+    else:
+        views = ImageViews(train, backbone.preprocessing, train=True, seed=config.seed,
+                           augmentation=config.augmentation)
     steps_per_epoch = len(epoch_batches(len(train), config.batch_size, config.seed, 0))
     total_steps = steps_per_epoch * epochs
     started, cpu_started = time.perf_counter(), time.process_time()
     views.preload(cancel=cancel)  # timed with the loop: the first epoch would otherwise decode them
     skipped: dict[int, str] = {}
+    if tiling.on:
+        zero_shot = zero_shot_text_features(backbone, classnames, config.templates, cache_dir)
+        choose_key_tiles(model, views, good, frozen=True, zero_shot_text=zero_shot, cancel=cancel)
+    every = max(1, round(epochs * RESELECT_EVERY))
+    reselect = set(range(every, epochs, every)) if tiling.on else set()
 
     prototypes = None
     if config.visual_prompt and config.beta_v > 0:
@@ -117,6 +132,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     step = 0
     stopped = None
     for epoch in range(epochs):
+        if epoch in reselect:
+            choose_key_tiles(model, views, good, frozen=False, cancel=cancel)
         lr = learning_rate(epoch, config.lr, epochs, config.warmup_epochs, config.warmup_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -135,7 +152,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             if len(batch.labels) == 0:  # every image of the batch failed to load
                 continue
             terms = _step(trained, model, batch, prototypes, config, optimizer,
-                          share=len(batch.labels) * world / max(1, len(global_batch)))
+                          share=len(batch.labels) * world / max(1, len(global_batch)), good=good)
             step += 1
             # Under DDP each rank holds its share of the batch's means; weighted by that share, the
             # sums over ranks (reduced after the epoch) are the single-process numbers.
@@ -168,13 +185,26 @@ READBACK_SECONDS = 0.25
 
 
 def step_losses(trained, model: PromptedCLIP, images: torch.Tensor, labels: torch.Tensor, prototypes,
-                config: TuningConfig, share: float = 1.0) -> dict[str, torch.Tensor]:
+                config: TuningConfig, share: float = 1.0, good: int | None = None) -> dict[str, torch.Tensor]:
     """The loss terms of one batch as tensors on the device: "objective" carries the gradient
-    (this rank's share under DDP), "loss" is CE + beta_v * intra + beta_t * inter of the batch."""
+    (this rank's share under DDP), "loss" is CE + beta_v * intra + beta_t * inter of the batch.
+    A tiled run's batch holds several views per photo (the whole view, then the key tile): the
+    cross-entropy is on their pooled score (tiling.py) and the intra term on the key tile."""
     device = model.backbone.device
     with model.backbone.autocast():
         logits, image, text = trained(images)
+    per_photo = len(images) // max(1, len(labels))
+    good_views = None
+    if per_photo > 1:
+        views = F.log_softmax(logits.float(), dim=-1).view(len(labels), per_photo, -1)
+        logits = pool_log_probs(views, good)
+        image = image.view(len(labels), per_photo, -1)[:, 1]  # the first key tile
+        if good is not None:  # every view of a good photo is good
+            is_good = labels == good
+            good_views = -views[is_good][..., good].mean() if bool(is_good.any()) else None
     ce = F.cross_entropy(logits.float(), labels)
+    if good_views is not None:
+        ce = ce + good_views * float(is_good.float().mean())
     per_sample = ce
     intra = inter = torch.zeros((), device=device)
     if prototypes is not None:
@@ -190,12 +220,13 @@ def step_losses(trained, model: PromptedCLIP, images: torch.Tensor, labels: torc
             "ce": ce, "intra": intra, "inter": inter, "correct": (logits.detach().argmax(dim=1) == labels).sum()}
 
 
-def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig, optimizer, share: float) -> dict:
+def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig, optimizer, share: float,
+          good: int | None = None) -> dict:
     """One optimisation step; the returned terms stay on the device (no host sync)."""
     device = model.backbone.device
     images = model_input(batch, model.backbone.preprocessing, device)
     labels = batch.labels.to(device, non_blocking=True)
-    terms = step_losses(trained, model, images, labels, prototypes, config, share)
+    terms = step_losses(trained, model, images, labels, prototypes, config, share, good)
     objective = terms.pop("objective")
     optimizer.zero_grad(set_to_none=True)
     if objective.requires_grad:
@@ -257,6 +288,9 @@ def compute_prototypes(model: PromptedCLIP, views: ImageViews, n_classes: int, c
             features = model.image_features(model_input(batch, model.backbone.preprocessing, device),
                                             prompted=False)
         labels = batch.labels.to(device)
+        per_photo = len(features) // len(labels)
+        if per_photo > 1:  # a tiled run: the first key tile carries the photo's label
+            features = features.view(len(labels), per_photo, -1)[:, 1]
         sums.index_add_(0, labels, features.float())
         counts.index_add_(0, labels, torch.ones_like(labels, dtype=torch.float))
     return sums / counts.clamp_min(1)[:, None]

@@ -148,6 +148,10 @@ def collate(samples) -> Batch:
 def model_input(batch: Batch, prep: Preprocessing, device) -> torch.Tensor:
     """The batch's images as the model's input on `device` (training views rendered there)."""
     if batch.sources is not None:
+        if batch.params.dim() == 3:  # a tiled run: several views of each photo, photo by photo
+            per_photo = batch.params.shape[1]
+            sources = [source for source in batch.sources for _ in range(per_photo)]
+            return render_views(sources, batch.params.reshape(-1, batch.params.shape[2]), prep, device)
         return render_views(batch.sources, batch.params, prep, device)
     return batch.images.to(device, non_blocking=True)
 
