@@ -88,7 +88,8 @@ def run_cell(backbone, root: Path, task: str, seed: int, tiles: str, epochs: int
     seconds = time.perf_counter() - started
     metrics = result.metrics()
     after = metrics["pass_fail"]["after"] if metrics.get("pass_fail") else {}
-    cell = {"task": task, "seed": seed, "tiles": tiles, "epochs": result.tuning.epochs,
+    cell = {"task": task, "seed": seed, "tiles": tiles, "epochs": result.tuning.epochs, "epochs_asked": epochs,
+            "safeguard": (result.safeguard or {}).get("action"),
             "accuracy": metrics["accuracy"], "zero_shot_accuracy": metrics["zero_shot_accuracy"],
             "escapes": after.get("escapes"), "overkill": after.get("overkill"),
             "train_seconds": metrics["train_seconds"], "eval_seconds": metrics["eval_seconds"],
@@ -106,10 +107,10 @@ def table(path: Path) -> None:
     cells = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     groups: dict[tuple, list] = {}
     for cell in cells:
-        groups.setdefault((cell["task"], cell["tiles"], cell["epochs"]), []).append(cell)
+        groups.setdefault((cell["task"], cell["tiles"], cell.get("epochs_asked", cell["epochs"])), []).append(cell)
     print("| task | tiles | epochs | seeds | accuracy (mean) | per seed | zero-shot | pointing strict | "
-          "pointing 15 px | mass inside | train s | eval s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "pointing 15 px | mass inside | train s | eval s | safeguard |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for (task, tiles, epochs), group in sorted(groups.items()):
         def mean(key, group=group):
             values = [c[key] for c in group if c.get(key) is not None]
@@ -122,7 +123,8 @@ def table(path: Path) -> None:
         print(f"| {task} | {tiles} | {epochs} | {len(group)} | {fmt(mean('accuracy'))} | {seeds} | "
               f"{fmt(mean('zero_shot_accuracy'))} | {fmt(mean('pointing_strict'))} | {fmt(mean('pointing_15px'))} | "
               f"{fmt(mean('mass_inside'))} | {fmt(mean('train_seconds'), '{:.0f}')} | "
-              f"{fmt(mean('eval_seconds'), '{:.0f}')} |")
+              f"{fmt(mean('eval_seconds'), '{:.0f}')} | "
+              f"{', '.join(sorted({str(c.get('safeguard')) for c in group}))} |")
 
 
 def main() -> None:

@@ -129,3 +129,16 @@ def test_the_onnx_export_of_a_tiled_file_gives_the_same_classes_and_maps(spot_ru
     for ours, theirs in zip(torch_answers, onnx_answers):
         assert theirs.score == pytest.approx(ours.score, abs=0.02)
         assert np.hypot(*np.subtract(theirs.heatmap.peak, ours.heatmap.peak)) <= 16
+
+
+def test_tiles_on_photos_the_model_sees_whole_change_nothing(tiny_backbone, colour_task):
+    from dapt_core.data.folders import load_split
+    from dapt_core.engine.experiment import run_experiment
+    from dapt_core.engine.methods import TuningConfig
+
+    split = load_split(colour_task, shots=4, seed=1)
+    results = [run_experiment(tiny_backbone, split, TuningConfig(method="dapt", epochs=2, lr=0.01, seed=1, tiles=tiles),
+                              shots=4, safeguard=False) for tiles in ("off", "auto")]
+    off, auto = (result.after for result in results)
+    assert torch.equal(off.logits, auto.logits) and torch.equal(off.features, auto.features)
+    assert results[1].config.tiles == "auto"  # recorded, and applied to larger photos later

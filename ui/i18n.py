@@ -390,12 +390,14 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "タイル数に応じて長くなります。タイルからヒートマップ(欠陥が写真のどこにあるか)も得られます。"),
     "tune.tiles.off": ("Off: the whole photo only", "オフ: 写真全体のみ"),
     "tune.tiles.auto": ("Auto: tiles of twice the model's input on larger photos", "自動: 大きな写真をモデル入力の 2 倍のタイルに分割"),
-    "tune.tiles_preview": ("{tiles} tiles of {side} px on {name} ({width} × {height} px); each is shrunk to the model's "
-                           "{size} px.", "{name}({width} × {height} px)を {side} px のタイル {tiles} 枚に分け、各タイルを"
-                           "モデルの {size} px に縮小します。"),
-    "tune.tiles_none": ("{name} ({width} × {height} px) is no larger than one tile: it is seen whole, as without "
-                        "tiles.", "{name}({width} × {height} px)はタイル 1 枚以下の大きさなので、タイルなしと同じく全体"
-                        "で見ます。"),
+    "tune.tiles_preview": ("The project's largest photo ({width} × {height} px) in {tiles} overlapping tiles of {side} "
+                           "px (one filled); each tile is shrunk to the model's {size} px, and the whole photo is seen "
+                           "too.", "プロジェクトで最大の写真({width} × {height} px)を、重なり合う {side} px のタイル "
+                           "{tiles} 枚に分けます(1 枚を塗りつぶし表示)。各タイルはモデルの {size} px に縮小し、写真全体"
+                           "も見ます。"),
+    "tune.tiles_none": ("The project's largest photo ({width} × {height} px) is no larger than one tile: photos are "
+                        "seen whole, as without tiles.", "プロジェクトで最大の写真({width} × {height} px)でもタイル "
+                        "1 枚以下の大きさなので、タイルなしと同じく全体で見ます。"),
     "heat.title": ("Where is the defect", "欠陥はどこか"),
     "heat.caption": ("Warm colours show where the model sees a defect; the white box is the hot region. Drawn faint "
                      "when no tile looks defective. A map shows one region per photo, to within about an eighth of "

@@ -105,15 +105,16 @@ def build_report(view: run_view.RunView, project_name: str, *, lang: str | None 
                           [[s.get("path"), engine_text(s.get("reason") or "", lang)] for s in skipped])]
                    if skipped else [])),
     ]
-    if heatmaps is not None:
-        sections.insert(1, Section(t("heat.title", lang=lang), join_sentences(
+    calibration = _calibration_section(metrics, len(view.classnames), lang)
+    if calibration is not None:  # after accuracy, before the confusion matrices
+        sections.insert(next(i for i, section in enumerate(sections)
+                             if section.heading == t("inspect.accuracy_title", lang=lang)) + 1, calibration)
+    if heatmaps is not None:  # where the defects are, right after what the line decides
+        sections.insert(0, Section(t("heat.title", lang=lang), join_sentences(
             [t("report.heatmaps_help", lang=lang), t("heat.caption", lang=lang)], lang=lang), pictures=heatmaps))
     pass_fail = _pass_fail_section(metrics, lang)
     if pass_fail is not None:
         sections.insert(0, pass_fail)  # what the line decides comes first
-    calibration = _calibration_section(metrics, len(view.classnames), lang)
-    if calibration is not None:
-        sections.insert(3, calibration)  # after accuracy, before the confusion matrices
     if metrics.get("history"):
         sections.append(Section(t("inspect.training_curve", lang=lang),
                                 figures=[run_view.loss_figure(view, lang=lang)]))

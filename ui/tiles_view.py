@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
-from PIL import ImageDraw
+from PIL import Image, ImageDraw
 
 from dapt_core.data.images import load_image
 from dapt_core.engine.tiling import Tiling
@@ -17,7 +15,7 @@ PREVIEW_WIDTH = 360
 
 
 def tile_preview(split, tiles: str, input_size: int) -> None:
-    """The largest training photo with its tiles drawn on it, and what they mean in words."""
+    """The largest training photo with its tiles drawn on it (the first one filled), and what they mean."""
     photos = [item.path for item in split.train]
     if not photos:
         return
@@ -28,24 +26,24 @@ def tile_preview(split, tiles: str, input_size: int) -> None:
     except (DaptError, OSError) as error:
         st.error(error_text(error) if isinstance(error, DaptError) else str(error), icon=":material/error:")
         return
-    name = Path(path).name
     if not boxes:
-        st.caption(t("tune.tiles_none", name=name, width=image.width, height=image.height))
+        st.caption(t("tune.tiles_none", width=image.width, height=image.height))
         return
-    shown = image.convert("RGB").copy()
-    draw = ImageDraw.Draw(shown)
+    # Every tile's outline, and the first tile filled, so that one tile's size and the overlap show.
+    shown = image.convert("RGBA")
+    layer = Image.new("RGBA", shown.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    first = boxes[0]
+    draw.rectangle((first[0], first[1], first[2] - 1, first[3] - 1), fill=(255, 200, 0, 90))
     width = max(2, round(max(image.size) / 300))
-    for index, box in enumerate(boxes):
-        colour = (255, 200, 0) if index % 2 == 0 else (0, 200, 255)
-        draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=colour, width=width)
-    st.image(shown, width=PREVIEW_WIDTH)
-    st.caption(t("tune.tiles_preview", tiles=len(boxes), side=boxes[0][2] - boxes[0][0], name=name,
-                 width=image.width, height=image.height, size=input_size))
+    for box in boxes:
+        draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), outline=(255, 200, 0, 255), width=width)
+    st.image(Image.alpha_composite(shown, layer).convert("RGB"), width=PREVIEW_WIDTH)
+    st.caption(t("tune.tiles_preview", tiles=len(boxes), side=first[2] - first[0], width=image.width,
+                 height=image.height, size=input_size))
 
 
 def _area(path) -> int:
-    from PIL import Image
-
     try:
         with Image.open(path) as image:  # reads the header only
             return image.width * image.height

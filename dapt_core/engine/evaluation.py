@@ -22,7 +22,7 @@ from ..errors import Cancelled
 from .feature_cache import FrozenFeatureCache
 from .metrics import accuracy, confusion_matrix, dispersion, json_safe, per_class_accuracy, text_spread
 from .prompts import PromptedCLIP
-from .tiled import encode_tiled
+from .tiled import any_tiles, encode_tiled
 from .tiling import Tiling
 from .views import ImageViews, epoch_batches, loader, skipped_records
 
@@ -161,7 +161,7 @@ def evaluate_before_after(model: PromptedCLIP, zero_shot_text: torch.Tensor, ite
     features of the "before" side are kept in `cache_dir` for later evaluations, if given.
     With `tiling` on, both sides look at the photos in tiles and answer by the photo's rule
     (engine/tiling.py; `good`: the good class's index); the features are the whole photos'."""
-    if tiling is not None and tiling.on:
+    if tiling is not None and any_tiles(items, tiling, model.backbone.preprocessing.size):
         return _evaluate_tiled(model, zero_shot_text, items, tiling, good, batch_size=batch_size, cancel=cancel,
                                on_batch=on_batch)
     cache = FrozenFeatureCache(cache_dir, model.backbone) if cache_dir is not None else None

@@ -46,6 +46,21 @@ RESELECT_EVERY = 0.1
 TILE_JITTER = 0.125
 
 
+def any_tiles(items: list[LabeledImage], tiling: Tiling, input_size: int) -> bool:
+    """Whether any of these photos gets tiles (read from the files' headers; unreadable ones count as
+    none). When none does, a tiled run is the untiled run, image for image: it takes that path."""
+    if not tiling.on:
+        return False
+    for item in items:
+        try:
+            with Image.open(item.path) as image:  # the header only
+                if tiling.boxes(image.width, image.height, input_size):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def photo_views(image: Image.Image, tiling: Tiling, prep: Preprocessing) -> tuple[torch.Tensor, list[Box]]:
     """(1 + T, 3, S, S) model inputs, the whole photo first, and the T tile boxes."""
     image = image.convert("RGB")

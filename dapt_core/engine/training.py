@@ -26,7 +26,7 @@ from .methods import TuningConfig, learning_rate
 from .metrics import text_spread
 from .progress import Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
-from .tiled import RESELECT_EVERY, TiledTrainingViews, choose_key_tiles
+from .tiled import RESELECT_EVERY, TiledTrainingViews, any_tiles, choose_key_tiles
 from .tiling import pool_log_probs
 from .views import ImageViews, epoch_batches, loader, model_input, skipped_records
 from .zeroshot import zero_shot_text_features
@@ -101,7 +101,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
 
     rank, world = _rank_and_world()
     tiling = config.tiling
-    if tiling.on:
+    tiled = any_tiles(train, tiling, backbone.preprocessing.size)  # photos the model sees whole get no tiles
+    if tiled:
         views = TiledTrainingViews(train, backbone.preprocessing, tiling, seed=config.seed,
                                    augmentation=config.augmentation)
     else:
@@ -112,11 +113,11 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     started, cpu_started = time.perf_counter(), time.process_time()
     views.preload(cancel=cancel)  # timed with the loop: the first epoch would otherwise decode them
     skipped: dict[int, str] = {}
-    if tiling.on:
+    if tiled:
         zero_shot = zero_shot_text_features(backbone, classnames, config.templates, cache_dir)
         choose_key_tiles(model, views, good, frozen=True, zero_shot_text=zero_shot, cancel=cancel)
     every = max(1, round(epochs * RESELECT_EVERY))
-    reselect = set(range(every, epochs, every)) if tiling.on else set()
+    reselect = set(range(every, epochs, every)) if tiled else set()
 
     prototypes = None
     if config.visual_prompt and config.beta_v > 0:
