@@ -60,6 +60,17 @@ def test_features_that_do_not_depend_on_the_class_are_near_chance_and_say_what_t
     assert "hardly better than guessing" in describe(result)[0]
 
 
+def test_photos_much_larger_than_the_input_are_advised_tiles_first():
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(len(CLASSES)), 16)
+    features = rng.normal(size=(len(labels), 32))
+    large = probe(features, labels, CLASSES, image_size=128, largest_photo=(2048, 1536))
+    assert [a["code"] for a in large["advice"]][:2] == ["not_tuning_yet", "try_tiles"]
+    assert "up to 2048×1536 pixels" in "\n".join(describe(large))
+    small = probe(features, labels, CLASSES, image_size=128, largest_photo=(250, 250))
+    assert "try_tiles" not in [a["code"] for a in small["advice"]]
+
+
 def test_the_level_rule():
     assert level_of(0.30, 1 / 3) == "near_chance"  # the interval reaches down to chance
     assert level_of(0.40, 1 / 3) == "partial"

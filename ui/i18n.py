@@ -317,6 +317,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "feas.advice.not_tuning_yet": (ADVICE["not_tuning_yet"],
                                    "調整の前に、画像かバックボーンを変えてください。調整前のモデルが違いを捉えられない"
                                    "場合、どの調整手法でも偶然の水準近くにとどまりがちです。"),
+    "feas.advice.try_tiles": (ADVICE["try_tiles"],
+                              "タイルをオンにしてください(チューニングページのタイル、または dapt tune --tiles auto)。"
+                              "写真は最大 {width}×{height} ピクセルで、{size}×{size} に縮小されます。タイルを使うと"
+                              "ほぼ元の解像度でも見ます。このチェックは写真全体だけを見ています。"),
     "feas.advice.closer_photos": (ADVICE["closer_photos"],
                                   "欠陥をもっと近くで、画面内に大きく、鮮明に撮影してください。このモデルは各画像を "
                                   "{size}×{size} ピクセルで見るため、小さな欠陥は見えなくなることがあります。"),

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..deploy.pass_fail import good_index, rate, wilson_interval
 from ..errors import DataError
+from .tiling import AUTO_FACTOR
 
 FORMAT = 1  # bump when the numbers change meaning, so that results kept by the app are recomputed
 METHOD = "leave-one-out nearest class mean (cosine) on the frozen image features of the training photos"
@@ -59,6 +60,9 @@ ADVICE = {
                       "difference, every tuning method tends to stay near chance.",
     "closer_photos": "Photograph the defect closer, larger in the frame or sharper: this model sees each photo "
                      "at {size}×{size} pixels, where a small defect can vanish.",
+    "try_tiles": "Turn tiles on (Tiles on the Tune page, or dapt tune --tiles auto): your photos are up to "
+                 "{width}×{height} pixels and are shrunk to {size}×{size}; tiles also look at them at nearly "
+                 "their own size. This check looks at the whole photo only.",
     "other_backbone": "Try another backbone: a larger CLIP (for example ViT-B-16:openai) or one trained on "
                       "photos like yours.",
     "more_shots": "Label more photos per class (the smallest class, '{name}', has {count}): with so few the "
@@ -106,7 +110,7 @@ def _scored(correct: int, n: int, chance: float) -> dict:
 
 def summarise(predictions: np.ndarray, labels: np.ndarray, classnames: list[str], *,
               good_class: str | None = None, zero_shot_predictions: np.ndarray | None = None,
-              image_size: int | None = None) -> dict:
+              image_size: int | None = None, largest_photo: tuple[int, int] | None = None) -> dict:
     """Everything the check reports, JSON-ready, from the probe's answers `predictions` and the true
     `labels` (class indices, (N,) each); `image_size`: the backbone's input size, for the advice."""
     predictions, labels = np.asarray(predictions, dtype=np.int64), np.asarray(labels, dtype=np.int64)
@@ -136,7 +140,7 @@ def summarise(predictions: np.ndarray, labels: np.ndarray, classnames: list[str]
     good = good_index(classnames, good_class)
     if good is not None:
         result["good_vs_defective"] = _pass_fail(predictions, labels, good, classnames[good])
-    result["advice"] = advise(result, image_size)
+    result["advice"] = advise(result, image_size, largest_photo)
     return result
 
 
@@ -174,8 +178,9 @@ def _pass_fail(predictions: np.ndarray, labels: np.ndarray, good: int, good_clas
             "defective_called_good": escapes, "good_called_defective": overkill}
 
 
-def advise(result: dict, image_size: int | None = None) -> list[dict]:
-    """What to try, as {"code", "params"} (ADVICE has the English), most useful first."""
+def advise(result: dict, image_size: int | None = None, largest_photo: tuple[int, int] | None = None) -> list[dict]:
+    """What to try, as {"code", "params"} (ADVICE has the English), most useful first. `largest_photo`:
+    the largest training photo's (width, height), for the advice on tiles."""
     advice = []
     level = result["level"]
     pass_fail = result.get("good_vs_defective")
@@ -186,6 +191,9 @@ def advise(result: dict, image_size: int | None = None) -> list[dict]:
     if level == "near_chance":
         advice.append({"code": "not_tuning_yet", "params": {}})
     if level != "clear":
+        if image_size and largest_photo and min(largest_photo) > AUTO_FACTOR * image_size:
+            advice.append({"code": "try_tiles", "params": {"width": int(largest_photo[0]),
+                                                           "height": int(largest_photo[1]), "size": int(image_size)}})
         if image_size:
             advice.append({"code": "closer_photos", "params": {"size": int(image_size)}})
         advice.append({"code": "other_backbone", "params": {}})
@@ -205,7 +213,8 @@ def advise(result: dict, image_size: int | None = None) -> list[dict]:
 
 
 def probe(features: np.ndarray, labels: np.ndarray, classnames: list[str], *, good_class: str | None = None,
-          zero_shot_predictions: np.ndarray | None = None, image_size: int | None = None) -> dict:
+          zero_shot_predictions: np.ndarray | None = None, image_size: int | None = None,
+          largest_photo: tuple[int, int] | None = None) -> dict:
     """The whole check on given features (N, D) and labels (N,): leave-one-out probe, then summarise()."""
     labels = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(labels, minlength=len(classnames))
@@ -218,7 +227,7 @@ def probe(features: np.ndarray, labels: np.ndarray, classnames: list[str], *, go
                         f"{'has' if len(too_few) == 1 else 'have'} fewer. Label more photos or raise --shots.")
     predictions = leave_one_out_predictions(features, labels, len(classnames))
     return summarise(predictions, labels, classnames, good_class=good_class,
-                     zero_shot_predictions=zero_shot_predictions, image_size=image_size)
+                     zero_shot_predictions=zero_shot_predictions, image_size=image_size, largest_photo=largest_photo)
 
 
 # ---------------------------------------------------------------- features from a backbone
@@ -249,11 +258,26 @@ def check_feasibility(backbone, classnames: list[str], items: list, *, good_clas
     with torch.no_grad():
         zero_shot = (features @ text.cpu().t()).argmax(dim=1).numpy()
     result = probe(features.numpy(), labels.numpy(), classnames, good_class=good_class,
-                   zero_shot_predictions=zero_shot, image_size=backbone.preprocessing.size)
+                   zero_shot_predictions=zero_shot, image_size=backbone.preprocessing.size,
+                   largest_photo=_largest_photo(items))
     result.update(backbone=backbone.spec, templates=templates,
                   skipped=[{"path": s.path, "reason": s.reason} for s in skipped],
                   seconds=time.perf_counter() - started)
     return result
+
+
+def _largest_photo(items: list) -> tuple[int, int] | None:
+    """The (width, height) of the largest of these photos, read from the files' headers."""
+    from PIL import Image
+
+    sizes = []
+    for item in items:
+        try:
+            with Image.open(item.path) as image:
+                sizes.append(image.size)
+        except OSError:
+            continue
+    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
 
 
 def result_key(backbone_identity: dict, classnames: list[str], photos: list[tuple[str, int]],
