@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--rotations", action="store_true",
                       help="orientation does not matter: training views may be turned by 90 degrees "
                            "(inspection preset)")
+    tune.add_argument("--estimate", action="store_true",
+                      help="only say how long the run would take on this machine (a few real steps are timed, "
+                           "then counted; kept per backbone and device in the cache folder) and stop")
     tune.add_argument("--tiles", default="off",
                       help="also look at each photo in square tiles at (or near) its own resolution, so small "
                            "defects on large photos are not shrunk away: off (default), auto (tiles of twice "
@@ -215,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_tune(args) -> int:
     from .data.folders import load_split
     from .engine.backbone import load_backbone, load_backbone_or_demo
+    from .engine.estimate import estimate_run
     from .engine.experiment import run_experiment
 
     choose_lr = args.lr if isinstance(args.lr, str) else None
@@ -243,8 +248,16 @@ def cmd_tune(args) -> int:
             print(f"note: {notice}", file=sys.stderr)
     else:
         backbone = load_backbone(args.backbone, args.device)
+    good = split.classnames.index(good_class) if good_class else None
+    estimate = estimate_run(backbone, split, config, shots=args.shots, lr_choice=choose_lr, good=good)
+    print(f"time estimate on this machine ({backbone.device}): {estimate.describe()}", file=sys.stderr)
+    if args.estimate:
+        if args.json_out:
+            write_json({"time_estimate": estimate.to_dict()}, args.json_out)
+        return 0
     if not args.no_check:  # before minutes of training: can the frozen model see the difference at all?
         _check_before_tuning(backbone, split, good_class)
+    started = time.perf_counter()
     selection = None
     if choose_lr and config.trains:
         from dataclasses import replace
@@ -267,6 +280,7 @@ def cmd_tune(args) -> int:
     metrics = result.metrics()
     if extra:
         metrics.update(extra)
+    metrics["time_estimate"] = {**estimate.to_dict(), "actual_seconds": time.perf_counter() - started}
     if args.json_out:
         write_json(metrics, args.json_out)
     if args.json_out != "-":

@@ -23,6 +23,7 @@ from ui.feasibility import feasibility_section
 from ui.i18n import current_language, engine_text, error_text, join_sentences, t
 from ui.narrative import pct, run_warnings
 from ui.tiles_view import TILE_CHOICES, tile_preview
+from ui.time_estimate import time_estimate_section
 from ui.widgets import job_panel, page_header, require_project, run_label, show_error
 
 state.require_app_shell()
@@ -222,6 +223,8 @@ with settings_col:
     if method in DISPERSION_METHODS:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
+    if can_start and loaded is not None:
+        time_estimate_section(loaded, split, settings, shots, lr_mode, project.good_class)
     own_runs = state.my_active_jobs("tune")  # one run at a time per session: a second would only queue
     reason = error_text(split_error) if split_error is not None else t("tune.own_run_active") if own_runs else None
     start_slot = st.empty()

@@ -414,6 +414,15 @@ STRINGS: dict[str, tuple[str, str]] = {
                            "photo at a time.", "このファイルは写真をタイルで見ます。{width} × {height} px の写真(この実行で"
                            "最大のテスト写真)1 枚は写真全体とタイルの {views} ビューで、時間は 1 枚ずつ処理したときの写真"
                            "1 枚あたりです。"),
+    "est.measure": ("Estimate the time", "所要時間を見積もる"),
+    "est.measure_help": ("Times a few real training steps on this machine (seconds; kept for next time).",
+                         "このマシンで実際の学習ステップを数回計測します(数秒。次回のために保存します)。"),
+    "est.busy": ("Wait for the running job: two runs at once slow each other down, so the times would be wrong.",
+                 "実行中のジョブの終了を待ってください。2 つ同時に動くと互いに遅くなり、正しく計れません。"),
+    "est.measuring": ("Timing a few training steps…", "学習ステップを計測中…"),
+    "est.result": ("Expected time on this machine: about {total} (training {train}: {steps} steps of {step} s; "
+                   "evaluation {evaluate}; the rest {other}).", "このマシンでの見込み時間: 約 {total}(学習 {train}: "
+                   "{steps} ステップ × {step} 秒、評価 {evaluate}、その他 {other})。"),
     "heat.untiled": ("This run was tuned without tiles, so it has no heatmaps. Tune with Tiles on (Tune page) to see "
                      "where on each photo the defect is.", "この実行はタイルなしで学習したため、ヒートマップはありません。"
                      "各写真のどこに欠陥があるかを見るには、チューニングページでタイルをオンにして学習してください。"),

@@ -127,6 +127,9 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     if world > 1:
         device_ids = [backbone.device.index] if backbone.device.type == "cuda" else None
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    # The time left is counted at the steps' own pace: decoding the photos and the prototypes before the
+    # first step took seconds that dividing by the first few steps would have charged to every step left.
+    loop_started = time.perf_counter()
     optimizer = torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     history: list[dict] = []
@@ -164,7 +167,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                 elapsed = time.perf_counter() - started
                 on_progress(Progress(
                     "train", epoch + 1, epochs, step, total_steps, latest["loss"], latest["ce"], latest["intra"],
-                    latest["inter"], latest["train_accuracy"], lr, elapsed, eta_seconds(elapsed, step, total_steps)))
+                    latest["inter"], latest["train_accuracy"], lr, elapsed,
+                    eta_seconds(time.perf_counter() - loop_started, step, total_steps)))
         sums, correct, seen = running.totals()
         if world > 1:
             correct, seen = _reduce_epoch(sums, correct, seen, backbone.device)
