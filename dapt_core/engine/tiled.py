@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -119,11 +120,11 @@ def encode_tiled(model: PromptedCLIP, items: list[LabeledImage], tiling: Tiling,
 
 
 class TiledTrainingViews(ImageViews):
-    """Training photos of a tiled run: each item gives an augmented whole view and its key tile.
+    """Training photos of a tiled run: each item gives an augmented whole view and its KEY_TILES key tiles.
 
     Photos are kept at the scale their tiles need (a tile at most twice the model's input), not
-    shrunk to the whole-photo working size. A photo without tiles shows its whole view twice, which
-    pools to the whole view's own answer."""
+    shrunk to the whole-photo working size. A photo without tiles (in a run where others have some)
+    shows its whole view in every slot, which pools to the whole view's own answer."""
 
     def __init__(self, items: list[LabeledImage], prep: Preprocessing, tiling: Tiling, *, seed: int = 0,
                  augmentation: Augmentation | None = None):
@@ -138,7 +139,6 @@ class TiledTrainingViews(ImageViews):
             return cached
         image = load_image(self.items[index].path)
         boxes = self.tiling.boxes(image.width, image.height, self.prep.size)
-        scale = 1.0
         if boxes:
             side = boxes[0][2] - boxes[0][0]
             scale = min(1.0, 2 * self.prep.size / side)
@@ -148,7 +148,7 @@ class TiledTrainingViews(ImageViews):
             image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                                  Image.Resampling.BICUBIC, reducing_gap=3.0)
         self.boxes[index] = [tuple(round(v * scale) for v in box) for box in boxes]
-        pixels = torch.from_numpy(_rgb_array(image)).permute(2, 0, 1)
+        pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
         if self._cache_enabled:
             self._cache[index] = pixels
         return pixels
@@ -190,12 +190,6 @@ class TiledTrainingViews(ImageViews):
             return None
         params = torch.tensor([(top, left, bottom - top, right - left, 0, 0) for left, top, right, bottom in boxes])
         return render_views([image] * len(boxes), params, self.prep, "cpu")
-
-
-def _rgb_array(image: Image.Image):
-    import numpy as np
-
-    return np.array(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 @torch.no_grad()
