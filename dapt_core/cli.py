@@ -266,7 +266,7 @@ def cmd_tune(args) -> int:
         with _ProgressBar() as bar:
             selection = choose_learning_rate(choose_lr, backbone, split.classnames, split.train, config,
                                              grid=tuple(args.lr_grid) if args.lr_grid else None, shots=args.shots,
-                                             on_progress=bar.update)
+                                             on_progress=bar.update, good=good)
         for score in selection.scores:
             print(f"lr {score['lr']:.3g}: {_pct(score['accuracy'])} accuracy on held-out training images",
                   file=sys.stderr)

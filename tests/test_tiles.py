@@ -142,3 +142,26 @@ def test_tiles_on_photos_the_model_sees_whole_change_nothing(tiny_backbone, colo
     off, auto = (result.after for result in results)
     assert torch.equal(off.logits, auto.logits) and torch.equal(off.features, auto.features)
     assert results[1].config.tiles == "auto"  # recorded, and applied to larger photos later
+
+
+def test_the_quick_learning_rate_choice_scores_held_out_shots_in_tiles(tmp_path, monkeypatch):
+    from dapt_core.data.folders import load_split
+    from dapt_core.engine import selection
+    from dapt_core.engine.backbone import load_backbone
+    from dapt_core.engine.methods import TuningConfig
+
+    write_spot_task(tmp_path / "task", per_class=(8, 2))
+    split = load_split(tmp_path / "task", shots=8, seed=1)
+    scored = []
+    real = selection.encode_tiled
+
+    def counting(model, items, *args, **kwargs):
+        scored.append(len(items))
+        return real(model, items, *args, **kwargs)
+
+    monkeypatch.setattr(selection, "encode_tiled", counting)
+    chosen = selection.choose_learning_rate("quick", load_backbone("demo", "cpu"), split.classnames, split.train,
+                                            TuningConfig(method="coop", epochs=5, seed=1, tiles="auto"), shots=8,
+                                            good=0)
+    assert scored == [4, 4, 4]  # each candidate's held-out quarter, looked at in tiles as the run will be
+    assert chosen.lr in [score["lr"] for score in chosen.scores]

@@ -33,6 +33,7 @@ from .backbone import Backbone
 from .evaluation import encode_images
 from .methods import DEFAULT_LR, TuningConfig
 from .progress import Progress
+from .tiled import any_tiles, encode_tiled
 from .training import CancelFlag, tune
 
 # Spans the recipe's per-data-set presets (0.002 ... 20) in steps of about 10x.
@@ -58,19 +59,20 @@ class Selection:
 def choose_learning_rate(how: str, backbone: Backbone, classnames: list[str], train: list[LabeledImage],
                          config: TuningConfig, *, grid: tuple[float, ...] | None = None, shots: int | None = None,
                          on_progress: Callable[[Progress], None] | None = None,
-                         cancel: CancelFlag | None = None) -> Selection:
+                         cancel: CancelFlag | None = None, good: int | None = None) -> Selection:
     """The learning rate chosen from the shots alone: "scaled" (the recipe's rate for this backbone's
     logit scale, no runs), "quick" (about 0.45 of a run) or "auto" (5 rates x 2-fold cross-validation,
-    about 2.5 runs); the time it took is in `seconds`."""
+    about 2.5 runs); the time it took is in `seconds`. `good`: the good class's index, for the photo's
+    rule of a tiled run (the held-out shots are then scored in tiles, as the run will be)."""
     started = time.perf_counter()
     if how == "scaled":
         selection = Selection(scaled_learning_rate(backbone), [], folds=0, how="scaled")
     elif how == "quick":
         selection = quick_learning_rate(backbone, classnames, train, config, shots=shots,
-                                        on_progress=on_progress, cancel=cancel)
+                                        on_progress=on_progress, cancel=cancel, good=good)
     elif how == "auto":
         selection = select_learning_rate(backbone, classnames, train, config, grid=grid or DEFAULT_LR_GRID,
-                                         shots=shots, on_progress=on_progress, cancel=cancel)
+                                         shots=shots, on_progress=on_progress, cancel=cancel, good=good)
     else:
         raise ConfigError(f"Unknown learning-rate choice '{how}'; use 'scaled', 'quick', 'auto' or a number.")
     selection.seconds = time.perf_counter() - started
@@ -96,7 +98,7 @@ def select_learning_rate(backbone: Backbone, classnames: list[str], train: list[
                          config: TuningConfig, *, grid: tuple[float, ...] = DEFAULT_LR_GRID,
                          folds: int = DEFAULT_FOLDS, shots: int | None = None,
                          on_progress: Callable[[Progress], None] | None = None,
-                         cancel: CancelFlag | None = None) -> Selection:
+                         cancel: CancelFlag | None = None, good: int | None = None) -> Selection:
     """Cross-validate `config` over the learning rates in `grid` using `train` only.
 
     Args:
@@ -132,7 +134,7 @@ def select_learning_rate(backbone: Backbone, classnames: list[str], train: list[
                                         total_steps=runs * progress.total_steps))
 
             fold_correct, fold_loss, fold_total = _held_out_score(
-                backbone, classnames, fit, check, replace(config, lr=lr, epochs=epochs), relay, cancel)
+                backbone, classnames, fit, check, replace(config, lr=lr, epochs=epochs), relay, cancel, good)
             correct += fold_correct
             loss_sum += fold_loss
             total += fold_total
@@ -142,12 +144,17 @@ def select_learning_rate(backbone: Backbone, classnames: list[str], train: list[
 
 
 def _held_out_score(backbone: Backbone, classnames: list[str], fit: list[LabeledImage], check: list[LabeledImage],
-                    config: TuningConfig, on_progress, cancel) -> tuple[int, float, int]:
-    """Tune on `fit`, then (correct predictions, summed cross-entropy, images) on `check`."""
-    model = tune(backbone, classnames, fit, config, on_progress=on_progress, cancel=cancel).prompted
-    features, labels, _, _ = encode_images(model, check, prompted=True)
+                    config: TuningConfig, on_progress, cancel, good: int | None = None) -> tuple[int, float, int]:
+    """Tune on `fit`, then (correct predictions, summed cross-entropy, images) on `check`, scored as the
+    run will score its photos (in tiles, by the photo's rule, where the setting gives them tiles)."""
+    model = tune(backbone, classnames, fit, config, on_progress=on_progress, cancel=cancel, good=good).prompted
     with torch.no_grad():
-        logits = model.logit_scale.cpu() * features @ model.text_features().float().cpu().t()
+        text = model.text_features().float().cpu()
+    if any_tiles(check, config.tiling, backbone.preprocessing.size):
+        _, logits, labels, _, _ = encode_tiled(model, check, config.tiling, text, good, prompted=True, cancel=cancel)
+    else:
+        features, labels, _, _ = encode_images(model, check, prompted=True)
+        logits = model.logit_scale.cpu() * features @ text.t()
     loss = F.cross_entropy(logits, labels, reduction="sum").item()
     return int((logits.argmax(1) == labels).sum()), loss if math.isfinite(loss) else float("inf"), len(labels)
 
@@ -177,7 +184,7 @@ def scaled_learning_rate(backbone: Backbone, lr: float = DEFAULT_LR) -> float:
 def quick_learning_rate(backbone: Backbone, classnames: list[str], train: list[LabeledImage],
                         config: TuningConfig, *, base: float | None = None, shots: int | None = None,
                         on_progress: Callable[[Progress], None] | None = None,
-                        cancel: CancelFlag | None = None) -> Selection:
+                        cancel: CancelFlag | None = None, good: int | None = None) -> Selection:
     """Choose among `base` x QUICK_FACTORS with short runs scored on a held-out quarter of the shots.
 
     Args:
@@ -209,7 +216,7 @@ def quick_learning_rate(backbone: Backbone, classnames: list[str], train: list[L
                                     total_steps=len(candidates) * progress.total_steps))
 
         correct, loss, total = _held_out_score(backbone, classnames, fit, check, replace(config, lr=lr, epochs=epochs),
-                                               relay, cancel)
+                                               relay, cancel, good)
         scores.append({"lr": lr, "accuracy": correct / max(1, total), "loss": loss / max(1, total)})
     best = max(scores, key=lambda s: (s["accuracy"], -s["loss"]))
     return Selection(best["lr"], scores, folds=1, how="quick")

@@ -454,7 +454,8 @@ class TuneRequest:
 
                 context.phase("select")
                 selection = choose_learning_rate(self.choose_lr, backbone, split.classnames, split.train, config,
-                                                 shots=self.shots, on_progress=context.report, cancel=context.cancel)
+                                                 shots=self.shots, on_progress=context.report, cancel=context.cancel,
+                                                 good=split.classnames.index(good_class) if good_class else None)
                 config = replace(config, lr=selection.lr)
             context.phase("prototypes" if config.visual_prompt and config.beta_v > 0 else "train")
             result = run_experiment(backbone, split, config, shots=self.shots, on_progress=context.report,
