@@ -9,7 +9,7 @@ import zipfile
 
 import streamlit as st
 
-from dapt_core.data.images import IMAGE_SUFFIXES, load_image
+from dapt_core.data.images import IMAGE_SUFFIXES, largest_size, load_image
 from dapt_core.deploy import latency, onnx_export
 from dapt_core.deploy.calibration import MIN_HELD_OUT, Calibration
 from dapt_core.engine import prompt_file
@@ -110,20 +110,6 @@ def _try_photos(classifier: Classifier, decision, photos) -> None:
         st.caption(t("export.unknown_note"))
     if tiled:
         heatmap_gallery(images, names, predictions)
-
-
-def _largest_test_photo(run) -> tuple[int, int] | None:
-    """The size of the run's largest test photo (what a tiled file's latency is measured for)."""
-    from PIL import Image
-
-    sizes = []
-    for row in run.data.get("test") or []:
-        try:
-            with Image.open(run.test_image_path(row)) as image:  # the header only
-                sizes.append(image.size)
-        except OSError:
-            continue
-    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
 
 
 def _zip_names(archive: bytes) -> list[str]:
@@ -229,9 +215,9 @@ if run is not None:
         st.caption(t("export.bench_help"))
         bench_key = f"bench-{run.id}-{device_key}"
         if st.button(t("export.bench_run"), icon=":material/speed:", key="run-bench"):
+            largest = largest_size(run.test_image_path(row) for row in run.data.get("test") or [])
             with st.spinner(t("export.bench_run")):
-                st.session_state[bench_key] = latency.measure(run.prompt_file, device=device_key,
-                                                              photo_size=_largest_test_photo(run))
+                st.session_state[bench_key] = latency.measure(run.prompt_file, device=device_key, photo_size=largest)
         if bench_key in st.session_state:
             _latency_table(st.session_state[bench_key])
 

@@ -410,3 +410,17 @@ def test_the_quick_check_of_a_folder_scan_rejects_what_a_full_decode_rejects(tmp
         check_image(broken)
     assert str(quick.value) == rejection(broken)
     assert str(quick.value).startswith("truncated or corrupt JPEG: ")
+
+
+def test_the_size_read_from_the_header_is_the_upright_photo_load_image_gives(tmp_path):
+    from dapt_core.data.images import image_size, largest_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the camera was turned: shown rotated by 90 degrees
+    turned = tmp_path / "turned.jpg"
+    Image.new("RGB", (300, 200), (90, 90, 90)).save(turned, exif=exif)
+    assert image_size(turned) == load_image(turned).size == (200, 300)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture")
+    assert image_size(broken) is None
+    assert largest_size([broken, turned]) == (200, 300)

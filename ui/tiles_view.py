@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from PIL import Image, ImageDraw
 
-from dapt_core.data.images import load_image
+from dapt_core.data.images import image_size, load_image
 from dapt_core.engine.tiling import Tiling
 from dapt_core.errors import DaptError
 from ui.i18n import error_text, t
@@ -16,12 +16,12 @@ PREVIEW_WIDTH = 360
 
 def tile_preview(split, tiles: str, input_size: int) -> None:
     """The largest training photo with its tiles drawn on it (the first one filled), and what they mean."""
-    photos = [item.path for item in split.train]
-    if not photos:
+    sizes = {item.path: image_size(item.path) for item in split.train}
+    readable = [path for path, size in sizes.items() if size is not None]
+    if not readable:
         return
     try:
-        path = max(photos, key=lambda p: _area(p))
-        image = load_image(path)
+        image = load_image(max(readable, key=lambda path: sizes[path][0] * sizes[path][1]))
         boxes = Tiling.parse(tiles).boxes(image.width, image.height, input_size)
     except (DaptError, OSError) as error:
         st.error(error_text(error) if isinstance(error, DaptError) else str(error), icon=":material/error:")
@@ -41,11 +41,3 @@ def tile_preview(split, tiles: str, input_size: int) -> None:
     st.image(Image.alpha_composite(shown, layer).convert("RGB"), width=PREVIEW_WIDTH)
     st.caption(t("tune.tiles_preview", tiles=len(boxes), side=first[2] - first[0], width=image.width,
                  height=image.height, size=input_size))
-
-
-def _area(path) -> int:
-    try:
-        with Image.open(path) as image:  # reads the header only
-            return image.width * image.height
-    except OSError:
-        return 0

@@ -115,6 +115,31 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
         raise ImageRejected(f"{name}: {rejected}") from None
 
 
+# EXIF orientations that turn a photo by 90 degrees: `load_image` returns it with width and height swapped.
+_QUARTER_TURNS = frozenset({5, 6, 7, 8})
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """A photo's (width, height) as `load_image` returns it (upright), read from its header alone;
+    None for a file that cannot be read. For counting tiles and sizes without decoding pixels."""
+    try:
+        with Image.open(path, formats=ACCEPTED_FORMATS) as image:
+            width, height = image.size
+            try:
+                turned = image.getexif().get(0x0112) in _QUARTER_TURNS  # 0x0112: Orientation
+            except (*_DECODE_ERRORS, KeyError, TypeError):
+                turned = False  # damaged EXIF: load_image ignores it too
+    except (*_DECODE_ERRORS, UnidentifiedImageError):
+        return None
+    return (height, width) if turned else (width, height)
+
+
+def largest_size(paths) -> tuple[int, int] | None:
+    """The (width, height) of the largest (by area) readable photo among `paths`; None if none is."""
+    sizes = [size for size in map(image_size, paths) if size is not None]
+    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
+
+
 def check_image(source: ImageSource) -> None:
     """Raise ImageRejected, saying why, where load_image would; return None where it would succeed.
 

@@ -67,25 +67,20 @@ def heatmap(view_logits: np.ndarray, boxes: list[Box], size: tuple[int, int], cl
     without it the map is as coarse as the tiles."""
     if not boxes:
         return None
-    every, column = list(boxes), _column(np.asarray(view_logits)[1:], classnames, name, good)
+    column = _column(np.asarray(view_logits)[1:], classnames, name, good)
     level = float(column.max())
+    values = evidence_map(boxes, column[:, None], *size)[0]
     if score is not None:
         side = boxes[0][2] - boxes[0][0]
         hot = boxes[int(column.argmax())]
         x, y = (hot[0] + hot[2]) / 2, (hot[1] + hot[3]) / 2
-        for edges in (False, True):
+        for edges in (False, True):  # round two looks where round one peaked; the closest look is the map
             windows = detail_windows(x, y, side, *size, edges=edges)
             window_column = _column(score(windows), classnames, name, good)
+            level = max(level, float(window_column.max()))
             values = evidence_map(windows, window_column[:, None], *size)[0]
             if values.max() > 0:
                 x, y = peak(values, *size)
-            every += windows
-            column = np.concatenate([column, window_column])
-            level = max(level, float(window_column.max()))
-        # the closest look decides the place
-        values = evidence_map(windows, window_column[:, None], *size)[0]
-    else:
-        values = evidence_map(every, column[:, None], *size)[0]
     return Heatmap(name, values, level, size, peak(values, *size), _hot_box(values, size))
 
 

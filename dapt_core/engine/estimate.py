@@ -23,12 +23,13 @@ from pathlib import Path
 import torch
 
 from .. import atomic
-from ..data.images import load_image
+from ..data.images import image_size, load_image
 from ..data.records import Split
+from ..errors import ImageRejected
 from .backbone import Backbone
 from .cpu_memory import on_the_cpu
 from .methods import TuningConfig
-from .tiled import KEY_TILES, RESELECT_EVERY
+from .tiled import KEY_TILES, reselection_epochs
 from .views import epoch_batches
 
 TIMINGS_FILE = "step-times.json"
@@ -111,8 +112,7 @@ def estimate_run(backbone: Backbone, split: Split, config: TuningConfig, *, shot
     if config.trains and config.visual_prompt and config.beta_v > 0:
         seconds["prototypes"] = n_train * views * per_view
     if train_tiles is not None:
-        every = max(1, round(epochs * RESELECT_EVERY))
-        choices = 1 + len(range(every, epochs, every))  # at the start, then every tenth of the run
+        choices = 1 + len(reselection_epochs(epochs))  # before the first epoch, then again during the run
         seconds["key_tiles"] = choices * n_train * train_tiles * per_view
         counts["key_tile_choices"] = choices
     seconds["train"] = steps * timing["step"]
@@ -126,15 +126,8 @@ def estimate_run(backbone: Backbone, split: Split, config: TuningConfig, *, shot
 
 
 def _mean_tiles(items, tiling, size: int) -> float:
-    from PIL import Image
-
-    counts = []
-    for item in items[:64]:  # a sample is enough: photos of one project have one or a few sizes
-        try:
-            with Image.open(item.path) as image:
-                counts.append(len(tiling.boxes(image.width, image.height, size)))
-        except OSError:
-            continue
+    # A sample is enough: the photos of one project have one or a few sizes.
+    counts = [len(tiling.boxes(*found, size)) for found in (image_size(item.path) for item in items[:64]) if found]
     return sum(counts) / len(counts) if counts else 0.0
 
 
@@ -149,7 +142,7 @@ def _decode_seconds(split: Split) -> float:
         try:
             load_image(item.path)
             decoded += 1
-        except Exception:  # noqa: BLE001 - an unreadable photo is skipped by the run too
+        except (ImageRejected, OSError):  # an unreadable photo is skipped by the run too
             continue
     per_photo = (time.perf_counter() - started) / max(1, decoded)
     return per_photo * (len(split.train) + len(split.test))

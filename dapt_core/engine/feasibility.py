@@ -242,6 +242,7 @@ def check_feasibility(backbone, classnames: list[str], items: list, *, good_clas
     """
     import torch
 
+    from ..data.images import largest_size
     from .evaluation import encode_images
     from .feature_cache import FrozenFeatureCache
     from .prompts import PromptedCLIP
@@ -259,25 +260,11 @@ def check_feasibility(backbone, classnames: list[str], items: list, *, good_clas
         zero_shot = (features @ text.cpu().t()).argmax(dim=1).numpy()
     result = probe(features.numpy(), labels.numpy(), classnames, good_class=good_class,
                    zero_shot_predictions=zero_shot, image_size=backbone.preprocessing.size,
-                   largest_photo=_largest_photo(items))
+                   largest_photo=largest_size(item.path for item in items))
     result.update(backbone=backbone.spec, templates=templates,
                   skipped=[{"path": s.path, "reason": s.reason} for s in skipped],
                   seconds=time.perf_counter() - started)
     return result
-
-
-def _largest_photo(items: list) -> tuple[int, int] | None:
-    """The (width, height) of the largest of these photos, read from the files' headers."""
-    from PIL import Image
-
-    sizes = []
-    for item in items:
-        try:
-            with Image.open(item.path) as image:
-                sizes.append(image.size)
-        except OSError:
-            continue
-    return max(sizes, key=lambda size: size[0] * size[1]) if sizes else None
 
 
 def result_key(backbone_identity: dict, classnames: list[str], photos: list[tuple[str, int]],

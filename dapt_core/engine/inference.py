@@ -97,12 +97,7 @@ class Classifier:
         """(N, C) logits and (N,) novelty scores (None for a file without calibration). A tiled file's
         logits are the photos' pooled ones (engine/tiling.py); the novelty is the whole photo's."""
         if self.tiling.on:
-            looks = [self.look(image) for image in images]
-            if not looks:
-                return torch.empty(0, len(self.classnames)), None
-            novelty = [look.novelty for look in looks]
-            return (torch.stack([look.logits for look in looks]),
-                    None if novelty[0] is None else torch.stack(novelty))
+            return _stacked([self.look(image) for image in images], len(self.classnames))
         device = self.model.backbone.device
         logits, novelty = [], []
         for start in range(0, len(images), batch_size):
@@ -193,8 +188,8 @@ class Classifier:
         looks = [self.look(image) for image in images]
         if not looks:
             return []
-        novelty = None if looks[0].novelty is None else torch.stack([look.novelty for look in looks]).numpy()
-        predictions = decision.decide(torch.stack([look.logits for look in looks]).numpy(), novelty)
+        logits, novelty = _stacked(looks, len(self.classnames))
+        predictions = decision.decide(logits.numpy(), None if novelty is None else novelty.numpy())
         if heatmaps:
             attach_heatmaps(predictions, [self._with_detail(look, prediction.label)
                                           for look, prediction in zip(looks, predictions)],
@@ -221,6 +216,14 @@ class TiledLook:
     boxes: list  # the T tiles, (left, top, right, bottom) in the photo's pixels
     size: tuple[int, int]  # the photo's width and height
     image: Image.Image | None = None  # the photo itself, for the detail windows of a heatmap
+
+
+def _stacked(looks: list[TiledLook], n_classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The photos' logits (N, C) and novelty (N,) (None for a file without calibration) of their looks."""
+    if not looks:
+        return torch.empty(0, n_classes), None
+    novelty = None if looks[0].novelty is None else torch.stack([look.novelty for look in looks])
+    return torch.stack([look.logits for look in looks]), novelty
 
 
 def prompted_model(file: prompt_file.PromptFile, backbone: Backbone, labels: list[int] | None = None) -> PromptedCLIP:

@@ -22,15 +22,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..data.images import load_image
+from ..data.images import image_size, load_image
 from ..data.records import LabeledImage
 from ..errors import Cancelled, ImageRejected
-from .augment import Augmentation
+from .augment import Augmentation, working_image
 from .prompts import PromptedCLIP
 from .tiling import Box, Tiling, pool_log_probs
 from .transforms import Preprocessing, test_view, view_generator
@@ -43,6 +42,12 @@ VIEW_CHUNK = 64
 KEY_TILES = 3
 # The key tiles are chosen again with the model being tuned every this share of the epochs.
 RESELECT_EVERY = 0.1
+
+
+def reselection_epochs(epochs: int) -> list[int]:
+    """The epochs before which a tiled run chooses its key tiles again (they are first chosen before epoch 0)."""
+    every = max(1, round(epochs * RESELECT_EVERY))
+    return list(range(every, epochs, every))
 # A training tile view may shift by up to this share of a tile, so the defect is not always in one place.
 TILE_JITTER = 0.125
 
@@ -52,14 +57,8 @@ def any_tiles(items: list[LabeledImage], tiling: Tiling, input_size: int) -> boo
     none). When none does, a tiled run is the untiled run, image for image: it takes that path."""
     if not tiling.on:
         return False
-    for item in items:
-        try:
-            with Image.open(item.path) as image:  # the header only
-                if tiling.boxes(image.width, image.height, input_size):
-                    return True
-        except OSError:
-            continue
-    return False
+    return any(size is not None and tiling.boxes(*size, input_size)
+               for size in (image_size(item.path) for item in items))
 
 
 def photo_views(image: Image.Image, tiling: Tiling, prep: Preprocessing) -> tuple[torch.Tensor, list[Box]]:
@@ -139,16 +138,13 @@ class TiledTrainingViews(ImageViews):
             return cached
         image = load_image(self.items[index].path)
         boxes = self.tiling.boxes(image.width, image.height, self.prep.size)
-        if boxes:
-            side = boxes[0][2] - boxes[0][0]
-            scale = min(1.0, 2 * self.prep.size / side)
+        if boxes:  # a tile shrunk to at most twice the model's input
+            limit = math.ceil(min(image.size) * min(1.0, 2 * self.prep.size / (boxes[0][2] - boxes[0][0])))
         else:  # no tiles: the whole photo's working size, as an untiled run keeps it
-            scale = min(1.0, self.augmentation.working_limit(self.prep.size) / min(image.size))
-        if scale < 1.0:
-            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                                 Image.Resampling.BICUBIC, reducing_gap=3.0)
+            limit = self.augmentation.working_limit(self.prep.size)
+        pixels = working_image(image, limit)
+        scale = pixels.shape[2] / image.width
         self.boxes[index] = [tuple(round(v * scale) for v in box) for box in boxes]
-        pixels = torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
         if self._cache_enabled:
             self._cache[index] = pixels
         return pixels

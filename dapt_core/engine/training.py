@@ -26,7 +26,7 @@ from .methods import TuningConfig, learning_rate
 from .metrics import text_spread
 from .progress import Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
-from .tiled import RESELECT_EVERY, TiledTrainingViews, any_tiles, choose_key_tiles
+from .tiled import TiledTrainingViews, any_tiles, choose_key_tiles, reselection_epochs
 from .tiling import pool_log_probs
 from .views import ImageViews, epoch_batches, loader, model_input, skipped_records
 from .zeroshot import zero_shot_text_features
@@ -116,8 +116,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     if tiled:
         zero_shot = zero_shot_text_features(backbone, classnames, config.templates, cache_dir)
         choose_key_tiles(model, views, good, frozen=True, zero_shot_text=zero_shot, cancel=cancel)
-    every = max(1, round(epochs * RESELECT_EVERY))
-    reselect = set(range(every, epochs, every)) if tiled else set()
+    reselect = set(reselection_epochs(epochs)) if tiled else set()
 
     prototypes = None
     if config.visual_prompt and config.beta_v > 0:
