@@ -130,6 +130,7 @@ def measure(backbone, classes: int, batch_size: int, steps: int, warmup: int, bu
     """Images per second and peak memory of DAPT training steps with `classes` classes."""
     import torch.nn.functional as F
 
+    from dapt_core.engine.loss_terms import LOSS
     from dapt_core.engine.methods import TuningConfig
     from dapt_core.engine.training import _step, build_model
     from dapt_core.engine.views import Batch
@@ -178,7 +179,7 @@ def measure(backbone, classes: int, batch_size: int, steps: int, warmup: int, bu
         "steps": timed,
         "ms_per_step": round(1000 * elapsed / timed, 2),
         "images_per_second": round(timed * batch_size / elapsed, 1),
-        "loss": round(float(terms["loss"]), 4),
+        "loss": round(float(terms[LOSS]), 4),
         "text_tokens": int(model.token_ids.shape[1]),
     }
     if cuda:

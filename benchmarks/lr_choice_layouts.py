@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the miniature layouts' builders
 
 from test_datasets import SPLIT_FILE_CASES, build_split_file_dataset  # noqa: E402
 
-from dapt_core.bench.presets import bench_config  # noqa: E402
+from dapt_core.bench.hyperparameters import bench_config  # noqa: E402
 from dapt_core.data.datasets import read_dataset  # noqa: E402
 from dapt_core.data.fewshot import few_shot_split  # noqa: E402
 from dapt_core.engine.backbone import load_backbone  # noqa: E402
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
             full = read_dataset(name, root)
             for seed in args.seeds:
                 split = few_shot_split(full, args.shots, seed)
-                recipe, preset, _, _ = bench_config(name, "dapt", args.shots, seed)
+                recipe, hyperparameters, _, _ = bench_config(name, "dapt", args.shots, seed)
                 line = {"dataset": name, "seed": seed}
                 for choice in CHOICES:
                     started = time.perf_counter()
@@ -104,8 +104,9 @@ def main(argv=None) -> int:
                                     "train_accuracy": history[-1]["train_accuracy"] if history else None,
                                     "seconds": time.perf_counter() - started}
                 rows.append(line)
-                print(f"{name} seed {seed} (recipe lr {preset['lr']:g}, beta_v {preset['beta_v']:g}, "
-                      f"beta_t {preset['beta_t']:g}, {preset['epochs']} epochs): zero-shot {line['zero_shot']:.3f}; "
+                print(f"{name} seed {seed} (recipe lr {hyperparameters['lr']:g}, "
+                      f"beta_v {hyperparameters['beta_v']:g}, beta_t {hyperparameters['beta_t']:g}, "
+                      f"{hyperparameters['epochs']} epochs): zero-shot {line['zero_shot']:.3f}; "
                       + "; ".join(f"{c} lr {line[c]['lr']:.3g}: {line[c]['accuracy']:.3f} "
                                   f"(train {line[c]['train_accuracy']:.2f}, {line[c]['seconds']:.0f} s)"
                                   for c in CHOICES), flush=True)

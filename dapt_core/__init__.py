@@ -11,10 +11,11 @@ Subpackages, each importing only from those listed before it:
 
     errors, atomic   the error types every layer raises; crash-safe file writes
     data             labelled-image records, image intake, class folders, few-shot draws, benchmark readers
-    engine           the frozen backbone, prompts, losses, methods, training, evaluation and the prompt file
-    deploy           the inspection line: unknown flag, calibration, prediction sets, folders to CSV, ONNX
-                     (the one exception to the order: the engine's experiment and Classifier use its
-                     calibration, novelty and prediction modules; its export and latency use the Classifier)
+    engine           the frozen backbone, prompts, losses, methods, training, evaluation, the unknown check
+                     (novelty) and the prompt file
+    deploy           the inspection line: calibration, pass/fail, prediction sets, heatmaps, folders to CSV,
+                     ONNX (the one exception to the order: the engine's experiment and Classifier use its
+                     torch-free decision modules; tests/test_layering.py states and checks the rule)
     demo             the procedural demo task and its renderer
     bench            the paper-benchmark runner and its report tables
     studio           the app's backend: projects on disk, background jobs, embedding maps, the HTML report

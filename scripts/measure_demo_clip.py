@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from dapt_core.data.folders import load_split  # noqa: E402
-from dapt_core.engine.backbone import load_backbone  # noqa: E402
+from dapt_core.engine.backbone import LOCAL_DIR_PREFIX, load_backbone  # noqa: E402
 from dapt_core.engine.evaluation import encode_images  # noqa: E402
 from dapt_core.engine.prompts import PromptedCLIP  # noqa: E402
 
@@ -56,7 +56,7 @@ def accuracy(features: torch.Tensor, labels: torch.Tensor, classifier: torch.Ten
 def measure(model_dir: Path, task_dir: Path) -> dict:
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
-    backbone = load_backbone(f"local-dir:{model_dir}")
+    backbone = load_backbone(f"{LOCAL_DIR_PREFIX}{model_dir}")
     split = load_split(task_dir, shots=16, seed=1)
     classes = split.classnames
     own = backbone.zero_shot_templates or SINGLE_TEMPLATE

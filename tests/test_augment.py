@@ -148,7 +148,7 @@ def test_views_are_reproducible_and_independent_of_the_batch(tmp_path):
 
 
 def test_tune_defaults_to_the_inspection_preset_and_bench_keeps_the_recipe():
-    from dapt_core.bench.presets import bench_config
+    from dapt_core.bench.hyperparameters import bench_config
 
     assert TuningConfig().preset == "inspection" and not TuningConfig().rotations
     config, *_ = bench_config("DTD", "dapt", 16, seed=1, overrides={"lr": 0.5})

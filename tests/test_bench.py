@@ -1,5 +1,5 @@
 """`dapt bench`: seed sweeps on miniature fakes of the benchmark layouts, resume, the report, domain
-generalisation on fake ImageNet variants, and the per-data-set presets.
+generalisation on fake ImageNet variants, and the per-data-set hyperparameters.
 
 The fakes are the layouts of tests/test_datasets.py with images recoloured per class (noisy solid colours),
 so the tiny random-weight CLIP of conftest.py has something to tell apart.
@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from test_datasets import SPLIT_FILE_CASES, build_imagenet, build_imagenet_variants, build_split_file_dataset
 
-from dapt_core.bench.presets import bench_config, preset_for
+from dapt_core.bench.hyperparameters import bench_config, recipe_hyperparameters
 from dapt_core.cli import main
 from dapt_core.data.datasets import FEW_SHOT_BENCHMARKS, imagenet_label_map, read_dataset
 from dapt_core.engine.inference import Classifier
@@ -224,32 +224,33 @@ def test_dg_scores_imagenet_prompts_on_the_variants_with_only_the_subset_classes
     assert "ImageNet/dapt/16shot/seed2.safetensors is missing" in error and "--dataset ImageNet" in error
 
 
-# ------------------------------------------------------------------------------------------- presets
-def test_presets_follow_the_recipe_by_data_set_name_and_overrides_win():
+# ----------------------------------------------------------------------------------- hyperparameters
+def test_hyperparameters_follow_the_recipe_by_data_set_name_and_overrides_win():
+    recipe = recipe_hyperparameters
     for name in FEW_SHOT_BENCHMARKS:  # every data set of the paper has the recipe's DAPT settings
-        preset, source = preset_for(name, "dapt", 16)
-        assert set(preset) == {"lr", "beta_v", "beta_t", "epochs"} and name in source
-        assert preset["lr"] > 0 and preset["beta_v"] > 0 and preset["beta_t"] > 0
-        assert preset["epochs"] == (50 if name == "ImageNet" else 200)
-    assert preset_for("DTD", "dapt", 16)[0] == {"lr": 20.0, "beta_v": 100.0, "beta_t": 0.01, "epochs": 200}
-    assert preset_for("eurosat", "dapt", 4)[0] == {"lr": 20.0, "beta_v": 100.0, "beta_t": 10.0, "epochs": 100}
-    assert preset_for("OxfordFlowers", "dapt", 1)[0] == {"lr": 0.002, "beta_v": 10.0, "beta_t": 0.01, "epochs": 50}
-    assert preset_for("imagenet", "dapt", 16)[0] == {"lr": 2.0, "beta_v": 0.01, "beta_t": 0.01, "epochs": 50}
-    assert preset_for("Caltech101", "dapt", 8)[0]["lr"] == 0.2
-    assert preset_for("StanfordCars", "coop", 16)[0] == {"lr": 0.002, "epochs": 200}  # CoOp's lr everywhere
-    assert preset_for("DTD", "vpt", 2)[0] == {"lr": 20.0, "epochs": 100}
-    assert preset_for("DTD", "zeroshot", 16)[0] == {}
+        hyperparameters, source = recipe(name, "dapt", 16)
+        assert set(hyperparameters) == {"lr", "beta_v", "beta_t", "epochs"} and name in source
+        assert hyperparameters["lr"] > 0 and hyperparameters["beta_v"] > 0 and hyperparameters["beta_t"] > 0
+        assert hyperparameters["epochs"] == (50 if name == "ImageNet" else 200)
+    assert recipe("DTD", "dapt", 16)[0] == {"lr": 20.0, "beta_v": 100.0, "beta_t": 0.01, "epochs": 200}
+    assert recipe("eurosat", "dapt", 4)[0] == {"lr": 20.0, "beta_v": 100.0, "beta_t": 10.0, "epochs": 100}
+    assert recipe("OxfordFlowers", "dapt", 1)[0] == {"lr": 0.002, "beta_v": 10.0, "beta_t": 0.01, "epochs": 50}
+    assert recipe("imagenet", "dapt", 16)[0] == {"lr": 2.0, "beta_v": 0.01, "beta_t": 0.01, "epochs": 50}
+    assert recipe("Caltech101", "dapt", 8)[0]["lr"] == 0.2
+    assert recipe("StanfordCars", "coop", 16)[0] == {"lr": 0.002, "epochs": 200}  # CoOp's lr everywhere
+    assert recipe("DTD", "vpt", 2)[0] == {"lr": 20.0, "epochs": 100}
+    assert recipe("DTD", "zeroshot", 16)[0] == {}
 
-    config, preset, source, applied = bench_config("ucf101", "dapt", 16, 3, {"lr": 0.5, "beta_t": None})
+    config, hyperparameters, source, applied = bench_config("ucf101", "dapt", 16, 3, {"lr": 0.5, "beta_t": None})
     assert (config.lr, config.beta_v, config.beta_t, config.epochs, config.seed) == (0.5, 0.1, 0.1, 200, 3)
-    assert preset["lr"] == 20.0 and applied == {"lr": 0.5} and "UCF101" in source
+    assert hyperparameters["lr"] == 20.0 and applied == {"lr": 0.5} and "UCF101" in source
     coop, *_ = bench_config("OxfordPets", "coop", 2, 1)
     assert (coop.lr, coop.beta_v, coop.beta_t, coop.epochs) == (0.002, 0.0, 0.0, 100)
     zeroshot, _, _, applied = bench_config("DTD", "zeroshot", 16, 1, {"lr": 0.5, "templates": "photo"})
     assert applied == {"templates": "photo"} and zeroshot.templates == "photo"
 
     with pytest.raises(ConfigError, match="dg"):
-        preset_for("ImageNet-A", "dapt", 16)
+        recipe("ImageNet-A", "dapt", 16)
     with pytest.raises(ConfigError, match="dapt"):
         bench_config("DTD", "coop", 16, 1, {"beta_v": 5.0})
 

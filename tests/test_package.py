@@ -29,6 +29,14 @@ def test_the_cli_and_the_engine_need_neither_umap_nor_plotly():
     assert not loaded & {"umap", "plotly", "streamlit"}
 
 
+def test_the_run_settings_and_the_names_of_the_loss_terms_need_no_torch():
+    # the command line validates a TuningConfig, and the run's health reads a history, before torch loads
+    loaded = _modules_after("import dapt_core.engine.methods, dapt_core.engine.augmentation_presets, "
+                            "dapt_core.engine.loss_terms, dapt_core.engine.run_health")
+    assert "dapt_core" in loaded
+    assert not loaded & {"torch", "open_clip", "torchvision"}
+
+
 def test_a_line_pc_runs_the_onnx_export_and_folders_to_csv_without_torch():
     # what `pip install onnxruntime pillow numpy` plus this package gives a line PC
     loaded = _modules_after("from dapt_core import OnnxClassifier, Decision, Prediction, predict_paths, write_csv")

@@ -5,10 +5,10 @@ from dapt_core.data.folders import load_split
 from dapt_core.engine.methods import TuningConfig
 from dapt_core.engine.selection import (
     choose_learning_rate,
+    cross_validated_learning_rate,
     fold_indices,
     quick_learning_rate,
     scaled_learning_rate,
-    select_learning_rate,
 )
 from dapt_core.errors import ConfigError
 
@@ -27,7 +27,7 @@ def test_cross_validation_prefers_the_rate_that_learns(tiny_backbone, colour_tas
     split = load_split(colour_task, shots=6, seed=1)
     config = TuningConfig(method="coop", epochs=8, batch_size=4)
     updates = []
-    selection = select_learning_rate(tiny_backbone, split.classnames, split.train, config,
+    selection = cross_validated_learning_rate(tiny_backbone, split.classnames, split.train, config,
                                      grid=(0.002, 500.0), on_progress=updates.append)
     by_lr = {s["lr"]: s for s in selection.scores}
     assert selection.lr == 0.002
@@ -38,7 +38,7 @@ def test_cross_validation_prefers_the_rate_that_learns(tiny_backbone, colour_tas
 def test_too_few_images_per_class_for_the_folds(tiny_backbone, colour_task):
     split = load_split(colour_task, shots=1, seed=1)
     with pytest.raises(ConfigError, match="--lr"):
-        select_learning_rate(tiny_backbone, split.classnames, split.train, TuningConfig(method="coop"))
+        cross_validated_learning_rate(tiny_backbone, split.classnames, split.train, TuningConfig(method="coop"))
 
 
 def test_cli_lr_auto_records_the_choice(tiny_spec, colour_task, tmp_path):

@@ -133,7 +133,7 @@ def _count_decodes(monkeypatch) -> list:
 
 
 def test_the_unknown_check_reuses_the_photos_tuning_decoded(tiny_backbone, split, monkeypatch):
-    from dapt_core.deploy.novelty import NoveltyReference
+    from dapt_core.engine.novelty import NoveltyReference
     tuning = tune(tiny_backbone, split.classnames, split.train, TuningConfig(method="dapt", epochs=1, lr=0.5),
                   keep_decoded=True)
     fresh = NoveltyReference.from_training(tuning.prompted, split.train)
@@ -147,7 +147,7 @@ def test_the_unknown_check_reuses_the_photos_tuning_decoded(tiny_backbone, split
 def test_photos_shrunk_for_tuning_are_decoded_again_for_their_test_view(tiny_backbone, tmp_path, monkeypatch):
     from conftest import write_colour_task
 
-    from dapt_core.deploy.novelty import NoveltyReference
+    from dapt_core.engine.novelty import NoveltyReference
     big = load_split(write_colour_task(tmp_path / "big", per_class=4, size=300), shots=2, seed=1)
     tuning = tune(tiny_backbone, big.classnames, big.train, TuningConfig(method="dapt", epochs=1, lr=0.5),
                   keep_decoded=True)

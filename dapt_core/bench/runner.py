@@ -11,9 +11,9 @@ and the few-shot selection under OUT/<DataSet>/fewshot/, shared by every method 
 same images. A seed whose JSON and prompt file exist is skipped, so an interrupted sweep resumes where it
 stopped; both are written atomically (temporary file, then rename), the JSON last.
 
-Settings come from the recipe's per-data-set presets (docs/recipe.md), chosen by data set name; every
-one of them can be overridden on the command line, and the JSON records the preset, the overrides and the
-final configuration.
+Settings come from the recipe's per-data-set hyperparameters (docs/recipe.md, bench/hyperparameters.py),
+chosen by data set name; every one of them can be overridden on the command line, and the JSON records
+them (under "preset", its older name), the overrides and the final configuration.
 
 Under `torchrun --nproc_per_node N` the same command trains and evaluates data-parallel
 (DistributedDataParallel in dapt_core.engine.training, sharded evaluation in dapt_core.engine.evaluation): NCCL with one
@@ -33,7 +33,7 @@ from .. import atomic
 from ..engine.methods import TuningConfig
 from ..errors import ConfigError
 from .distributed import Distributed, distributed
-from .presets import OVERRIDABLE, bench_config
+from .hyperparameters import OVERRIDABLE, bench_config
 from .results import (
     FEW_SHOT,
     RESULT_KIND,
@@ -104,8 +104,8 @@ class Plan:
     method: str
     seed: int
     config: TuningConfig
-    preset: dict
-    preset_source: str
+    hyperparameters: dict  # the recipe's for this data set, method and shot count
+    hyperparameters_source: str
     overrides: dict
 
     @property
@@ -191,7 +191,8 @@ def _write_result(session: Session, plan: Plan, result, total_seconds: float, se
     prompt_file = plan.prompt_file(session.out)
     settings = {
         "dataset": plan.dataset, "method": plan.method, "shots": plan.shots, "seed": plan.seed,
-        "preset": plan.preset, "preset_source": plan.preset_source, "overrides": plan.overrides,
+        # "preset": the result file's older name for the recipe's hyperparameters (kept for its readers)
+        "preset": plan.hyperparameters, "preset_source": plan.hyperparameters_source, "overrides": plan.overrides,
         "config": plan.config.to_dict(), **session.environment, "data_root": session.data_root_recorded,
         "few_shot_file": str(selection_file.relative_to(session.out)),
     }

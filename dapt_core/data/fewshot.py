@@ -47,8 +47,8 @@ def few_shot_split(split: Split, shots: int, seed: int, cache_path: Path | None 
         notes.append(f"Few-shot selection reused from {cache_path}.")
     else:
         rng = random.Random(seed)
-        train = draw_per_class(split.train, len(split.classnames), shots, rng)
-        val = draw_per_class(split.val, len(split.classnames), val_shots, rng)
+        train = draw_protocol_shots(split.train, len(split.classnames), shots, rng)
+        val = draw_protocol_shots(split.val, len(split.classnames), val_shots, rng)
         if cache_path is not None:
             save_selection(Path(cache_path), split, train, val, shots, seed)
     notes += shortfall_notes(train, split.classnames, shots, "training")
@@ -57,12 +57,16 @@ def few_shot_split(split: Split, shots: int, seed: int, cache_path: Path | None 
     return Split(list(split.classnames), train, list(split.test), val, list(split.skipped), notes)
 
 
-def draw_per_class(
+def draw_protocol_shots(
     images: list[LabeledImage], class_count: int, per_class: int, rng: random.Random
 ) -> list[LabeledImage]:
-    """Up to `per_class` images of each class, drawn with `rng`, returned in label then path order.
+    """The benchmark protocol's draw: up to `per_class` images of each class, drawn with the one
+    generator `rng` advanced class by class (as CoOp's code draws), returned in label then path order.
 
     Each class's images are sorted by path before drawing, so the result does not depend on listing order.
+    A folder task (`dapt tune`, the app) draws with data.folders' _draw_class_shots instead, a generator
+    per class, so that adding a class to a project leaves the others' shots as they were; the two are not
+    one function because either draw would change the images the other's saved runs and selections hold.
 
     Args:
         images: the images to draw from.

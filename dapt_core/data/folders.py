@@ -386,7 +386,9 @@ def _assemble_split(
     seed: int,
     order: Callable[[Path], object] | None = None,
 ) -> Split:
-    """The one place shots are drawn, for folders and for the app alike."""
+    """The one place the shots of a folder task are drawn: `dapt tune` and `dapt eval` (load_split) and
+    the app's projects (split_from_files) alike. The paper's benchmarks draw theirs differently, with
+    data.fewshot.draw_protocol_shots; _draw_class_shots says why the two are kept apart."""
     split = Split(classnames=[source.name for source in classes], train=[], test=[])
     without_test = []
     for label, source in enumerate(classes):
@@ -408,7 +410,7 @@ def _assemble_split(
                     f"{wanted} of them train and the rest are kept for testing "
                     "(at most half of a class trains when it has no test images of its own)"
                 )
-        drawn, rest = _draw(source.pool, wanted, seed, order)
+        drawn, rest = _draw_class_shots(source.pool, wanted, seed, order)
         if wanted is not None and len(drawn) < wanted:
             split.notes.append(
                 f"class '{source.name}' has only {_count(len(drawn), 'training image')}, "
@@ -432,14 +434,23 @@ def _assemble_split(
     return split
 
 
-def _draw(
+def _draw_class_shots(
     paths: Sequence[Path], shots: int | None, seed: int, order: Callable[[Path], object] | None = None
 ) -> tuple[list[Path], list[Path]]:
-    """Pick `shots` of `paths` at random and return (picked, rest), both sorted.
+    """A folder task's draw of one class: pick `shots` of the class's `paths` at random and return
+    (picked, rest), both sorted; the rest are the class's test images where it has no test folder.
 
     Sorting first makes the draw independent of the order the file system lists files in.
     Each class gets a fresh random.Random(seed) rather than sharing one generator, so adding
-    or removing a class leaves the other classes' draws unchanged.
+    or removing a class leaves the other classes' draws unchanged: a user adds classes to a
+    project as they go, and the runs saved before must keep their training photos.
+
+    The paper's benchmarks draw with data.fewshot.draw_protocol_shots instead: one generator
+    advanced class by class (as CoOp's code draws), over training and validation parts, with the
+    selection saved beside the results. One function for both would change either the training
+    photos of every project and `dapt tune` split (and the measurements made on them, e.g.
+    benchmarks/demo_methods.py, hard_tasks.py and tiles.py, which draw with load_split) and break
+    the promise above (tests/test_folders.py), or every new benchmark selection, so both stay.
     """
     ordered = sorted(paths, key=order)
     if shots is None or shots >= len(ordered):

@@ -152,7 +152,6 @@ TASKS: dict[str, DemoTask] = {
                         file_format="jpeg", texture_size=256),
 }
 DEFAULT_TASK = "carbon-fibre"
-MATERIAL = TASKS[DEFAULT_TASK].material
 
 
 def _task(name: str) -> DemoTask:

@@ -29,8 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import ConfigError
-from .methods import AUGMENTATION_PRESETS
+from .augmentation_presets import check_preset
 from .transforms import CROP_RATIO, CROP_SCALE, Preprocessing, random_crop_box
 
 # The smallest crop of the inspection preset, as a fraction of the picture's area. On the demo task
@@ -53,14 +52,10 @@ class Augmentation:
     @classmethod
     def of(cls, preset: str, rotations: bool = False) -> Augmentation:
         """The augmentation of a named preset; `rotations` only exists for the inspection preset."""
+        check_preset(preset, rotations)
         if preset == "recipe":
-            if rotations:
-                raise ConfigError("The recipe preset has no 90-degree turns (the paper's augmentation); "
-                                  "use the inspection preset to allow them.")
             return cls("recipe", CROP_SCALE)
-        if preset == "inspection":
-            return cls("inspection", (INSPECTION_CROP_FLOOR, 1.0), rotations=rotations)
-        raise ConfigError(f"Unknown preset '{preset}'. Choose one of: {', '.join(AUGMENTATION_PRESETS)}.")
+        return cls("inspection", (INSPECTION_CROP_FLOOR, 1.0), rotations=rotations)
 
     def describe(self) -> str:
         turns = ", 90-degree turns" if self.rotations else ""

@@ -3,12 +3,11 @@
 A tuning step on the CPU allocates and frees the same activation buffers every step. glibc's malloc
 returns freed memory at the top of its heap to the system once more than twice its mmap threshold is
 free there, and serves buffers above that threshold with fresh mmap()s, so each step pays again for
-zero-filled pages: on two cores a ViT-B-32 run of `dapt tune` took 1.5 million page faults and 8 s of
-system time (10 classes of benchmarks/vs_reference.py, fp32). Keeping what is freed took the training
-loop from 34.9 to 34.2 s; with the encoding passes in CPU-sized chunks as well (prompts.CPU_ENCODE_CHUNK,
-so that their buffers fit under the threshold below) 32.8 s, and the whole command from about 47 to
-44.4 s, with 0.67 million page faults. For the 192-wide demo model the gain is within noise, its
-buffers being small.
+zero-filled pages, in page faults and system time. benchmarks/cpu_memory.py measures what keeping them
+saves (page faults, system time, the training loop's and the whole command's seconds, with and without)
+on a ViT-B-32 run of `dapt tune`; the encoding passes run in CPU-sized chunks (prompts.CPU_ENCODE_CHUNK)
+so that their buffers fit under the threshold below too. For a narrow tower such as the demo model's the
+buffers are small and the gain is within noise.
 
 While `keep_freed_memory()` is active, buffers up to glibc's largest mmap threshold (32 MiB on 64-bit
 systems; a ViT-B activation of batch 32 is under 27 MiB) come from the heap, and the heap is never

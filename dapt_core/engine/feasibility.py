@@ -51,7 +51,7 @@ WIDE_INTERVAL = 0.3  # wider than this (in accuracy), the verdict rests on too f
 # A pair mixed up in this share of its photos, and holding half of all mix-ups, is worth a look at its labels.
 MIXED_UP_SHARE = 0.25
 
-# The English of every advice code; the app's translations are in ui/i18n.py under "feas.advice.<code>".
+# The English of every advice code; the app's translations are in ui/locales/*.json under "feas.advice.<code>".
 ADVICE = {
     "start": "The frozen features already separate the classes well: tuning starts from a good place.",
     "pass_fail_only": "Good and defective parts are told apart ({pass_fail_accuracy}) even where the defect "

@@ -23,13 +23,13 @@ from ..data.records import LabeledImage
 from ..deploy.calibration import Calibration, softmax
 from ..deploy.heatmaps import NO_TILES_NO_HEATMAPS
 from ..deploy.heatmaps import attach as attach_heatmaps
-from ..deploy.novelty import NoveltyReference
 from ..deploy.pass_fail import at_operating_point, mixes_good_and_defective
 from ..deploy.prediction import Decision, Prediction
 from ..errors import ConfigError
 from . import prompt_file
 from .backbone import Backbone, load_backbone
 from .evaluation import Evaluation, evaluate_before_after
+from .novelty import NoveltyReference
 from .prompts import PromptedCLIP
 from .tiled import VIEW_CHUNK, photo_logits, photo_views
 from .tiling import Tiling

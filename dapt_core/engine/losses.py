@@ -1,4 +1,5 @@
-"""DAPT's two dispersion losses, as the authors' code computes them."""
+"""DAPT's two dispersion losses, as the authors' code computes them (the names of the loss's terms, as
+histories and metrics key them, are in engine.loss_terms)."""
 
 from __future__ import annotations
 

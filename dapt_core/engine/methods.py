@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from ..errors import ConfigError
+from .augmentation_presets import AUGMENTATION_PRESETS as AUGMENTATION_PRESETS  # re-exported (CLI, app)
+from .augmentation_presets import DEFAULT_PRESET, check_preset
 
 # Every fact about the methods lives here; the CLI, the benchmark runner and the app read them.
 METHODS = ("zeroshot", "coop", "vpt", "dapt")  # the paper's order, used by tables
@@ -23,13 +25,11 @@ DISPERSION_METHODS = ("dapt",)  # the methods the betas weigh
 # Zero-shot template sets by name (engine.zeroshot holds the templates themselves).
 TEMPLATE_SET_NAMES = ("auto", "openai", "simple", "photo")
 DEFAULT_SHOTS = 16
-# Training augmentation presets by name (engine.augment says what each does): "inspection" for
-# `dapt tune` and the app, "recipe" (the paper's) for `dapt bench`.
-AUGMENTATION_PRESETS = ("inspection", "recipe")
-DEFAULT_PRESET = "inspection"
+# The training augmentation presets by name, AUGMENTATION_PRESETS and DEFAULT_PRESET, live in
+# engine.augmentation_presets (engine.augment says what each does); they are read from here too.
 
-# Defaults chosen to work without a per-dataset search (the recipe's per-dataset presets
-# span four orders of magnitude of learning rate); measured on the demo task, see README.
+# Defaults chosen to work without a per-dataset search (the recipe's per-dataset learning rates
+# span four orders of magnitude); measured on the demo task, see README.
 DEFAULT_LR = 0.002
 DEFAULT_BETA_V = 10.0
 DEFAULT_BETA_T = 0.01
@@ -100,12 +100,8 @@ class TuningConfig:
             raise ConfigError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}.")
         self.preset = str(self.preset).lower()
         self.rotations = bool(self.rotations)
-        if self.preset not in AUGMENTATION_PRESETS:
-            raise ConfigError(f"Unknown preset '{self.preset}'. Choose one of: {', '.join(AUGMENTATION_PRESETS)}.")
+        check_preset(self.preset, self.rotations)
         self.tiles = self.tiling.to_text()  # refuses a setting it does not understand, with what to write
-        if self.preset == "recipe" and self.rotations:
-            raise ConfigError("The recipe preset has no 90-degree turns (the paper's augmentation); "
-                              "use the inspection preset to allow them.")
 
     @property
     def augmentation(self):

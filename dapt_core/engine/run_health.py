@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 
+from .loss_terms import CE
+
 STATUSES = ("ok", "no_gain", "at_chance", "collapsed")
 
 # The tuned class text spread (mean squared distance between classes) below this share of the
@@ -45,7 +47,7 @@ def assess(history: list[dict], *, n_classes: int, accuracy: float | None, zero_
     """The run's health, JSON-ready: {"status", "findings": [{"code", "values"}], "advice": [codes]}.
 
     Args:
-        history: per-epoch rows of the tuning run ("train_accuracy", "ce", optionally "text_spread");
+        history: per-epoch rows of the tuning run ("train_accuracy", loss_terms.CE, optionally "text_spread");
             empty for a method that does not train.
         n_classes: classes of the task (chance is 1 / n_classes).
         accuracy, zero_shot_accuracy: tuned and zero-shot accuracy on the same held-out photos.
@@ -72,7 +74,7 @@ def assess(history: list[dict], *, n_classes: int, accuracy: float | None, zero_
     final = _final_epochs(history)
     if trains and final:
         train_accuracy = _mean(row.get("train_accuracy") for row in final)
-        ce = _mean(row.get("ce") for row in final)
+        ce = _mean(row.get(CE) for row in final)
         uniform_loss = math.log(max(2, n_classes))
         train_at_chance = train_accuracy is not None and train_accuracy <= chance + 0.05
         if train_at_chance:

@@ -4,16 +4,18 @@ The reference recipe picks a learning rate per data set (0.002 to 20) by looking
 which a quality engineer with 16 photos per class does not have. Three ways here:
 
   scaled (the default of `dapt tune` and the app) the recipe's rate scaled to the backbone's logit
-         scale; no trial runs.
+         scale; no trial runs (scaled_learning_rate).
   quick  that rate and 5 and 25 times it, short runs scored on one held-out quarter of the shots:
-         about 0.3-0.45 of a run more.
-  auto   five rates spanning the recipe's presets, 2-fold cross-validation, full-length runs.
+         about 0.3-0.45 of a run more (quick_learning_rate).
+  auto   five rates spanning the recipe's per-data-set rates, 2-fold cross-validation, full-length runs
+         (cross_validated_learning_rate).
 
-quick and auto score a candidate by accuracy (and cross-entropy, to break ties) on training images
-held out of its run. On the demo tasks (16 shots, seeds 1-3) the scaled rate did at least as well
-as the quick choice for CoOp and DAPT, and never collapsed: the quick choice's 4 held-out photos per
-class and fifth-length runs favour high rates, which at full length sometimes fell below zero-shot
-(ceramic, DAPT, seed 2: 0.241 at 25x against 0.356 zero-shot). See the demo model's card.
+`choose_learning_rate` runs the way it is given by name. quick and auto score a candidate by accuracy
+(and cross-entropy, to break ties) on training images held out of its run. On the demo tasks (16 shots,
+seeds 1-3) the scaled rate did at least as well as the quick choice for CoOp and DAPT, and never
+collapsed: the quick choice's 4 held-out photos per class and fifth-length runs favour high rates, which
+at full length sometimes fell below zero-shot (ceramic, DAPT, seed 2: 0.241 at 25x against 0.356
+zero-shot). See the demo model's card.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .progress import Progress
 from .tiled import any_tiles, encode_tiled
 from .training import CancelFlag, tune
 
-# Spans the recipe's per-data-set presets (0.002 ... 20) in steps of about 10x.
+# Spans the recipe's per-data-set learning rates (0.002 ... 20) in steps of about 10x.
 DEFAULT_LR_GRID = (0.002, 0.02, 0.2, 2.0, 20.0)
 DEFAULT_FOLDS = 2
 
@@ -60,9 +62,9 @@ def choose_learning_rate(how: str, backbone: Backbone, classnames: list[str], tr
                          config: TuningConfig, *, grid: tuple[float, ...] | None = None, shots: int | None = None,
                          on_progress: Callable[[Progress], None] | None = None,
                          cancel: CancelFlag | None = None, good: int | None = None) -> Selection:
-    """The learning rate chosen from the shots alone: "scaled" (the recipe's rate for this backbone's
-    logit scale, no runs), "quick" (about 0.45 of a run) or "auto" (5 rates x 2-fold cross-validation,
-    about 2.5 runs); the time it took is in `seconds`. `good`: the good class's index, for the photo's
+    """The learning rate chosen from the shots alone, the way `how` names: "scaled" (the recipe's rate for
+    this backbone's logit scale, no runs), "quick" (about 0.45 of a run) or "auto" (5 rates x 2-fold
+    cross-validation, about 2.5 runs); the time it took is in `seconds`. `good`: the good class's index, for the photo's
     rule of a tiled run (the held-out shots are then scored in tiles, as the run will be)."""
     started = time.perf_counter()
     if how == "scaled":
@@ -71,8 +73,8 @@ def choose_learning_rate(how: str, backbone: Backbone, classnames: list[str], tr
         selection = quick_learning_rate(backbone, classnames, train, config, shots=shots,
                                         on_progress=on_progress, cancel=cancel, good=good)
     elif how == "auto":
-        selection = select_learning_rate(backbone, classnames, train, config, grid=grid or DEFAULT_LR_GRID,
-                                         shots=shots, on_progress=on_progress, cancel=cancel, good=good)
+        selection = cross_validated_learning_rate(backbone, classnames, train, config, grid=grid or DEFAULT_LR_GRID,
+                                                  shots=shots, on_progress=on_progress, cancel=cancel, good=good)
     else:
         raise ConfigError(f"Unknown learning-rate choice '{how}'; use 'scaled', 'quick', 'auto' or a number.")
     selection.seconds = time.perf_counter() - started
@@ -94,12 +96,12 @@ def fold_indices(train: list[LabeledImage], folds: int, seed: int) -> list[list[
     return parts
 
 
-def select_learning_rate(backbone: Backbone, classnames: list[str], train: list[LabeledImage],
-                         config: TuningConfig, *, grid: tuple[float, ...] = DEFAULT_LR_GRID,
-                         folds: int = DEFAULT_FOLDS, shots: int | None = None,
-                         on_progress: Callable[[Progress], None] | None = None,
-                         cancel: CancelFlag | None = None, good: int | None = None) -> Selection:
-    """Cross-validate `config` over the learning rates in `grid` using `train` only.
+def cross_validated_learning_rate(backbone: Backbone, classnames: list[str], train: list[LabeledImage],
+                                  config: TuningConfig, *, grid: tuple[float, ...] = DEFAULT_LR_GRID,
+                                  folds: int = DEFAULT_FOLDS, shots: int | None = None,
+                                  on_progress: Callable[[Progress], None] | None = None,
+                                  cancel: CancelFlag | None = None, good: int | None = None) -> Selection:
+    """The "auto" choice: cross-validate `config` over the learning rates in `grid` using `train` only.
 
     Args:
         shots: shots of the final run, for the recipe's epoch count (each fold trains as long).

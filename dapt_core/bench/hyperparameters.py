@@ -1,5 +1,9 @@
-"""The recipe's settings of a benchmark run, as data: per-data-set learning rate and betas, CoOp's
-learning rate, and the settings a user may override."""
+"""The recipe's hyperparameters of a benchmark run, as data: per-data-set learning rate and betas, CoOp's
+learning rate, and the settings a user may override.
+
+("Hyperparameters" rather than "preset", which names the training augmentation, engine.augmentation_presets.
+A result file keeps its older keys "preset" and "preset_source" for them.)
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from ..engine.methods import METHODS, TuningConfig, epochs_for_shots
 from ..errors import ConfigError
 
 # The reference code's per-data-set settings (recipe: "Per-dataset settings"): lr, beta_v, beta_t.
-RECIPE_PRESETS: dict[str, tuple[float, float, float]] = {
+RECIPE_HYPERPARAMETERS: dict[str, tuple[float, float, float]] = {
     "Caltech101": (0.2, 10.0, 0.01),
     "DTD": (20.0, 100.0, 0.01),
     "EuroSAT": (20.0, 100.0, 10.0),
@@ -28,8 +32,8 @@ OVERRIDABLE = (("epochs", "epochs"), ("lr", "lr"), ("beta_v", "beta_v"), ("beta_
                ("n_vis", "n_vis"), ("templates", "templates"), ("deep", "deep_visual"))
 
 
-# ------------------------------------------------------------------------------------------- presets
-def preset_for(dataset: str, method: str, shots: int) -> tuple[dict, str]:
+# ----------------------------------------------------------------------------------- hyperparameters
+def recipe_hyperparameters(dataset: str, method: str, shots: int) -> tuple[dict, str]:
     """The recipe's settings for `method` at `shots` shots on `dataset`, and where they come from.
 
     dapt: the reference code's lr, beta_v and beta_t of the data set; coop: CoOp's lr 0.002; vpt: the data
@@ -44,7 +48,7 @@ def preset_for(dataset: str, method: str, shots: int) -> tuple[dict, str]:
                           f"`dapt bench --dataset ImageNet --shots 16`, then evaluate with `dapt bench dg`.")
     if method not in METHODS:
         raise ConfigError(f"Unknown method '{method}'. Choose one of: {', '.join(METHODS)}.")
-    lr, beta_v, beta_t = RECIPE_PRESETS[canonical]
+    lr, beta_v, beta_t = RECIPE_HYPERPARAMETERS[canonical]
     epochs = epochs_for_shots(shots, canonical)
     if method == "dapt":
         return {"lr": lr, "beta_v": beta_v, "beta_t": beta_t, "epochs": epochs}, f"recipe, {canonical}"
@@ -56,16 +60,17 @@ def preset_for(dataset: str, method: str, shots: int) -> tuple[dict, str]:
 
 
 def bench_config(dataset: str, method: str, shots: int, seed: int, overrides: dict | None = None):
-    """The TuningConfig of one run: the preset, then `overrides` (TuningConfig field -> value) on top.
+    """The TuningConfig of one run: the recipe's hyperparameters, then `overrides` (TuningConfig field ->
+    value) on top.
 
-    Returns (config, preset, preset_source, overrides actually applied).
+    Returns (config, hyperparameters, where they come from, overrides actually applied).
     """
 
-    preset, source = preset_for(dataset, method, shots)
+    hyperparameters, source = recipe_hyperparameters(dataset, method, shots)
     applied = {k: v for k, v in (overrides or {}).items() if v is not None}
     if method == "zeroshot":
         # Nothing trains: only the settings that shape evaluation can matter.
         applied = {k: v for k, v in applied.items() if k in ("templates", "eval_batch_size")}
     # The paper's protocol: the recipe's augmentation, whatever the engine's default preset is.
-    config = TuningConfig(method=method, seed=seed, preset="recipe", **{**preset, **applied})
-    return config, preset, source, applied
+    config = TuningConfig(method=method, seed=seed, preset="recipe", **{**hyperparameters, **applied})
+    return config, hyperparameters, source, applied

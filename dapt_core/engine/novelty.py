@@ -12,6 +12,9 @@ the class-mean cosine on the prompted features flagged as many red circles, nois
 materials as the best of them (softmax confidence flagged almost none), and it needs only the
 features the classifier computes anyway, so the check costs nothing at inference. The threshold
 is chosen on held-out photos by dapt_core.deploy.calibration.
+
+The score lives in the engine because it is made of the tuned model's features (engine.evaluation);
+deploy only thresholds it, as calibration and prediction do with plain numbers.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.records import LabeledImage
-from ..engine.evaluation import encode_images
-from ..engine.prompts import PromptedCLIP
-from ..engine.views import ImageViews
+from .evaluation import encode_images
+from .prompts import PromptedCLIP
+from .views import ImageViews
 
 DESCRIPTION = ("1 - max over classes of the cosine between the tuned image feature and the mean tuned feature "
                "of that class's training photos")
