@@ -35,7 +35,7 @@ from dapt_core.demo.demo_task import (
     render_demo_image,
     write_demo_task,
 )
-from dapt_core.engine.backbone import load_backbone
+from dapt_core.engine.backbone import LOCAL_DIR_PREFIX, load_backbone
 from dapt_core.engine.evaluation import encode_images
 from dapt_core.engine.experiment import run_experiment
 from dapt_core.engine.methods import TuningConfig
@@ -43,7 +43,7 @@ from dapt_core.engine.prompts import PromptedCLIP
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "assets" / "demo_clip"
-SPEC = "local-dir:" + str(DEMO_DIR)
+SPEC = LOCAL_DIR_PREFIX + str(DEMO_DIR)
 # The shipped model looks at 128-px pictures (MODEL_CARD.md); the first one looked at 64 px.
 # Its zero-shot accuracy on the demo task is 0.428 (1000 test pictures, standard error 0.016);
 # the floor is twice chance (0.20).
@@ -113,25 +113,29 @@ def test_assets_are_complete_and_small():
     assert (DEMO_DIR / "MODEL_CARD.md").is_file()
 
 
-def test_demo_model_loads_offline_quickly():
-    """In a fresh process with HF_HUB_OFFLINE=1: model, transforms and tokenizer in under 5 s."""
+def test_demo_model_loads_without_touching_the_network():
+    """In a fresh process whose every network connection fails at once: model, transforms and tokenizer load
+    (a lookup that tried the network would have failed here, or hung for its retries on a machine offline)."""
     code = (
-        "import time, open_clip, torch\n"
-        "t = time.perf_counter()\n"
+        "import socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('network used')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "import open_clip, torch\n"
         f"model, _, pre = open_clip.create_model_and_transforms({SPEC!r})\n"
         f"tok = open_clip.get_tokenizer({SPEC!r})\n"
-        "dt = time.perf_counter() - t\n"
         "assert next(model.parameters()).dtype == torch.float32\n"
         "assert tok(['a photo of a scratch.']).shape == (1, 32)\n"
-        "print(dt)\n"
+        "print('loaded')\n"
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = {key: value for key, value in os.environ.items() if key not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     out = subprocess.run(
         [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    seconds = float(out.stdout.strip().splitlines()[-1])
-    assert seconds < 5.0, f"loading took {seconds:.2f} s"
+    assert out.stdout.strip().splitlines()[-1] == "loaded"
 
 
 def test_write_demo_task_layout_and_counts(demo_task):

@@ -1,7 +1,8 @@
 """Loading a frozen open_clip CLIP by name, from a local file, or the bundled offline demo model.
 
 Backbone specs:
-  demo                        the project's own small CLIP in assets/demo_clip (works offline)
+  demo                        the project's own small CLIP in assets/demo_clip (works offline; installed, in
+                              the package dapt_studio: see dapt_core/bundled.py)
   NAME:TAG                    open_clip architecture and pretrained tag, e.g. ViT-B-16:openai
   NAME:/path/to/weights.pt    an architecture with weights from a local .pt/.bin/.safetensors file
   local-dir:/path/to/folder   open_clip's folder format (open_clip_config.json + weights)
@@ -26,17 +27,17 @@ import torch
 from open_clip.transformer import TextTransformer, VisionTransformer
 from torch import nn
 
+from ..bundled import demo_model_dir
 from ..data.images import sha256_of
 from ..errors import BackboneUnavailable
+from .backbone_specs import DEMO, LOCAL_DIR_PREFIX
 from .device import autocast, autocast_dtype, pick_device
 from .transforms import Preprocessing
 
 log = logging.getLogger(__name__)
 
-DEMO = "demo"
-DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo_clip"
+DEMO_DIR = demo_model_dir()  # the checkout's assets/demo_clip, else the installed wheel's copy
 RANDOM_TAG = "random"
-LOCAL_DIR_PREFIX = "local-dir:"
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 # Seed for NAME:random weights, so that a prompt file tuned on them can be reloaded.
 RANDOM_WEIGHTS_SEED = 0
@@ -167,10 +168,6 @@ def load_backbone(spec: str = DEMO, device: str | torch.device | None = None) ->
         folder = DEMO_DIR if spec == DEMO else Path(spec[len(LOCAL_DIR_PREFIX):]).expanduser()
         backbone.zero_shot_templates = _templates_of(folder)
     return backbone
-
-
-def demo_available() -> bool:
-    return (DEMO_DIR / "open_clip_config.json").is_file() and any(DEMO_DIR.glob("*.safetensors"))
 
 
 def load_backbone_or_demo(spec: str, device=None) -> tuple[Backbone, str | None]:
