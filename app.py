@@ -3,8 +3,9 @@
     streamlit run app.py            (workspace folder: $DAPT_WORKSPACE, default ./workspace)
 
 This file only sets the page up, starts the background map warm-up once per server, offers the
-language switch and routes to the four pages in pages/. Everything else lives in dapt_core (the
-engine, no Streamlit) and ui (strings, charts, session helpers).
+language switch and routes to the four pages in app_pages/ (each defined once, in ui/nav.py; why the
+folder is not named pages/ is said there). Everything else lives in dapt_core (the engine, no
+Streamlit) and ui (strings, charts, session helpers).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="DAPT Studio", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"),
                    layout="wide")
 
-from ui import i18n, state, widgets  # noqa: E402
+from ui import i18n, nav, state, widgets  # noqa: E402
 
 # umap-learn compiles for ~14 s on its first fit in every process: do it now, in the
 # background, so the Inspect page only pays for an ordinary fit.
@@ -32,14 +33,7 @@ if words:
     st.html(words)
 state.keep_settings("tune-")  # the Tune page's choices survive a visit to another page
 
-pages = [
-    st.Page("pages/1_projects.py", title=i18n.t("nav.projects"), icon=":material/folder_open:",
-            url_path="projects", default=True),
-    st.Page("pages/2_tune.py", title=i18n.t("nav.tune"), icon=":material/tune:", url_path="tune"),
-    st.Page("pages/3_inspect.py", title=i18n.t("nav.inspect"), icon=":material/scatter_plot:", url_path="inspect"),
-    st.Page("pages/4_export.py", title=i18n.t("nav.export"), icon=":material/download:", url_path="export"),
-]
-navigation = st.navigation(pages)
+navigation = st.navigation(nav.st_pages())
 widgets.sidebar_status(st.sidebar)
 try:
     navigation.run()

@@ -8,6 +8,8 @@ import numpy as np
 from PIL import Image
 from test_app import make_project, new_app, no_exception, tune, workspace  # noqa: F401  (fixture)
 
+from ui import nav
+
 
 def _noise_png() -> bytes:
     pixels = np.random.default_rng(3).integers(0, 256, (48, 48, 3), dtype=np.uint8)
@@ -20,7 +22,7 @@ def test_try_photos_then_export_onnx_and_measure_latency_and_report_the_calibrat
     project = make_project(workspace, tmp_path, per_class=12)  # 27 test photos: enough to calibrate
     at = new_app()
     tune(at, project.id)
-    at.switch_page("pages/4_export.py")
+    at.switch_page(nav.EXPORT.path)
     at.run()
     no_exception(at)
     assert any("Unknown: novelty above" in c.value for c in at.caption)

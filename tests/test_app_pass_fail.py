@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from test_app import make_project, new_app, no_exception, texts, tune, workspace  # noqa: F401  (fixture)
 
+from ui import nav
+
 
 def test_the_good_class_is_guessed_then_confirmed_or_changed(workspace, tmp_path):  # noqa: F811
     project = make_project(workspace, tmp_path, per_class=3)
@@ -30,7 +32,7 @@ def test_a_run_leads_with_escapes_and_overkill_everywhere(workspace, tmp_path): 
     project = make_project(workspace, tmp_path, per_class=12)  # 27 test photos: 9 good, 18 defective
     project.rename_class("blue", "no defect")
     at = new_app()
-    at.switch_page("pages/2_tune.py")
+    at.switch_page(nav.TUNE.path)
     at.run()
     # 18 defective test photos can promise no escape rate under 1/19; 10 % they can
     at.number_input(key="tune-escape-rate").set_value(10.0)
@@ -42,7 +44,7 @@ def test_a_run_leads_with_escapes_and_overkill_everywhere(workspace, tmp_path): 
     point = snap.result["calibration"]["pass_fail"]
     assert point["escape_rate"] == 0.1 and point["held_out_defective"] == 18
 
-    at.switch_page("pages/3_inspect.py")
+    at.switch_page(nav.INSPECT.path)
     at.run()
     no_exception(at)
     assert "Pass or fail" in [s.value for s in at.subheader]
@@ -55,7 +57,7 @@ def test_a_run_leads_with_escapes_and_overkill_everywhere(workspace, tmp_path): 
 
     [info] = project.runs()
     run = project.run(info.id)
-    at.switch_page("pages/4_export.py")
+    at.switch_page(nav.EXPORT.path)
     at.run()
     no_exception(at)
     photos = [(row["name"], run.test_image_path(row).read_bytes(), "image/png") for row in run.data["test"][::5]]

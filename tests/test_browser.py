@@ -216,17 +216,42 @@ def test_a_restart_loses_nothing(browser, shared, tmp_path):
     assert [r.id for r in workspace.project(project.id).runs()] == [run.id]
 
 
+def test_every_page_opens_by_its_url_inside_the_apps_navigation(browser, tmp_path):
+    """A fresh server's first request asks for a page by URL, then a refresh, then every page by its
+    URL: each shows app.py's navigation (the four pages, the language switch), never a list of files
+    that Streamlit would make on its own from a pages/ folder."""
+    from ui import nav
+    from ui.i18n import t
+
+    server = Server(tmp_path / "workspace", tmp_path / "server.log").start()
+    try:
+        context, page = open_page(browser, f"{server.url}/{nav.TUNE.url_path}")
+        for url in [None, *(f"{server.url}/{app_page.url_path}" for app_page in nav.PAGES)]:
+            if url is None:
+                page.reload()
+            else:
+                page.goto(url)
+            settle(page)
+            links = page.locator('[data-testid="stSidebarNav"] [data-testid="stSidebarNavLink"]')
+            expect(links).to_contain_text([t(app_page.title_key, lang="en") for app_page in nav.PAGES])
+            expect(links).to_have_count(len(nav.PAGES))
+            expect(page.get_by_text("Language / 言語")).to_be_visible()
+        context.close()
+    finally:
+        server.stop()
+
+
 def _project_with_a_run(workspace, tmp_path):
-    from dapt_core.studio import jobs
+    from dapt_core.studio import job_queue, jobs
 
     task = write_colour_task(tmp_path / "colours", per_class=6, size=40)
     project = workspace.create_project("Restart line", ["red", "blue"])
     for name in ("red", "blue"):
         project.add_image_paths(name, sorted((task / name).glob("*.png")))
-    job = jobs.JobQueue().submit(jobs.TuneRequest(str(workspace.root), project.id, BACKBONE,
+    job = job_queue.JobQueue().submit(jobs.TuneRequest(str(workspace.root), project.id, BACKBONE,
                                                   {"method": "dapt", "epochs": 2, "batch_size": 8}, shots=3,
                                                   make_projection=False))
-    assert job.wait(300) and job.snapshot().state == jobs.DONE, job.snapshot().error
+    assert job.wait(300) and job.snapshot().state == job_queue.DONE, job.snapshot().error
 
 
 def test_the_report_renders_as_a_standalone_file_in_chromium(browser, tmp_path):
@@ -235,7 +260,7 @@ def test_the_report_renders_as_a_standalone_file_in_chromium(browser, tmp_path):
     the chart, a colour of its own for every training-curve line, nothing fetched."""
     import streamlit  # noqa: F401  (it changes plotly's default template, as in the app)
 
-    from dapt_core.studio import jobs
+    from dapt_core.studio import job_queue, jobs
     from dapt_core.studio.workspace import Workspace
     from ui.report_builder import build_report
     from ui.run_view import load_view
@@ -246,10 +271,10 @@ def test_the_report_renders_as_a_standalone_file_in_chromium(browser, tmp_path):
     project = workspace.create_project("Report line", list(names.values()))
     for folder, name in names.items():
         project.add_image_paths(name, sorted((task / folder).glob("*.png")))
-    job = jobs.JobQueue().submit(jobs.TuneRequest(str(workspace.root), project.id, BACKBONE,
+    job = job_queue.JobQueue().submit(jobs.TuneRequest(str(workspace.root), project.id, BACKBONE,
                                                   {"method": "dapt", "epochs": 3, "batch_size": 4}, shots=3,
                                                   make_projection=False))
-    assert job.wait(300) and job.snapshot().state == jobs.DONE, job.snapshot().error
+    assert job.wait(300) and job.snapshot().state == job_queue.DONE, job.snapshot().error
     report = tmp_path / "report.html"
     report.write_text(build_report(load_view(project.run(job.snapshot().result["run_id"])), project.name, lang="en"),
                       encoding="utf-8")
@@ -410,7 +435,7 @@ def test_the_japanese_chart_toolbar_and_an_unknown_photo_in_a_real_browser(brows
     import numpy as np
     from PIL import Image
 
-    from dapt_core.studio import jobs
+    from dapt_core.studio import job_queue, jobs
     from dapt_core.studio.workspace import Workspace
 
     task = write_colour_task(tmp_path / "colours", per_class=12, size=40)  # 27 test photos: calibrated
@@ -418,9 +443,9 @@ def test_the_japanese_chart_toolbar_and_an_unknown_photo_in_a_real_browser(brows
     project = workspace.create_project("Line words", ["red", "green", "blue"])
     for name in ("red", "green", "blue"):
         project.add_image_paths(name, sorted((task / name).glob("*.png")))
-    job = jobs.JobQueue().submit(jobs.TuneRequest(str(workspace.root), project.id, BACKBONE,
+    job = job_queue.JobQueue().submit(jobs.TuneRequest(str(workspace.root), project.id, BACKBONE,
                                                   {"method": "dapt", "epochs": 2, "batch_size": 8}, shots=3))
-    assert job.wait(300) and job.snapshot().state == jobs.DONE, job.snapshot().error
+    assert job.wait(300) and job.snapshot().state == job_queue.DONE, job.snapshot().error
     noise = tmp_path / "noise.png"
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(noise)
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core.errors import DaptError
-from ui import state
+from ui import nav, state
 from ui.i18n import current_language, skipped_reason, t
-from ui.widgets import isolated, show_error, thumbnail_grid
-
-state.require_app_shell()
+from ui.widgets import delete_button, isolated, show_error, thumbnail_grid
 
 ws = state.workspace()
 st.title(t("projects.title"))
 state.show_flashes()
 if st.session_state.pop("_demo_next", False):
-    st.page_link("pages/2_tune.py", label=t("data.next_tune"), icon=":material/arrow_forward:")
+    nav.TUNE.link(t("data.next_tune"), ":material/arrow_forward:")
 listing = ws.list_projects()
 
 
@@ -106,16 +104,11 @@ except DaptError as error:
                 st.rerun()
             except DaptError as restore_error:
                 show_error(restore_error)
-    st.session_state.setdefault("confirm-delete-project", False)
-    if st.button(t("projects.delete"), icon=":material/delete:", key="delete-damaged"):
-        st.session_state["confirm-delete-project"] = True
-    if st.session_state["confirm-delete-project"]:
-        st.warning(t("projects.delete_confirm", name=project.id))
-        if st.button(t("common.yes_delete"), type="primary", key="confirm-delete-damaged"):
-            ws.delete_project(project.id)
-            st.session_state["confirm-delete-project"] = False
-            state.open_project(None)
-            st.rerun()
+    if delete_button("delete-damaged", t("projects.delete"), t("projects.delete_confirm", name=project.id),
+                     subject=project.id):
+        ws.delete_project(project.id)
+        state.open_project(None)
+        st.rerun()
     st.stop()
 
 st.divider()
@@ -136,24 +129,13 @@ with st.expander(t("projects.settings"), icon=":material/settings:"):
             except DaptError as error:
                 show_error(error)
     busy = [j for j in state.queue().jobs(project.id, active_only=True)]
-    confirm_key = f"confirm-delete-{project.id}"
-    if st.button(t("projects.delete"), icon=":material/delete:", key="delete-project", disabled=bool(busy),
-                 help=t("projects.delete_busy") if busy else None):
-        st.session_state[confirm_key] = True
-    if st.session_state.get(confirm_key):
-        runs = len(project.run_ids())
-        st.warning(t("projects.delete_confirm_full", name=manifest["name"], images=total, runs=runs),
-                   icon=":material/warning:")
-        with st.container(horizontal=True):
-            if st.button(t("common.yes_delete"), type="primary", key="confirm-delete-project-yes"):
-                ws.delete_project(project.id)
-                st.session_state.pop(confirm_key, None)
-                state.open_project(None)
-                state.flash(t("projects.deleted", name=manifest["name"]))
-                st.rerun()
-            if st.button(t("common.keep"), key="confirm-delete-project-no"):
-                st.session_state.pop(confirm_key, None)
-                st.rerun()
+    question = t("projects.delete_confirm_full", name=manifest["name"], images=total, runs=len(project.run_ids()))
+    if delete_button("delete-project", t("projects.delete"), question, subject=project.id, disabled=bool(busy),
+                     help=t("projects.delete_busy") if busy else None):
+        ws.delete_project(project.id)
+        state.open_project(None)
+        state.flash(t("projects.deleted", name=manifest["name"]))
+        st.rerun()
 
 # ------------------------------------------------------------------ what the last upload did
 report = project.last_intake()
@@ -282,21 +264,15 @@ for index, class_name in enumerate(list(counts)):
                             st.rerun()
                         except DaptError as error:
                             show_error(error)
-                confirm = f"confirm-delete-class-{project.id}-{index}"
-                if st.button(t("data.delete_class"), key=f"delete-class-{project.id}-{index}",
-                             icon=":material/delete:"):
-                    st.session_state[confirm] = True
-                if st.session_state.get(confirm):
-                    st.warning(t("data.delete_class_confirm", name=class_name, n=len(records)))
-                    if st.button(t("common.yes_delete"), type="primary", key=f"delete-class-yes-{project.id}-{index}"):
-                        project.delete_class(class_name)
-                        st.session_state.pop(confirm, None)
-                        state.flash(t("data.class_deleted", name=class_name))
-                        st.rerun()
+                if delete_button(f"delete-class-{project.id}-{index}", t("data.delete_class"),
+                                 t("data.delete_class_confirm", name=class_name, n=len(records)), subject=class_name):
+                    project.delete_class(class_name)
+                    state.flash(t("data.class_deleted", name=class_name))
+                    st.rerun()
 
 if counts:
     ready = len(counts) >= 2 and all(counts.values())
     if ready:
-        st.page_link("pages/2_tune.py", label=t("data.next_tune"), icon=":material/arrow_forward:")
+        nav.TUNE.link(t("data.next_tune"), ":material/arrow_forward:")
     else:
         st.caption(t("data.not_ready"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core.deploy.pass_fail import DEFAULT_ESCAPE_RATE
+from dapt_core.engine.backbone_specs import LOCAL_DIR_PREFIX
 from dapt_core.engine.methods import (
     AUGMENTATION_PRESETS,
     DEFAULT_SHOTS,
@@ -17,16 +18,14 @@ from dapt_core.engine.methods import (
 )
 from dapt_core.engine.selection import scaled_learning_rate
 from dapt_core.errors import DaptError
-from dapt_core.studio import jobs
-from ui import pass_fail_view, state
+from dapt_core.studio import backbone_cache, job_queue, jobs
+from ui import nav, pass_fail_view, state
 from ui.feasibility import feasibility_section
 from ui.i18n import current_language, engine_text, error_text, join_sentences, t
 from ui.narrative import pct, run_warnings
 from ui.tiles_view import TILE_CHOICES, tile_preview
 from ui.time_estimate import time_estimate_section
-from ui.widgets import job_panel, page_header, require_project, run_label, show_error
-
-state.require_app_shell()
+from ui.widgets import delete_button, duration, job_panel, page_header, require_project, run_label, show_error
 
 project = require_project()
 page_header("tune.title", project)
@@ -43,7 +42,7 @@ DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-a
             "tune-beta-v": _CONFIG.beta_v, "tune-beta-t": _CONFIG.beta_t, "tune-n-ctx": _CONFIG.n_ctx,
             "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size,
             "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-mode": "scaled",
-            "tune-escape-rate": 100 * DEFAULT_ESCAPE_RATE, "tune-tiles": _CONFIG.tiles}
+            "tune-escape-rate": 100 * DEFAULT_ESCAPE_RATE, "tune-budget": 0, "tune-tiles": _CONFIG.tiles}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
 
@@ -103,14 +102,14 @@ with settings_col:
         spec = f"{arch}:{path.strip()}" if path.strip() else ""
     elif source == "folder":
         path = st.text_input(t("tune.folder_path"), key="tune-folder-path", placeholder="/data/weights/my-clip")
-        spec = f"local-dir:{path.strip()}" if path.strip() else ""
+        spec = f"{LOCAL_DIR_PREFIX}{path.strip()}" if path.strip() else ""
     else:
         spec = st.text_input(t("tune.spec"), key="tune-spec", placeholder="ViT-B-32:laion2b_s34b_b79k").strip()
 
     available = loaded = None
     if spec:
         with st.spinner(t("tune.checking", spec=spec)):
-            available = jobs.BACKBONES.check(spec, device_key)
+            available = backbone_cache.BACKBONES.check(spec, device_key)
         if available.ok:
             loaded = state.backbone(spec, device_key)  # loaded now, so Start begins at once
             d = available.description or {}
@@ -120,7 +119,7 @@ with settings_col:
             st.error(t("tune.unavailable", message=available.message), icon=":material/cloud_off:")
             c1, c2 = st.columns(2)
             if c1.button(t("tune.check_again"), key="check-again"):
-                jobs.BACKBONES.check(spec, device_key, again=True)
+                backbone_cache.BACKBONES.check(spec, device_key, again=True)
                 st.rerun()
             if spec != "demo":
                 c2.button(t("tune.use_demo"), key="use-demo",
@@ -223,9 +222,11 @@ with settings_col:
     if method in DISPERSION_METHODS:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
+    budget = st.number_input(t("tune.budget"), min_value=0, max_value=24 * 60, step=5, key="tune-budget",
+                             help=t("tune.budget_help"), disabled=method == "zeroshot")
     if can_start and loaded is not None:
-        time_estimate_section(loaded, split, settings, shots, lr_mode, project.good_class)
-    own_runs = state.my_active_jobs("tune")  # one run at a time per session: a second would only queue
+        time_estimate_section(loaded, split, settings, shots, lr_mode, project.good_class, budget or None)
+    own_runs = state.my_active_jobs(job_queue.JobKind.TUNE)  # one run at a time per session: a second would only queue
     reason = error_text(split_error) if split_error is not None else t("tune.own_run_active") if own_runs else None
     start_slot = st.empty()
     clicked = start_slot.button(t("tune.start"), type="primary", icon=":material/play_arrow:",
@@ -233,7 +234,7 @@ with settings_col:
     if clicked and not own_runs:  # a click from a page drawn before the run began does not queue a second
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
                                    device=device_key, choose_lr=None if lr_mode == "fixed" else lr_mode,
-                                   escape_rate=escape_rate)
+                                   escape_rate=escape_rate, budget_minutes=float(budget) if budget else None)
         try:
             request.validate()
         except DaptError as error:
@@ -255,6 +256,13 @@ def _done(snap) -> None:
     result = snap.result or {}
     saved = t("tune.done", before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy")),
               n=result.get("n_test"), seconds=f"{result.get('train_seconds') or 0:.0f}")
+    timing = result.get("time") or {}
+    if timing.get("estimate") is not None:
+        saved = join_sentences([saved, t("tune.done_time", estimate=duration(timing["estimate"]),
+                                         actual=duration(timing["actual"]))])
+    if timing.get("stopped_at_deadline"):
+        saved = join_sentences([saved, t("tune.done_budget_stop", epochs=timing["epochs_run"],
+                                         planned=timing["epochs"])])
     # Pass/fail and the run's health lead; a run the line could not use is saved, but not congratulated.
     warnings = run_warnings(result)
     lead = [*warnings, pass_fail_view.headline(result)]  # join_sentences skips a missing headline
@@ -263,7 +271,7 @@ def _done(snap) -> None:
                                              icon=":material/warning:" if alarming else ":material/check_circle:")
     if st.button(t("tune.open_inspect"), key=f"inspect-{snap.id}", icon=":material/scatter_plot:"):
         state.choose_run(result["run_id"])
-        st.switch_page("pages/3_inspect.py")
+        nav.INSPECT.switch()
 
 
 # The live column stays in view while the page scrolls: Start sits at the bottom of the settings,
@@ -280,8 +288,8 @@ with live_col, st.container(key="tune-live"):
         if st.button(t("job.dismiss"), key=f"forget-{lost.get('job_id')}", icon=":material/close:"):
             project.clear_running(str(lost.get("job_id")))
             st.rerun()
-    job_panel(project, "tune", on_done=_done)
-    if not [j for j in state.queue().jobs(project.id) if j.label.startswith("tune")]:
+    job_panel(project, job_queue.JobKind.TUNE, on_done=_done)
+    if not [j for j in state.queue().jobs(project.id) if j.kind == job_queue.JobKind.TUNE]:
         st.caption(t("tune.live_empty"))
 
     st.subheader(t("tune.runs"))
@@ -294,20 +302,11 @@ with live_col, st.container(key="tune-live"):
             continue
         with st.container(border=True):
             st.markdown(run_label(info))
-            confirm = f"confirm-delete-run-{info.id}"
-            with st.container(horizontal=True):
-                if st.button(t("tune.inspect"), key=f"open-{info.id}", icon=":material/scatter_plot:"):
-                    state.choose_run(info.id)
-                    st.switch_page("pages/3_inspect.py")
-                if st.button(t("tune.delete_run"), key=f"delete-{info.id}", icon=":material/delete:"):
-                    st.session_state[confirm] = True
-            if st.session_state.get(confirm):
-                st.warning(t("tune.delete_run_confirm", run=info.id))
-                with st.container(horizontal=True):
-                    if st.button(t("common.yes_delete"), key=f"delete-yes-{info.id}", type="primary"):
-                        project.delete_run(info.id)
-                        st.session_state.pop(confirm, None)
-                        st.rerun()
-                    if st.button(t("common.keep"), key=f"delete-no-{info.id}"):
-                        st.session_state.pop(confirm, None)
-                        st.rerun()
+            row = st.container(horizontal=True)
+            if row.button(t("tune.inspect"), key=f"open-{info.id}", icon=":material/scatter_plot:"):
+                state.choose_run(info.id)
+                nav.INSPECT.switch()
+            if delete_button(f"delete-{info.id}", t("tune.delete_run"), t("tune.delete_run_confirm", run=info.id),
+                             where=row):
+                project.delete_run(info.id)
+                st.rerun()

@@ -6,7 +6,7 @@ import streamlit as st
 
 from dapt_core.errors import DaptError
 from dapt_core.studio.projection import settings_key
-from ui import charts, pass_fail_view, run_view, state
+from ui import charts, nav, pass_fail_view, run_view, state
 from ui.heatmap_view import inspect_section
 from ui.i18n import engine_text, t
 from ui.narrative import (
@@ -20,8 +20,6 @@ from ui.narrative import (
     run_warnings,
 )
 from ui.widgets import duration, isolated, page_header, require_project, run_picker, show_error
-
-state.require_app_shell()
 
 project = require_project()
 page_header("inspect.title", project)
@@ -149,4 +147,4 @@ with isolated(t("heat.title")):
     spec = (run.data.get("backbone") or {}).get("spec", "demo")
     inspect_section(view, lambda: state.classifier(str(run.prompt_file), spec, state.device()[0]))
 
-st.page_link("pages/4_export.py", label=t("inspect.to_export"), icon=":material/arrow_forward:")
+nav.EXPORT.link(t("inspect.to_export"), ":material/arrow_forward:")

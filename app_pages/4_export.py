@@ -15,15 +15,13 @@ from dapt_core.deploy.calibration import MIN_HELD_OUT, Calibration
 from dapt_core.engine import prompt_file
 from dapt_core.engine.inference import Classifier
 from dapt_core.errors import DaptError, ImageRejected
-from dapt_core.studio import jobs
+from dapt_core.studio import backbone_cache, job_queue, jobs
 from ui import charts, pass_fail_view, run_view, state
 from ui.heatmap_view import heatmap_gallery, report_heatmaps
 from ui.i18n import current_language, engine_text, t
 from ui.narrative import pct
 from ui.report_builder import build_report
 from ui.widgets import job_panel, page_header, require_project, run_picker, show_error
-
-state.require_app_shell()
 
 project = require_project()
 page_header("export.title", project)
@@ -260,7 +258,7 @@ if imported is not None:
         if not comparison["only_file"] and not comparison["only_project"] and not comparison["case_only"]:
             st.success(t("export.classes_match"), icon=":material/check_circle:")
         with st.spinner(t("tune.checking", spec=file.backbone_spec)):
-            available = jobs.BACKBONES.check(file.backbone_spec, device_key)
+            available = backbone_cache.BACKBONES.check(file.backbone_spec, device_key)
         problem = None
         if not available.ok:
             problem = t("export.backbone_missing", spec=file.backbone_spec, message=available.message)
@@ -314,4 +312,4 @@ def _evaluation_done(snap) -> None:
         st.caption(t("export.eval_no_mismatch"))
 
 
-job_panel(project, "evaluate", on_done=_evaluation_done)
+job_panel(project, job_queue.JobKind.EVALUATE, on_done=_evaluation_done)
