@@ -198,8 +198,9 @@ def test_the_tune_page_shows_the_check_and_keeps_its_result(tmp_path, monkeypatc
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from streamlit.testing.v1 import AppTest
 
-    from dapt_core.studio import jobs
+    from dapt_core.studio import job_queue, jobs
     from dapt_core.studio.workspace import Workspace
+    from ui import nav
 
     monkeypatch.setenv("DAPT_WORKSPACE", str(tmp_path / "workspace"))
     workspace = Workspace(tmp_path / "workspace")
@@ -213,18 +214,18 @@ def test_the_tune_page_shows_the_check_and_keeps_its_result(tmp_path, monkeypatc
     def tune_page() -> AppTest:
         at = AppTest.from_file(app, default_timeout=180)
         at.run()
-        at.switch_page("pages/2_tune.py")
+        at.switch_page(nav.TUNE.path)
         at.run()
         assert not at.exception, [e.value for e in at.exception]
         return at
 
     def checks() -> list:
-        return [job for job in jobs.get_queue().jobs(project.id) if job.label == jobs.FEASIBILITY_LABEL]
+        return [job for job in job_queue.get_queue().jobs(project.id) if job.label == jobs.FEASIBILITY_LABEL]
 
     at = tune_page()
     assert "Can this model tell your classes apart?" in [s.value for s in at.subheader]
     [job] = checks()  # started by itself, in the background
-    assert job.wait(120) and job.snapshot().state == jobs.DONE, job.snapshot().error
+    assert job.wait(120) and job.snapshot().state == job_queue.DONE, job.snapshot().error
     at.run()
     shown = " ".join(str(e.value) for kind in ("success", "info", "warning") for e in getattr(at, kind))
     assert "On the frozen features of your 9 training photos, this model tells the classes apart" in shown

@@ -18,9 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from conftest import write_colour_task  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dapt_core.studio import jobs  # noqa: E402
+from dapt_core.studio import job_queue  # noqa: E402
 from dapt_core.studio.workspace import Workspace  # noqa: E402
-from ui import charts, live_chart, widgets  # noqa: E402
+from ui import charts, live_chart, nav, widgets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,13 +112,13 @@ def test_progress_shows_in_the_run_that_pressed_start_and_the_loss_curve_follows
         project.add_image_paths(folder.name, sorted(folder.glob("*.png")))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
     at.run()
-    at.switch_page("pages/2_tune.py")
+    at.switch_page(nav.TUNE.path)
     at.run()
     at.number_input(key="tune-shots").set_value(2)
     at.number_input(key="tune-epochs").set_value(2000)  # still running when the page is drawn
     at.number_input(key="tune-batch-size").set_value(2)
     at.run()
-    for check in jobs.get_queue().jobs(project.id, active_only=True):  # the check before Start, seconds
+    for check in job_queue.get_queue().jobs(project.id, active_only=True):  # the check before Start, seconds
         check.wait(60)
     at.run()
     assert not at.get("progress")
@@ -126,19 +126,19 @@ def test_progress_shows_in_the_run_that_pressed_start_and_the_loss_curve_follows
     at.run()
     try:
         assert not at.exception, [e.value for e in at.exception]
-        [job] = jobs.get_queue().jobs(project.id, active_only=True)
+        [job] = job_queue.get_queue().jobs(project.id, active_only=True)
         assert at.get("progress"), "no progress bar in the run that started the job"
         assert not _loss_charts(at)  # nothing trained yet, nothing to draw
         deadline = time.time() + 120
         while len(job.snapshot().history) < 2 and time.time() < deadline:  # a curve needs two points
             time.sleep(0.2)
         at.run()
-        assert job.snapshot().state == jobs.RUNNING
+        assert job.snapshot().state == job_queue.RUNNING
         [chart] = _loss_charts(at)  # the live loss curve, in the progress card
         assert "Total loss" in chart
     finally:
-        for job in jobs.get_queue().jobs(project.id, active_only=True):
-            jobs.get_queue().cancel(job.id)
+        for job in job_queue.get_queue().jobs(project.id, active_only=True):
+            job_queue.get_queue().cancel(job.id)
             job.wait(30)
 
 

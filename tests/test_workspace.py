@@ -356,22 +356,22 @@ def test_the_apps_tuning_job_gives_the_command_lines_numbers_on_a_train_test_pro
     from dapt_core.data.folders import load_split
     from dapt_core.data.images import sha256_of
     from dapt_core.engine.experiment import run_experiment
-    from dapt_core.studio import jobs
+    from dapt_core.studio import backbone_cache, job_queue, jobs
 
     folder = _train_test_folder(tmp_path / "photos", {"red": (4, 3), "green": (4, 3), "blue": (4, 2)})
     project = ws.create_project("Imported")
     project.import_zip(_zip_folder(folder), "photos.zip")
     settings = {"method": "dapt", "epochs": 2, "batch_size": 4, "seed": 3}
-    job = jobs.JobQueue().submit(jobs.TuneRequest(str(ws.root), project.id, tiny_spec, settings, shots=2,
+    job = job_queue.JobQueue().submit(jobs.TuneRequest(str(ws.root), project.id, tiny_spec, settings, shots=2,
                                                   device="cpu", make_projection=False))
     assert job.wait(120)
     snap = job.snapshot()
-    assert snap.state == jobs.DONE, snap.error
+    assert snap.state == job_queue.DONE, snap.error
     run = project.run(snap.result["run_id"])
 
     # `dapt tune photos --shots 2 --seed 3 --epochs 2`, as cli.cmd_tune does it
     cli_split = load_split(folder, 2, 3)
-    cli = run_experiment(jobs.BACKBONES.get(tiny_spec, "cpu"), cli_split, jobs.TuneRequest(
+    cli = run_experiment(backbone_cache.BACKBONES.get(tiny_spec, "cpu"), cli_split, jobs.TuneRequest(
         "", "", tiny_spec, settings).config(), shots=2).metrics()
     assert [row["sha256"] for row in run.data["test"]] == [sha256_of(i.path) for i in cli_split.test]
     assert sorted(row["sha256"] for row in run.data["train"]) == sorted(sha256_of(i.path) for i in cli_split.train)

@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+from dapt_core.engine.loss_terms import CE, INTER, INTRA, LOSS, LOSS_TERMS
 from ui.i18n import current_language, t
 
 _PALETTE = qualitative.Safe + qualitative.Dark24  # colour-blind-safe first
@@ -176,11 +177,11 @@ def loss_series(history: list[dict], beta_v: float, beta_t: float, *, lang: str 
     step (or per epoch for an older run's history)."""
     steps = [h["step"] if "step" in h else h["epoch"] for h in history]
     x_title = t("chart.step", lang=lang) if history and "step" in history[0] else t("chart.epoch", lang=lang)
-    terms = [("loss", 1.0, t("chart.loss_total", lang=lang)), ("ce", 1.0, t("chart.loss_ce", lang=lang))]
+    terms = [(LOSS, 1.0, t("chart.loss_total", lang=lang)), (CE, 1.0, t("chart.loss_ce", lang=lang))]
     if beta_v:
-        terms.append(("intra", beta_v, t("chart.loss_intra", lang=lang, beta=f"{beta_v:g}")))
+        terms.append((INTRA, beta_v, t("chart.loss_intra", lang=lang, beta=f"{beta_v:g}")))
     if beta_t:
-        terms.append(("inter", beta_t, t("chart.loss_inter", lang=lang, beta=f"{beta_t:g}")))
+        terms.append((INTER, beta_t, t("chart.loss_inter", lang=lang, beta=f"{beta_t:g}")))
     series = []
     for (key, weight, label), colour in zip(terms, _LOSS_COLOURS):
         values = [_finite(h.get(key)) for h in history]
@@ -211,21 +212,11 @@ def thin_history(history, max_points: int) -> list[dict]:
     for start in range(0, len(history), group):
         chunk = history[start: start + group]
         point = dict(chunk[-1])
-        for key in ("loss", "ce", "intra", "inter", "train_accuracy"):
+        for key in (*LOSS_TERMS, "train_accuracy"):
             values = [v for v in (_finite(h.get(key)) for h in chunk) if v is not None]
             point[key] = sum(values) / len(values) if values else None
         thinned.append(point)
     return thinned
-
-
-def train_accuracy_curve(history: list[dict], *, lang: str | None = None) -> go.Figure:
-    steps = [h.get("step", h.get("epoch")) for h in history]
-    fig = go.Figure(go.Scatter(x=steps, y=[_finite(h.get("train_accuracy")) for h in history], mode="lines",
-                               name=t("chart.train_accuracy", lang=lang)))
-    fig.update_layout(height=220, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      yaxis={"range": [0, 1.02], "tickformat": ".0%", "title": t("chart.train_accuracy", lang=lang)},
-                      xaxis_title=t("chart.step" if history and "step" in history[0] else "chart.epoch", lang=lang))
-    return fig
 
 
 def per_class_bars(classnames: list[str], before: dict, after: dict, *, lang: str | None = None) -> go.Figure:

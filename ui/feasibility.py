@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dapt_core.engine.progress import Phase
 from dapt_core.errors import DaptError
-from dapt_core.studio import jobs
+from dapt_core.studio import job_queue, jobs
 from dapt_core.studio.workspace import Project
 from ui import state
 from ui.i18n import error_text, t
@@ -58,18 +59,18 @@ def _section(project: Project, spec: str, device_key: str, shots: int, seed: int
     _follow(job, request)
 
 
-def _job_for(request: jobs.FeasibilityRequest) -> jobs.Job | None:
+def _job_for(request: jobs.FeasibilityRequest) -> job_queue.Job | None:
     """The latest check of the same photos, backbone and good class, from any session (a cancelled one
     does not count: it was cancelled because its session moved on, not because it cannot run)."""
     found = [job for job in state.queue().jobs(request.project_id)
-             if job.label == jobs.FEASIBILITY_LABEL and getattr(job.request, "key", None) == request.key
-             and job.state != jobs.CANCELLED]
+             if job.kind == job_queue.JobKind.CHECK and getattr(job.request, "key", None) == request.key
+             and job.state != job_queue.CANCELLED]
     return found[-1] if found else None
 
 
-def _start(request: jobs.FeasibilityRequest) -> jobs.Job:
+def _start(request: jobs.FeasibilityRequest) -> job_queue.Job:
     previous = state.queue().get(st.session_state.get(_MINE) or "")
-    if previous is not None and previous.state == jobs.QUEUED:  # for settings no longer on the page
+    if previous is not None and previous.state == job_queue.QUEUED:  # for settings no longer on the page
         state.queue().cancel(previous.id)
     job = request.submit(state.queue())
     state.claim_job(job.id)
@@ -77,27 +78,27 @@ def _start(request: jobs.FeasibilityRequest) -> jobs.Job:
     return job
 
 
-def _follow(job: jobs.Job, request: jobs.FeasibilityRequest) -> None:
+def _follow(job: job_queue.Job, request: jobs.FeasibilityRequest) -> None:
     """Progress while the check runs (only this part of the page reruns), then the result."""
-    active = job.state in jobs.ACTIVE_STATES
+    active = job.state in job_queue.ACTIVE_STATES
 
     @st.fragment(run_every=POLL_SECONDS if active else None)
     def panel():
         snap = job.snapshot()
-        if snap.state == jobs.QUEUED:
+        if snap.state == job_queue.QUEUED:
             st.info(t("feas.queued", place=snap.place), icon=":material/hourglass_top:")
-        elif snap.state == jobs.RUNNING:
+        elif snap.state == job_queue.RUNNING:
             progress = snap.progress
-            if progress.phase == "check" and progress.total_steps:
+            if progress.phase == Phase.CHECK and progress.total_steps:
                 st.progress(progress.fraction, text=t("feas.running", step=progress.step, steps=progress.total_steps))
             else:
                 st.progress(0.0, text=t("feas.loading"))
-        elif snap.state == jobs.DONE:
+        elif snap.state == job_queue.DONE:
             if active:
                 st.rerun()  # the whole page: it reads the kept result and stops polling
             show_result(request.cached() or snap.result)
         else:
-            if snap.state == jobs.FAILED:
+            if snap.state == job_queue.FAILED:
                 st.error(t("feas.failed", error=snap.error), icon=":material/error:")
             else:
                 st.caption(t("feas.cancelled"))

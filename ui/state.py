@@ -8,11 +8,10 @@ which starts a new session, reopens it; with neither, the most recently changed 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import streamlit as st
 
-from dapt_core.studio import jobs, projection
+from dapt_core.studio import backbone_cache, job_queue, projection
 from dapt_core.studio.storage import DEFAULT_ROOT, WORKSPACE_ENV, WorkspaceError
 from dapt_core.studio.workspace import Project, Workspace
 
@@ -36,14 +35,14 @@ def warmup() -> projection.Warmup:
     return projection.start_warmup()
 
 
-def queue() -> jobs.JobQueue:
-    return jobs.get_queue()
+def queue() -> job_queue.JobQueue:
+    return job_queue.get_queue()
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def backbone(spec: str, device: str):
-    """A loaded backbone (shared with the job workers through dapt_core.studio.jobs.BACKBONES)."""
-    return jobs.BACKBONES.get(spec, device)
+    """A loaded backbone (shared with the job workers through dapt_core.studio.backbone_cache.BACKBONES)."""
+    return backbone_cache.BACKBONES.get(spec, device)
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -87,9 +86,9 @@ def is_mine(job_id: str) -> bool:
     return job_id in st.session_state.get(MY_JOBS_KEY, [])
 
 
-def my_active_jobs(label_prefix: str = "") -> list[jobs.Job]:
-    """This session's queued or running jobs (of every project) whose label starts so."""
-    return [job for job in queue().jobs(active_only=True) if is_mine(job.id) and job.label.startswith(label_prefix)]
+def my_active_jobs(kind: str | None = None) -> list[job_queue.Job]:
+    """This session's queued or running jobs (of every project), of one job_queue.JobKind or all."""
+    return [job for job in queue().jobs(active_only=True) if is_mine(job.id) and kind in (None, job.kind)]
 
 
 def current_project() -> Project | None:
@@ -160,26 +159,6 @@ def bump(key: str) -> int:
 
 def counter(key: str) -> int:
     return st.session_state.get(key, 0)
-
-
-def require_app_shell() -> None:
-    """Run this page inside app.py's navigation (sidebar, language switch, wide layout).
-
-    While a pages/ folder exists, Streamlit starts in its older multipage mode: until app.py has
-    declared its navigation in this process, a request for a page URL (a bookmark of /inspect
-    right after a server start; every run under AppTest) executes the page file on its own.
-    Then app.py is executed here instead: it declares the navigation, which resolves the same
-    URL to this same file and runs it inside the app's shell, in this same run (so a button
-    press that caused the run is not lost); the outer, shell-less execution then stops.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if not PagesManager.uses_pages_directory:
-        return
-    PagesManager.uses_pages_directory = False
-    app = Path(__file__).resolve().parents[1] / "app.py"
-    exec(compile(app.read_text(encoding="utf-8"), str(app), "exec"), {"__name__": "__main__", "__file__": str(app)})
-    st.stop()
 
 
 def keep_settings(prefix: str = "tune-") -> None:

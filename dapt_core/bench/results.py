@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..engine.progress import Phase
 from ..errors import ConfigError
 from .distributed import Distributed
 
@@ -144,7 +145,7 @@ class BenchProgress:
             self.phase = progress.phase
             self.bar = tqdm(total=progress.total_steps, desc=f"{self.label} {progress.phase}", unit="step",
                             file=sys.stderr, dynamic_ncols=True, leave=False)
-        if progress.phase == "train":
+        if progress.phase == Phase.TRAIN:
             self.bar.set_postfix(epoch=f"{progress.epoch}/{progress.epochs}", loss=f"{progress.loss:.3f}",
                                  refresh=False)
         self.bar.update(progress.step - self.bar.n)

@@ -10,14 +10,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+class Phase:
+    """The phases of long work, as Progress.phase names them. SELECT (the learning-rate choice), PROTOTYPES,
+    TRAIN and EVALUATE come from the engine; the app's jobs add the others, which carry only the phase
+    (CHECK is the check before Start). The app shows each in words (ui's job.phase.* strings)."""
+
+    QUEUED = "queued"
+    LOADING = "loading"  # the backbone
+    PREPARING = "preparing"  # the split
+    SELECT = "select"
+    PROTOTYPES = "prototypes"
+    TRAIN = "train"
+    EVALUATE = "evaluate"
+    CHECK = "check"
+    SAVING = "saving"
+    MAPPING = "mapping"
+    CANCELLED = "cancelled"
+    ALL = (QUEUED, LOADING, PREPARING, SELECT, PROTOTYPES, TRAIN, EVALUATE, CHECK, SAVING, MAPPING, CANCELLED)
+
+
 @dataclass(frozen=True)
 class Progress:
-    """One update for a progress display (the CLI's bars, the app's job panel).
-
-    phase: 'select' (the learning-rate choice), 'prototypes', 'train' and 'evaluate' come from the engine;
-    the app's jobs add 'queued', 'loading' (the backbone), 'preparing' (the split), 'saving' and 'mapping',
-    which carry only `phase`.
-    """
+    """One update for a progress display (the CLI's bars, the app's job panel); `phase` is one of Phase's."""
 
     phase: str
     epoch: int = 0  # 1-based
