@@ -10,13 +10,13 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from tqdm import tqdm
 
 from . import __version__
 from .deploy.pass_fail import DEFAULT_ESCAPE_RATE, check_escape_rate, guess_good_class
+from .engine.backbone_specs import LOCAL_DIR_PREFIX
 from .engine.methods import (
     AUGMENTATION_PRESETS,
     DEFAULT_PRESET,
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser("tune", parents=[common], help="tune prompts on a folder of labelled images")
     tune.add_argument("data_dir", help="one folder per class, or train/ and test/ each holding one per class")
     tune.add_argument("--backbone", default=DEFAULT_BACKBONE,
-                      help="demo | NAME:TAG | NAME:/path/to/weights | local-dir:/path (default: %(default)s, "
+                      help=f"demo | NAME:TAG | NAME:/path/to/weights | {LOCAL_DIR_PREFIX}/path (default: %(default)s, "
                            "falling back to demo where its weights cannot be had)")
     tune.add_argument("--method", default=TuningConfig.method, choices=METHODS_RECOMMENDED_FIRST)
     tune.add_argument("--shots", type=int, default=DEFAULT_SHOTS,
@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--estimate", action="store_true",
                       help="only say how long the run would take on this machine (a few real steps are timed, "
                            "then counted; kept per backbone and device in the cache folder) and stop")
+    tune.add_argument("--budget", type=float, metavar="MINUTES",
+                      help="end the whole run within this many minutes on this machine: as many of the recipe's "
+                           "epochs as fit, with the learning-rate schedule laid over them, and a deadline that "
+                           "stops training in time for the evaluation")
     tune.add_argument("--tiles", default="off",
                       help="also look at each photo in square tiles at (or near) its own resolution, so small "
                            "defects on large photos are not shrunk away: off (default), auto (tiles of twice "
@@ -114,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--no-check", action="store_true",
                       help="skip the check before training of how well the frozen model tells the classes apart "
                            "(see 'dapt check')")
-    tune.add_argument("--out", required=True, help="prompt file to write (.safetensors)")
+    tune.add_argument("--out", help="prompt file to write (.safetensors); needed unless --estimate")
     tune.add_argument("--json", dest="json_out", help="write the metrics as JSON here ('-' for stdout)")
     tune.set_defaults(handler=cmd_tune)
 
@@ -212,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .bench.commands import register as register_bench
     register_bench(commands, common)
+
+    from .app_launcher import register as register_app  # `dapt app`: serve the Streamlit app
+    register_app(commands, common)
     return parser
 
 
@@ -219,9 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_tune(args) -> int:
     from .data.folders import load_split
     from .engine.backbone import load_backbone, load_backbone_or_demo
+    from .engine.budget import plan_budget
     from .engine.estimate import estimate_run
-    from .engine.experiment import run_experiment
+    from .engine.tuning_run import tune_and_evaluate
 
+    if not args.out and not args.estimate:
+        raise ConfigError("Say where to write the prompt file: --out FILE.safetensors (or --estimate to only see "
+                          "how long the run would take).")
     choose_lr = args.lr if isinstance(args.lr, str) else None
     if args.lr is None and args.preset == "inspection" and args.method != "zeroshot":
         choose_lr = "scaled"
@@ -251,36 +262,29 @@ def cmd_tune(args) -> int:
     good = split.classnames.index(good_class) if good_class else None
     estimate = estimate_run(backbone, split, config, shots=args.shots, lr_choice=choose_lr, good=good)
     print(f"time estimate on this machine ({backbone.device}): {estimate.describe()}", file=sys.stderr)
+    if args.budget is not None and config.trains:
+        plan = plan_budget(estimate, args.budget, warmup_epochs=config.warmup_epochs)
+        print(f"budget: {plan.describe()}", file=sys.stderr)
     if args.estimate:
         if args.json_out:
             write_json({"time_estimate": estimate.to_dict()}, args.json_out)
         return 0
     if not args.no_check:  # before minutes of training: can the frozen model see the difference at all?
         _check_before_tuning(backbone, split, good_class)
-    started = time.perf_counter()
-    selection = None
-    if choose_lr and config.trains:
-        from dataclasses import replace
 
-        from .engine.selection import choose_learning_rate
-        with _ProgressBar() as bar:
-            selection = choose_learning_rate(choose_lr, backbone, split.classnames, split.train, config,
-                                             grid=tuple(args.lr_grid) if args.lr_grid else None, shots=args.shots,
-                                             on_progress=bar.update, good=good)
+    def show_selection(selection) -> None:
         for score in selection.scores:
             print(f"lr {score['lr']:.3g}: {_pct(score['accuracy'])} accuracy on held-out training images",
                   file=sys.stderr)
         print(f"chosen lr: {selection.lr:.3g} ({choose_lr}, {selection.seconds:.0f} s)", file=sys.stderr)
-        config = replace(config, lr=selection.lr)
+
     with _ProgressBar() as bar:
-        result = run_experiment(backbone, split, config, shots=args.shots, on_progress=bar.update,
-                                good_class=good_class, escape_rate=args.escape_rate)
-    extra = {"lr_selection": selection.to_dict()} if selection else None
-    out = result.save_prompt_file(args.out, extra)
-    metrics = result.metrics()
-    if extra:
-        metrics.update(extra)
-    metrics["time_estimate"] = {**estimate.to_dict(), "actual_seconds": time.perf_counter() - started}
+        run = tune_and_evaluate(backbone, split, config, shots=args.shots, lr_choice=choose_lr,
+                                lr_grid=tuple(args.lr_grid) if args.lr_grid else None, good_class=good_class,
+                                escape_rate=args.escape_rate, budget_minutes=args.budget, estimate=estimate,
+                                on_progress=bar.update, on_selection=show_selection)
+    out = run.result.save_prompt_file(args.out, run.prompt_extra())
+    metrics = run.metrics()
     if args.json_out:
         write_json(metrics, args.json_out)
     if args.json_out != "-":
@@ -631,13 +635,15 @@ class _ProgressBar:
         return self
 
     def update(self, progress) -> None:
+        from .engine.progress import Phase
+
         if progress.phase != self.phase:
             if self.bar is not None:
                 self.bar.close()
             self.phase = progress.phase
             self.bar = tqdm(total=progress.total_steps, desc=progress.phase, unit="step", file=sys.stderr,
                             dynamic_ncols=True)
-        if progress.phase == "train":
+        if progress.phase == Phase.TRAIN:
             self.bar.set_postfix(epoch=f"{progress.epoch}/{progress.epochs}", loss=f"{progress.loss:.3f}",
                                  acc=f"{progress.train_accuracy:.2f}", refresh=False)
         self.bar.update(progress.step - self.bar.n)  # tqdm rate-limits the redraws itself

@@ -23,13 +23,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from conftest import write_colour_task, write_spot_task  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from dapt_core.studio import jobs  # noqa: E402
+from dapt_core.studio import job_queue  # noqa: E402
 from dapt_core.studio.workspace import Workspace  # noqa: E402
+from ui import nav  # noqa: E402
+from ui.widgets import CARD_PHASES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 BACKBONE = os.environ.get("DAPT_TEST_BACKBONE", "demo")
-PAGES = ["pages/1_projects.py", "pages/2_tune.py", "pages/3_inspect.py", "pages/4_export.py"]
+PAGES = [page.path for page in nav.PAGES]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -41,7 +43,7 @@ def workspace(tmp_path, monkeypatch) -> Workspace:
     yield Workspace(tmp_path / "workspace")
     # The queue belongs to the process: a test that fails with a job still going must not leave it
     # holding a lane (and both cores) for the tests after it.
-    queue = jobs.get_queue()
+    queue = job_queue.get_queue()
     leftover = queue.jobs(active_only=True)
     for job in leftover:
         queue.cancel(job.id)
@@ -103,7 +105,7 @@ def choose_backbone(at: AppTest) -> None:
 
 def wait_for_jobs(project_id: str, timeout: float = 300) -> list:
     deadline = time.time() + timeout
-    found = jobs.get_queue().jobs(project_id)
+    found = job_queue.get_queue().jobs(project_id)
     for job in found:
         assert job.wait(max(1.0, deadline - time.time())), "job did not finish"
     return [job.snapshot() for job in found]
@@ -111,13 +113,13 @@ def wait_for_jobs(project_id: str, timeout: float = 300) -> list:
 
 def wait_for_checks(project_id: str) -> None:
     """The Tune page starts the check before Start by itself; tests that count jobs let it finish first."""
-    for job in jobs.get_queue().jobs(project_id):
-        if job.label == jobs.FEASIBILITY_LABEL:
+    for job in job_queue.get_queue().jobs(project_id):
+        if job.kind == job_queue.JobKind.CHECK:
             assert job.wait(120), "the check did not finish"
 
 
 def tune(at: AppTest, project_id: str, *, shots=3, epochs=2, batch=8):
-    at.switch_page("pages/2_tune.py")
+    at.switch_page(nav.TUNE.path)
     at.run()
     choose_backbone(at)
     at.number_input(key="tune-shots").set_value(shots)
@@ -129,7 +131,7 @@ def tune(at: AppTest, project_id: str, *, shots=3, epochs=2, batch=8):
     at.run()
     no_exception(at)
     snaps = wait_for_jobs(project_id)
-    assert snaps and snaps[-1].state == jobs.DONE, snaps[-1].error
+    assert snaps and snaps[-1].state == job_queue.DONE, snaps[-1].error
     at.run()
     return snaps[-1]
 
@@ -145,6 +147,8 @@ def test_every_page_renders_without_a_project(workspace, lang):
         at.switch_page(page)
         at.run()
         no_exception(at)
+        # inside app.py's shell (its language switch), not the page file run on its own
+        assert [group.key for group in at.sidebar.get("button_group")] == ["lang-switch"], page
     at.switch_page(PAGES[0])
     at.run()
     assert at.title[0].value == ("Projects and data" if lang == "en" else "プロジェクトとデータ")
@@ -244,12 +248,12 @@ def test_deleting_a_project_asks_first(workspace, tmp_path):
     at.run()
     assert any("cannot be undone" in w for w in texts(at, "warning"))
     assert workspace.list_projects()  # not yet
-    at.button(key="confirm-delete-project-no").click()
+    at.button(key="delete-project-no").click()
     at.run()
     assert workspace.list_projects()
     at.button(key="delete-project").click()
     at.run()
-    at.button(key="confirm-delete-project-yes").click()
+    at.button(key="delete-project-yes").click()
     at.run()
     no_exception(at)
     assert workspace.list_projects() == []
@@ -272,7 +276,7 @@ def test_a_damaged_manifest_is_reported_on_the_page(workspace, tmp_path):
 def test_tune_explains_what_to_fix_before_start(workspace):
     project = workspace.create_project("One class", ["good"])
     project.add_images("good", [("a.png", png((10, 200, 10)))])
-    at = new_app("pages/2_tune.py")
+    at = new_app(nav.TUNE.path)
     no_exception(at)
     assert any("at least two classes" in e for e in texts(at, "error"))
     assert at.button(key="start-tuning").disabled
@@ -280,13 +284,13 @@ def test_tune_explains_what_to_fix_before_start(workspace):
 
 def test_tune_settings_survive_a_visit_to_another_page(workspace, tmp_path):
     make_project(workspace, tmp_path, per_class=3)
-    at = new_app("pages/2_tune.py")
+    at = new_app(nav.TUNE.path)
     at.number_input(key="tune-shots").set_value(5)
     at.radio(key="tune-method").set_value("coop")
     at.run()
-    at.switch_page("pages/3_inspect.py")
+    at.switch_page(nav.INSPECT.path)
     at.run()
-    at.switch_page("pages/2_tune.py")
+    at.switch_page(nav.TUNE.path)
     at.run()
     no_exception(at)
     assert at.number_input(key="tune-shots").value == 5
@@ -296,7 +300,7 @@ def test_tune_settings_survive_a_visit_to_another_page(workspace, tmp_path):
 
 def test_the_tune_page_sends_the_augmentation_preset_and_chooses_the_rate(workspace, tmp_path):
     project = make_project(workspace, tmp_path, per_class=6)
-    at = new_app("pages/2_tune.py")
+    at = new_app(nav.TUNE.path)
     at.radio(key="tune-preset").set_value("recipe")
     at.run()
     assert at.checkbox(key="tune-rotations").disabled  # the paper's recipe has no turns
@@ -324,9 +328,44 @@ def test_the_tune_page_sends_the_augmentation_preset_and_chooses_the_rate(worksp
     assert ("学習時のデータ拡張", "検査画像向け、90°回転あり") in settings_rows(run.data, lang="ja")
 
 
+def test_a_time_budget_is_planned_before_start_and_the_run_card_shows_estimate_and_actual(workspace, tmp_path):
+    project = make_project(workspace, tmp_path, per_class=6)
+    at = new_app(nav.TUNE.path)
+    choose_backbone(at)
+    at.number_input(key="tune-shots").set_value(3)
+    at.number_input(key="tune-batch-size").set_value(8)
+    at.number_input(key="tune-epochs").set_value(2000)  # minutes on this machine, longer than the budget below
+    at.run()
+    wait_for_checks(project.id)  # the estimate's button waits while another job runs
+    at.run()
+    at.button(key="estimate-time").click()
+    at.run()
+    no_exception(at)
+    assert any("Expected time on this machine" in text for text in texts(at, "info"))
+    at.number_input(key="tune-budget").set_value(1)
+    at.run()
+    no_exception(at)
+    [plan] = [text for text in texts(at, "info") if "To fit the budget of" in text]
+    epochs = int(re.search(r": (\d+) of the run's 2000 epochs", plan).group(1))
+    assert 2 <= epochs < 2000
+    at.button(key="start-tuning").click()
+    at.run()
+    snaps = wait_for_jobs(project.id)
+    [snap] = [s for s in snaps if s.kind == job_queue.JobKind.TUNE]
+    assert snap.state == job_queue.DONE, snap.error
+    assert snap.result["time"]["estimate"] is not None and snap.result["time"]["actual"] <= 1.1 * 60
+    at.run()
+    no_exception(at)
+    card = [text for text in texts(at, "success") + texts(at, "warning") if "Run saved" in text]
+    assert card and re.search(r"Estimated \d+:\d\d, took \d+:\d\d", card[0]), card
+    run = project.run(snap.result["run_id"])
+    assert run.data["request"]["budget_minutes"] == 1.0
+    assert run.data["metrics"]["budget"]["epochs"] == epochs == run.data["metrics"]["epochs"]
+
+
 def test_unavailable_weights_are_shown_before_start(workspace, tmp_path):
     make_project(workspace, tmp_path, per_class=2)
-    at = new_app("pages/2_tune.py")
+    at = new_app(nav.TUNE.path)
     at.radio(key="tune-source").set_value("spec")
     at.run()
     at.text_input(key="tune-spec").input("ViT-B-32:openai")
@@ -348,7 +387,7 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     assert info.n_test == 9  # 6 per class, 3 shots held out... the rest are test images
 
     # Inspect: the two maps of one shared fit, the dispersion table, the sentence for a manager
-    at.switch_page("pages/3_inspect.py")
+    at.switch_page(nav.INSPECT.path)
     at.run()
     no_exception(at)
     charts = {c.proto.id: c for c in at.get("plotly_chart")}
@@ -363,7 +402,7 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     assert any("photos per class" in i for i in texts(at, "info") + texts(at, "warning"))  # warning: no gain
 
     # Export: the prompt file it offers loads and classifies
-    at.switch_page("pages/4_export.py")
+    at.switch_page(nav.EXPORT.path)
     at.run()
     no_exception(at)
     labels = [b.label for b in at.get("download_button")]
@@ -397,7 +436,7 @@ def test_a_short_tune_saves_a_run_then_inspect_and_export_show_it(workspace, tmp
     at.button(key="evaluate-import").click()
     at.run()
     snaps = [s for s in wait_for_jobs(project.id) if s.label == "evaluate"]
-    assert snaps[-1].state == jobs.DONE, snaps[-1].error
+    assert snaps[-1].state == job_queue.DONE, snaps[-1].error
     at.run()
     no_exception(at)
     assert any("with the file's prompts" in s for s in texts(at, "success"))
@@ -422,7 +461,7 @@ def test_a_prompt_file_for_other_classes_is_explained(workspace, tmp_path):
     other = workspace.create_project("Other", ["red", "scratch"])
     other.add_images("red", [("r.png", png((200, 30, 30), 9))])
     other.add_images("scratch", [("s.png", png((90, 90, 90), 9))])
-    at = new_app("pages/4_export.py")
+    at = new_app(nav.EXPORT.path)
     at.session_state["project_id"] = other.id  # as if the user opened the other project
     at.run()
     at.file_uploader(key=f"import-{other.id}-0").set_value([("p.safetensors", data, "application/octet-stream")])
@@ -440,7 +479,7 @@ def test_a_tiled_run_shows_where_the_defect_is_in_inspect_and_the_report(workspa
         project.add_class(name)
         project.add_image_paths(name, sorted((tmp_path / "spots" / "train" / name).glob("*.png"))
                                 + sorted((tmp_path / "spots" / "test" / name).glob("*.png")))
-    at = new_app("pages/2_tune.py")
+    at = new_app(nav.TUNE.path)
     at.selectbox(key="tune-tiles").set_value("auto")
     at.run()
     no_exception(at)
@@ -451,7 +490,7 @@ def test_a_tiled_run_shows_where_the_defect_is_in_inspect_and_the_report(workspa
     run = project.run(info.id)
     assert run.data["metrics"]["config"]["tiles"] == "auto"
 
-    at.switch_page("pages/3_inspect.py")
+    at.switch_page(nav.INSPECT.path)
     at.run()
     no_exception(at)
     assert "Where is the defect" in texts(at, "subheader")
@@ -474,7 +513,7 @@ def test_a_tiled_run_shows_where_the_defect_is_in_inspect_and_the_report(workspa
 
 def test_two_sessions_queue_jobs_belong_to_who_started_them(workspace, tmp_path):
     project = make_project(workspace, tmp_path, per_class=4)
-    first, second = new_app("pages/2_tune.py"), new_app("pages/2_tune.py")
+    first, second = new_app(nav.TUNE.path), new_app(nav.TUNE.path)
     for at in (first, second):
         choose_backbone(at)
         at.number_input(key="tune-shots").set_value(2)
@@ -489,8 +528,8 @@ def test_two_sessions_queue_jobs_belong_to_who_started_them(workspace, tmp_path)
     second.run()
     no_exception(first)
     no_exception(second)
-    running, waiting = [job for job in jobs.get_queue().jobs(project.id, active_only=True)
-                        if job.label != jobs.FEASIBILITY_LABEL]
+    running, waiting = [job for job in job_queue.get_queue().jobs(project.id, active_only=True)
+                        if job.kind != job_queue.JobKind.CHECK]
     assert waiting.snapshot().place == 1
     assert any("place 1 in the queue" in i for i in texts(second, "info"))
     for at in (first, second):  # a full run of each page, as after a click elsewhere
@@ -504,23 +543,23 @@ def test_two_sessions_queue_jobs_belong_to_who_started_them(workspace, tmp_path)
     second.button(key=f"cancel-{running.id}").click()
     second.run()
     assert any("another browser tab or session" in w for w in texts(second, "warning"))
-    assert running.snapshot().state == jobs.RUNNING
+    assert running.snapshot().state == job_queue.RUNNING
     second.button(key=f"cancel-no-{running.id}").click()
     second.run()
-    assert running.snapshot().state == jobs.RUNNING
+    assert running.snapshot().state == job_queue.RUNNING
     # one's own job: cancelled at once, the waiting one first, then the running one
     second.button(key=f"cancel-{waiting.id}").click()
     second.run()
-    assert waiting.snapshot().state == jobs.CANCELLED
+    assert waiting.snapshot().state == job_queue.CANCELLED
     deadline = time.time() + 60
-    while running.snapshot().state == jobs.RUNNING and running.snapshot().progress.phase != "train" \
+    while running.snapshot().state == job_queue.RUNNING and running.snapshot().progress.phase != "train" \
             and time.time() < deadline:
         time.sleep(0.1)
     first.run()
     first.button(key=f"cancel-{running.id}").click()
     first.run()
     assert running.wait(120)
-    assert running.snapshot().state == jobs.CANCELLED
+    assert running.snapshot().state == job_queue.CANCELLED
     first.run()
     assert any("Nothing was saved" in i for i in texts(first, "info"))
     assert not first.button(key="start-tuning").disabled
@@ -540,7 +579,7 @@ def test_a_prompt_file_for_another_backbone_is_explained(workspace, tmp_path):
     elsewhere["backbone"]["spec"] = "ViT-B-32:openai"
     other_weights = json.loads(json.dumps(original.header))
     other_weights["backbone"]["weights"] = "sha256:" + "0" * 64
-    at.switch_page("pages/4_export.py")
+    at.switch_page(nav.EXPORT.path)
     at.run()
     at.file_uploader(key=f"import-{project.id}-0").set_value(
         [("vit.safetensors", prompt_file.to_bytes(elsewhere, original.tensors), "application/octet-stream")])
@@ -579,7 +618,7 @@ def test_the_demo_project_in_one_click_and_inspect_of_2000_points(workspace):
     assert projection.start_warmup().wait(180)
     (run.path / "projection.json").unlink(missing_ok=True)  # measure the fit, not the cache
 
-    at.switch_page("pages/3_inspect.py")
+    at.switch_page(nav.INSPECT.path)
     started = time.perf_counter()
     at.run()
     fresh = time.perf_counter() - started
@@ -602,7 +641,7 @@ def test_the_language_switches_everything(workspace, tmp_path):
     no_exception(at)
     assert at.title[0].value == "プロジェクトとデータ"
     assert any("クラス" in e.label for e in at.expander) or any("クラス" in s.value for s in at.subheader)
-    at.switch_page("pages/2_tune.py")
+    at.switch_page(nav.TUNE.path)
     at.run()
     no_exception(at)
     assert at.title[0].value == "調整"
@@ -614,7 +653,7 @@ def test_the_language_switches_everything(workspace, tmp_path):
 
 def _keys_used_in_code() -> set[str]:
     keys = set()
-    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / nav.FOLDER).glob("*.py")), *sorted((ROOT / "ui").glob("*.py"))]:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "t" and node.args
@@ -623,22 +662,18 @@ def _keys_used_in_code() -> set[str]:
     return keys
 
 
-def test_every_string_exists_in_both_languages_with_the_same_placeholders():
+def test_every_string_the_code_uses_exists():
+    """In English; tests/test_i18n.py checks that every language file has every English key."""
     from dapt_core.engine.methods import METHODS
     from ui.i18n import STRINGS
 
     used = _keys_used_in_code()
     used |= {f"method.{m}.{part}" for m in METHODS for part in ("name", "help")}
     used |= {f"tune.source.{s}" for s in ("demo", "open_clip", "file", "folder", "spec")}
-    used |= {f"job.phase.{p}" for p in ("queued", "loading", "preparing", "prototypes", "train", "evaluate",
-                                        "saving", "mapping", "cancelled")}
+    used |= {f"job.phase.{p}" for p in CARD_PHASES}
+    used |= {page.title_key for page in nav.PAGES}
     missing = sorted(k for k in used if k not in STRINGS)
     assert not missing, missing
-    field = re.compile(r"{(\w*)")
-    for key, (en, ja) in STRINGS.items():
-        assert en.strip() or key == "disp.col_verdict", key
-        assert ja.strip() or key == "disp.col_verdict", key
-        assert sorted(set(field.findall(en))) == sorted(set(field.findall(ja))), key
 
 
 def test_every_backend_message_is_translated_and_every_raised_code_has_a_message():
@@ -796,7 +831,7 @@ def test_the_japanese_pages_and_report_show_no_stray_english(workspace, tmp_path
     project = make_project(workspace, tmp_path, per_class=4)
     at = new_app()
     tune(at, project.id, shots=2, epochs=1)
-    at = new_app("pages/3_inspect.py")
+    at = new_app(nav.INSPECT.path)
     at.session_state["lang"] = "ja"  # switched on the Inspect page, as with the sidebar switch
     at.run()
     no_exception(at)

@@ -1,5 +1,5 @@
-"""Small pieces several pages share: error display, the open-project guard, the sidebar status,
-thumbnail grids, the run picker and the live job panel."""
+"""Small pieces several pages share: error display, the open-project guard, the delete button that
+asks first, the sidebar status, thumbnail grids, the run picker and the live job panel."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from dapt_core.engine.progress import Phase
 from dapt_core.errors import DaptError
-from dapt_core.studio import jobs
+from dapt_core.studio import job_queue
 from dapt_core.studio.workspace import Project
-from ui import charts, live_chart, state
+from ui import charts, live_chart, nav, state
 from ui.i18n import current_language, error_text, t
 
 GRID_PAGE = 48  # thumbnails shown at once per class
@@ -54,15 +55,41 @@ def require_project() -> Project:
     project = state.current_project()
     if project is None:
         st.info(t("common.no_project"), icon=":material/info:")
-        st.page_link("pages/1_projects.py", label=t("nav.projects"), icon=":material/folder_open:")
+        nav.PROJECTS.link()
         st.stop()
     try:
         project.manifest()
     except DaptError as error:
         show_error(error)
-        st.page_link("pages/1_projects.py", label=t("nav.projects"), icon=":material/folder_open:")
+        nav.PROJECTS.link()
         st.stop()
     return project
+
+
+def delete_button(key: str, label: str, question: str, *, subject: str = "", where=None, disabled: bool = False,
+                  help: str | None = None) -> bool:
+    """A delete button that asks first. Pressed, it shows `question` below with "Yes, delete" and
+    "No, keep it" (keys `{key}-yes` and `{key}-no`) until one of them is pressed. True in the run in
+    which "Yes, delete" was pressed: the caller deletes, then reruns.
+
+    `subject` names what the button deletes where the key does not (a project's id under the key
+    "delete-project"), so that an open question does not carry over to the next project shown;
+    `where` is the container to draw the button in (a row of buttons), by default the page."""
+    asked = f"_delete-asked-{key}-{subject}"
+    if (st if where is None else where).button(label, key=key, icon=":material/delete:", disabled=disabled,
+                                                help=help):
+        st.session_state[asked] = True
+    if not st.session_state.get(asked):
+        return False
+    st.warning(question, icon=":material/warning:")
+    with st.container(horizontal=True):
+        confirmed = st.button(t("common.yes_delete"), key=f"{key}-yes", type="primary")
+        kept = st.button(t("common.keep"), key=f"{key}-no")
+    if confirmed or kept:
+        st.session_state.pop(asked, None)
+    if kept:
+        st.rerun()
+    return confirmed
 
 
 def page_header(title_key: str, project: Project | None) -> None:
@@ -91,8 +118,8 @@ def sidebar_queue(sidebar) -> None:
     the page's widgets behind while a page reruns (a file picked then goes nowhere); the pages'
     job panels rerun the whole page when a job ends, which redraws these counts."""
     snaps = [job.snapshot() for job in state.queue().jobs(active_only=True)]  # one state per job
-    running = [s for s in snaps if s.state == jobs.RUNNING]
-    waiting = [s for s in snaps if s.state == jobs.QUEUED]
+    running = [s for s in snaps if s.state == job_queue.RUNNING]
+    waiting = [s for s in snaps if s.state == job_queue.QUEUED]
     if running or waiting:
         mine = sum(state.is_mine(s.id) for s in snaps)
         sidebar.caption(t("sidebar.queue", running=len(running), waiting=len(waiting), mine=mine))
@@ -125,7 +152,7 @@ def run_picker(project: Project, key: str):
         st.warning(error_text(info.error))
     if not runs:
         st.info(t("common.no_runs"), icon=":material/info:")
-        st.page_link("pages/2_tune.py", label=t("nav.tune"), icon=":material/tune:")
+        nav.TUNE.link()
         return None
     ids = [info.id for info in runs]
     by_id = {info.id: info for info in runs}
@@ -165,15 +192,15 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
     (a fragment: only this part of the page reruns) while any job is queued or running."""
     queue = state.queue()
 
-    def relevant() -> list[jobs.Job]:
+    def relevant() -> list[job_queue.Job]:
         """Every queued or running job, and one card for the latest finished one: each saved run is
         listed under the panel, so older "Run saved" cards would only repeat themselves."""
         dismissed = st.session_state.setdefault("_dismissed_jobs", set())
         active, finished = [], []
         for job in queue.jobs(project.id):
-            if not job.label.startswith(kind):
+            if job.kind != kind:
                 continue
-            if job.state in jobs.ACTIVE_STATES:
+            if job.state in job_queue.ACTIVE_STATES:
                 active.append(job)
             elif state.is_mine(job.id) or _recent(job):
                 finished.append(job)
@@ -182,7 +209,7 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
         shown = [latest] if latest is not None and latest.id not in dismissed else []
         return shown + [job for job in active if job.id not in dismissed][-4:]
 
-    active = any(job.state in jobs.ACTIVE_STATES for job in relevant())
+    active = any(job.state in job_queue.ACTIVE_STATES for job in relevant())
 
     @st.fragment(run_every=PROGRESS_SECONDS if active else None)
     def panel():
@@ -202,41 +229,42 @@ def job_panel(project: Project, kind: str, on_done=None) -> None:
     panel()
 
 
-def _recent(job: jobs.Job, minutes: float = 30) -> bool:
+def _recent(job: job_queue.Job, minutes: float = 30) -> bool:
     snap = job.snapshot()
     return snap.finished is not None and time.time() - snap.finished < minutes * 60
 
 
-def _job_card(snap: jobs.JobSnapshot, on_done) -> None:
+def _job_card(snap: job_queue.JobSnapshot, on_done) -> None:
     with st.container(border=True):
-        title = t("job.title_tune") if snap.label.startswith("tune") else t("job.title_evaluate")
+        tuning = snap.kind == job_queue.JobKind.TUNE
+        title = t("job.title_tune") if tuning else t("job.title_evaluate")
         request = snap.request
-        if snap.label.startswith("tune") and request is not None:
+        if tuning and request is not None:
             title = t("job.title_tune_detail", method=t(f"method.{request.settings.get('method', 'dapt')}.name"),
                       backbone=request.backbone, shots=request.shots)
         mine = state.is_mine(snap.id)
         owner = t("job.yours") if mine else t("job.others")
         st.markdown(f"**{title}** · {owner}")
-        if snap.state == jobs.QUEUED:
+        if snap.state == job_queue.QUEUED:
             st.info(t("job.queued", place=snap.place, device=snap.device), icon=":material/hourglass_top:")
             _cancel_button(snap, mine, ":material/close:")
-        elif snap.state == jobs.RUNNING:
+        elif snap.state == job_queue.RUNNING:
             _running(snap)
-            _cancel_button(snap, mine, ":material/stop:", disabled=snap.progress.phase in ("saving", "mapping"))
-        elif snap.state == jobs.DONE:
+            _cancel_button(snap, mine, ":material/stop:", disabled=snap.progress.phase in (Phase.SAVING, Phase.MAPPING))
+        elif snap.state == job_queue.DONE:
             if on_done is not None:
                 on_done(snap)
-        elif snap.state == jobs.FAILED:
+        elif snap.state == job_queue.FAILED:
             st.error(t("job.failed", error=_job_error(snap)), icon=":material/error:")
-        elif snap.state == jobs.CANCELLED:
+        elif snap.state == job_queue.CANCELLED:
             st.info(t("job.cancelled"), icon=":material/block:")
-        if snap.state in jobs.FINAL_STATES:
+        if snap.state in job_queue.FINAL_STATES:
             if st.button(t("job.dismiss"), key=f"dismiss-{snap.id}", icon=":material/close:"):
                 st.session_state.setdefault("_dismissed_jobs", set()).add(snap.id)
                 _rerun_panel()
 
 
-def _cancel_button(snap: jobs.JobSnapshot, mine: bool, icon: str, *, disabled: bool = False) -> None:
+def _cancel_button(snap: job_queue.JobSnapshot, mine: bool, icon: str, *, disabled: bool = False) -> None:
     """Cancel: at once for this session's own job; someone else's job asks first."""
     confirm = f"confirm-cancel-{snap.id}"
     if st.session_state.get(confirm):
@@ -268,7 +296,7 @@ def _rerun_panel() -> None:
     st.rerun(scope="fragment" if context is not None and context.fragment_ids_this_run else "app")
 
 
-def _job_error(snap: jobs.JobSnapshot) -> str:
+def _job_error(snap: job_queue.JobSnapshot) -> str:
     class _Coded(Exception):
         pass
 
@@ -279,21 +307,21 @@ def _job_error(snap: jobs.JobSnapshot) -> str:
     return snap.error or ""
 
 
-def _running(snap: jobs.JobSnapshot) -> None:
+def _running(snap: job_queue.JobSnapshot) -> None:
     progress = snap.progress
     phase = progress.phase
-    if phase in ("select", "train", "evaluate") and progress.total_steps:
-        if phase == "train":
+    if phase in (Phase.SELECT, Phase.TRAIN, Phase.EVALUATE) and progress.total_steps:
+        if phase == Phase.TRAIN:
             text = t("job.progress_train", epoch=progress.epoch, epochs=progress.epochs, step=progress.step,
                      steps=progress.total_steps, eta=duration(progress.eta))
-        elif phase == "select":
+        elif phase == Phase.SELECT:
             text = t("job.progress_select", step=progress.step, steps=progress.total_steps)
         else:
             text = t("job.progress_evaluate", step=progress.step, steps=progress.total_steps,
                      eta=duration(progress.eta))
         st.progress(progress.fraction, text=text)
     else:
-        st.progress(0.0, text=t(f"job.phase.{phase}") if phase in _PHASES else phase)
+        st.progress(0.0, text=t(f"job.phase.{phase}") if phase in CARD_PHASES else phase)
     # The same card in every phase (the numbers show "–" until training gives them), so the card
     # does not shrink to its bar and grow again as the phases pass.
     cols = st.columns(3)
@@ -309,5 +337,5 @@ def _running(snap: jobs.JobSnapshot) -> None:
             st.html(chart)
 
 
-_PHASES = ("queued", "loading", "preparing", "select", "prototypes", "train", "evaluate", "saving", "mapping",
-           "cancelled")
+# The phases a job card names (the check before Start shows its own progress, ui/feasibility.py).
+CARD_PHASES = tuple(phase for phase in Phase.ALL if phase != Phase.CHECK)

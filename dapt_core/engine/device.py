@@ -33,9 +33,10 @@ def _mps_available() -> bool:
     return bool(backend and backend.is_available())
 
 
-# "fp32" keeps every device in plain float32 (the tests do, to compare with the reference exactly).
+# "fp32" keeps every device in plain float32 (the tests do, to compare with the reference exactly); "bf16"
+# runs the frozen towers in bfloat16 on any CPU or GPU (to measure what it gives, benchmarks/cpu_step_profile.py).
 PRECISION_ENV = "DAPT_PRECISION"
-PRECISIONS = ("auto", "fp32")
+PRECISIONS = ("auto", "fp32", "bf16")
 # On a CPU, bf16 pays only where the matrix products dominate: measured on two AMX cores, a ViT-B-32
 # (width 768) step took 1.2 s against 2.6 s in fp32, while towers of width 128 and 192 (the demo model)
 # were no faster or slower, their time going to the casts and the element-wise work.
@@ -53,6 +54,8 @@ def autocast_dtype(device: torch.device, width: int | None = None) -> torch.dtyp
         raise ConfigError(f"{PRECISION_ENV}={precision!r} is not a precision; use one of: {', '.join(PRECISIONS)}.")
     if precision == "fp32":
         return None
+    if precision == "bf16" and device.type in ("cpu", "cuda"):
+        return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "cpu" and width is not None and width >= CPU_BF16_MIN_WIDTH and cpu_has_amx():
@@ -86,3 +89,30 @@ def describe(device: torch.device) -> str:
         return "Apple GPU (mps)"
     threads = torch.get_num_threads()
     return f"CPU ({threads} thread{'s' if threads != 1 else ''})"
+
+
+@functools.cache
+def describe_cpu() -> str:
+    """The CPU's model and the instructions that decide its speed here, e.g. 'AMD EPYC 9R14, 2 cores,
+    AVX-512, AVX-512 BF16, no AMX' (benchmarks name the CPU with every timing)."""
+    import os
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass  # not Linux: the platform's name is all there is
+    features = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+                                        ("amx_tile", "AMX")) if flag in flags]
+    if flags and "amx_tile" not in flags:
+        features.append("no AMX")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return ", ".join([model, f"{cores} cores", *features])

@@ -33,10 +33,13 @@ from .tiled import KEY_TILES, reselection_epochs
 from .views import epoch_batches
 
 TIMINGS_FILE = "step-times.json"
-MEASURED_STEPS = 3  # timed after one warm-up step
+# Steps timed after the warm-up: at least MEASURED_STEPS, more while they add up to under MEASURE_SECONDS (a
+# small model's first steps run slower than its later ones, so a few short ones would overstate the run).
+MEASURED_STEPS, MAX_MEASURED_STEPS, MEASURE_SECONDS = 3, 30, 1.5
+WARMUP_SECONDS = 0.5  # warm-up steps: at least one, more while they add up to under this
 DECODE_SAMPLE = 4  # photos decoded to time decoding
 QUICK_RUNS, QUICK_EPOCHS, QUICK_FIT = 3, 0.2, 0.75  # selection.quick_learning_rate's short runs
-AUTO_RUNS, AUTO_FIT = 10, 0.5  # selection.select_learning_rate: 5 rates x 2 folds
+AUTO_RUNS, AUTO_FIT = 10, 0.5  # selection.cross_validated_learning_rate: 5 rates x 2 folds
 
 
 @dataclass
@@ -196,16 +199,22 @@ def measure_steps(backbone: Backbone, classnames: list[str], config: TuningConfi
     step = math.nan
     if config.trains:
         optimizer = torch.optim.SGD(model.trainable_parameters(), lr=config.lr, momentum=config.momentum)
-        times = []
-        for _ in range(MEASURED_STEPS + 1):
+        def one_step() -> float:
             started = time.perf_counter()
             terms = step_losses(model, model, images, labels, prototypes, config, good=good)
             optimizer.zero_grad(set_to_none=True)
             terms["objective"].backward()
             optimizer.step()
             _sync(device)
-            times.append(time.perf_counter() - started)
-        step = sorted(times[1:])[len(times[1:]) // 2]
+            return time.perf_counter() - started
+
+        warmup = one_step()
+        while warmup < WARMUP_SECONDS:
+            warmup += one_step()
+        times = [one_step()]
+        while len(times) < MEASURED_STEPS or (sum(times) < MEASURE_SECONDS and len(times) < MAX_MEASURED_STEPS):
+            times.append(one_step())
+        step = sorted(times)[len(times) // 2]
     chunk = images[:min(len(images), 32)]
     view_times = []
     with torch.no_grad():

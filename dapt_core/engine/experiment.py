@@ -17,8 +17,6 @@ import torch
 from ..data.images import sha256_of
 from ..data.records import Split
 from ..deploy.calibration import Calibration, calibrate
-from ..deploy.novelty import DESCRIPTION as NOVELTY_DESCRIPTION
-from ..deploy.novelty import NoveltyReference
 from ..deploy.pass_fail import DEFAULT_ESCAPE_RATE, check_escape_rate, good_index
 from ..errors import ConfigError, DataError
 from . import prompt_file
@@ -27,7 +25,9 @@ from .cpu_memory import on_the_cpu
 from .evaluation import Evaluation, comparison_metrics, evaluate_before_after, evaluation_batches
 from .methods import TuningConfig
 from .metrics import json_safe
-from .progress import Progress, eta_seconds
+from .novelty import DESCRIPTION as NOVELTY_DESCRIPTION
+from .novelty import NoveltyReference
+from .progress import Phase, Progress, eta_seconds
 from .run_health import assess_metrics
 from .safeguard import applies as safeguard_applies
 from .safeguard import tune_with_safeguard
@@ -65,6 +65,9 @@ class ExperimentResult:
             "precision": str(self.backbone.precision or torch.float32).removeprefix("torch."),
             "shots": self.shots,
             "epochs": self.tuning.epochs,
+            "epochs_run": len(self.tuning.history),
+            # Why training ended before its last epoch (a time budget's deadline), else None.
+            "stopped": self.tuning.stopped,
             "classnames": self.split.classnames,
             "n_train": len(self.split.train),
             **comparison_metrics(self.before, self.after, self.good_class),
@@ -118,14 +121,16 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                    dataset: str | None = None, on_progress: Callable[[Progress], None] | None = None,
                    cancel: CancelFlag | None = None, num_workers: int = 0,
                    cache_dir: Path | None = None, good_class: str | None = None,
-                   escape_rate: float = DEFAULT_ESCAPE_RATE, safeguard: bool | None = None) -> ExperimentResult:
+                   escape_rate: float = DEFAULT_ESCAPE_RATE, safeguard: bool | None = None,
+                   deadline: float | None = None) -> ExperimentResult:
     """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
     (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
     default: dapt_core.zeroshot.default_cache_dir()). `good_class`, one of the classes, makes the
     run count escapes and overkill and place a pass threshold for `escape_rate` (pass_fail.py).
     `safeguard`: replace a run whose class text embeddings collapse onto one point by CoOp or the
     zero-shot classifier (engine/safeguard.py); by default on for methods with a text prompt under the
-    inspection preset, off under the recipe's (`dapt bench`)."""
+    inspection preset, off under the recipe's (`dapt bench`). `deadline`: when the training loop must end
+    (a time budget's, engine/budget.py; see tune)."""
     good_index(split.classnames, good_class)  # a class the task does not have is an error before tuning
     check_escape_rate(escape_rate)
     if len(split.classnames) < 2:
@@ -138,7 +143,8 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     shots = shots if shots is not None else int(per_class.max())
     good = split.classnames.index(good_class) if good_class else None
     options = {"shots": shots, "dataset": dataset, "on_progress": on_progress, "cancel": cancel,
-               "num_workers": num_workers, "cache_dir": cache_dir, "keep_decoded": True, "good": good}
+               "num_workers": num_workers, "cache_dir": cache_dir, "keep_decoded": True, "good": good,
+               "deadline": deadline}
     guard = None
     if safeguard is None:
         safeguard = safeguard_applies(config)
@@ -164,7 +170,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
         done += 1
         if on_progress is not None:
             elapsed = time.perf_counter() - started
-            on_progress(Progress("evaluate", tuning.epochs, tuning.epochs, done, total, elapsed=elapsed,
+            on_progress(Progress(Phase.EVALUATE, tuning.epochs, tuning.epochs, done, total, elapsed=elapsed,
                                  eta=eta_seconds(elapsed, done, total)))
 
     before, after = evaluate_before_after(tuning.prompted, zero_shot_text, split.test,

@@ -115,7 +115,7 @@ def tune_with_safeguard(backbone: Backbone, classnames: list[str], train: list[L
     # Only a run with a visual prompt is watched: it has a text-only run to fall back to.
     watch = CollapseWatch(threshold, watch_epochs, config.warmup_epochs) if config.visual_prompt else None
     result = run(config, watch)
-    if result.stopped is not None:
+    if watch is not None and watch.epoch is not None:  # stopped by the watch (not by a time budget's deadline)
         record["runs"].append({"method": config.method, "lr": config.lr, "epochs_run": watch.epoch,
                                "text_spread": watch.spread, "outcome": "collapsed_early"})
         record.update(action="switched_method", reason="text_embeddings_collapsed_early")

@@ -21,10 +21,11 @@ from ..data.records import LabeledImage, Skipped
 from ..errors import Cancelled, DataError
 from .backbone import Backbone
 from .cpu_memory import on_the_cpu
+from .loss_terms import CE, INTER, INTRA, LOSS, LOSS_TERMS
 from .losses import inter_dispersion, intra_dispersion
 from .methods import TuningConfig, learning_rate
 from .metrics import text_spread
-from .progress import Progress, ProgressCallback, eta_seconds
+from .progress import Phase, Progress, ProgressCallback, eta_seconds
 from .prompts import PromptedCLIP
 from .tiled import TiledTrainingViews, any_tiles, choose_key_tiles, reselection_epochs
 from .tiling import pool_log_probs
@@ -70,7 +71,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
          cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None,
          keep_decoded: bool = False, watch: Callable[[list[dict]], str | None] | None = None,
-         good: int | None = None) -> TuningResult:
+         good: int | None = None, deadline: float | None = None) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -87,6 +88,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             collapse this way). It must answer the same on every rank.
         good: the index of the class that means a good part, for the photo's rule of a tiled run
             (engine/tiling.py); None for a task without one.
+        deadline: a time.perf_counter() value (engine/budget.py): the run stops after the epoch whose
+            successor would end past it, with `stopped` = OUT_OF_TIME.
     """
     if len(classnames) < 2:
         raise DataError("A task needs at least two classes.")
@@ -135,6 +138,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     step = 0
     stopped = None
     for epoch in range(epochs):
+        epoch_started = time.perf_counter()
         if epoch in reselect:
             choose_key_tiles(model, views, good, frozen=False, cancel=cancel)
         lr = learning_rate(epoch, config.lr, epochs, config.warmup_epochs, config.warmup_lr)
@@ -165,8 +169,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                 latest = running.latest(force=step == total_steps)
                 elapsed = time.perf_counter() - started
                 on_progress(Progress(
-                    "train", epoch + 1, epochs, step, total_steps, latest["loss"], latest["ce"], latest["intra"],
-                    latest["inter"], latest["train_accuracy"], lr, elapsed,
+                    Phase.TRAIN, epoch + 1, epochs, step, total_steps, latest[LOSS], latest[CE], latest[INTRA],
+                    latest[INTER], latest["train_accuracy"], lr, elapsed,
                     eta_seconds(time.perf_counter() - loop_started, step, total_steps)))
         sums, correct, seen = running.totals()
         if world > 1:
@@ -175,6 +179,9 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         history.append({"epoch": epoch + 1, "lr": lr, "train_accuracy": correct / max(1, seen),
                         **{k: sums[k] / n for k in TERMS}, "text_spread": epoch_text_spread(model)})
         stopped = watch(history) if watch is not None else None
+        now = time.perf_counter()
+        if not stopped and deadline is not None and epoch + 1 < epochs and now + (now - epoch_started) > deadline:
+            stopped = OUT_OF_TIME
         if stopped:
             break
     return TuningResult(model, config, epochs, history, time.perf_counter() - started,
@@ -182,7 +189,9 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                         decoded=views if keep_decoded else None, stopped=stopped or None)
 
 
-TERMS = ("loss", "ce", "intra", "inter")
+# TuningResult.stopped of a run that stopped at its time budget's deadline (tune's `deadline`).
+OUT_OF_TIME = "out_of_time"
+TERMS = LOSS_TERMS
 # Progress reads the loss values back from the device at most this often: every read waits for
 # all queued GPU work, so reading after every step would leave the GPU idle between steps.
 READBACK_SECONDS = 0.25
@@ -220,8 +229,8 @@ def step_losses(trained, model: PromptedCLIP, images: torch.Tensor, labels: torc
     # the mean over the whole global batch; inter-dispersion does not depend on the batch.
     objective = per_sample * share + config.beta_t * inter
     ce, intra, inter = ce.detach(), intra.detach(), inter.detach()
-    return {"objective": objective, "loss": ce + config.beta_v * intra + config.beta_t * inter,
-            "ce": ce, "intra": intra, "inter": inter, "correct": (logits.detach().argmax(dim=1) == labels).sum()}
+    return {"objective": objective, LOSS: ce + config.beta_v * intra + config.beta_t * inter,
+            CE: ce, INTRA: intra, INTER: inter, "correct": (logits.detach().argmax(dim=1) == labels).sum()}
 
 
 def _step(trained, model: PromptedCLIP, batch, prototypes, config: TuningConfig, optimizer, share: float,

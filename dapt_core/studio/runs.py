@@ -92,9 +92,10 @@ class ProjectRuns(ProjectManifest):
             shas.update(item["sha256"] for item in data.get("train", []) + data.get("test", []))
         return shas
 
-    def save_run(self, result, *, request: dict | None = None, prompt_extra: dict | None = None) -> SavedRun:
-        """Store an ExperimentResult: settings and metrics, the prompt file, and the embeddings
-        Inspect draws. Everything is written into a hidden folder that is renamed into place
+    def save_run(self, result, *, request: dict | None = None, prompt_extra: dict | None = None,
+                 metrics_extra: dict | None = None) -> SavedRun:
+        """Store an ExperimentResult: settings and metrics (with `metrics_extra` added), the prompt file, and
+        the embeddings Inspect draws. Everything is written into a hidden folder that is renamed into place
         at the end, so a run is either complete or absent."""
         import torch
         from safetensors.torch import save_file
@@ -115,7 +116,7 @@ class ProjectRuns(ProjectManifest):
 
             test_rows = [describe(p, int(label)) for p, label in zip(result.after.paths, result.after.labels.tolist())]
             train_rows = [describe(item.path, item.label) for item in result.split.train]
-            metrics = result.metrics()
+            metrics = {**result.metrics(), **(metrics_extra or {})}
             for entry in metrics.get("skipped", []):
                 sha = Path(entry["path"]).stem
                 entry["path"] = records[sha].name if sha in records else Path(entry["path"]).name
