@@ -102,10 +102,9 @@ def test_requesting_a_missing_gpu_says_to_use_the_cpu(monkeypatch):
         devices.pick_device("cuda")
 
 
-def test_precision_is_fp32_on_a_cpu_without_amx_and_reduced_on_cuda(monkeypatch):
+def test_precision_is_fp32_on_a_cpu_where_bf16_does_not_pay_and_reduced_on_cuda(monkeypatch):
     monkeypatch.setenv(devices.PRECISION_ENV, "auto")  # the product's default, not the tests' fp32
-    monkeypatch.setattr(devices, "cpu_has_amx", lambda: False)
-    assert devices.autocast_dtype(torch.device("cpu"), 768) is None
+    assert devices.autocast_dtype(torch.device("cpu"), 768, lambda: False) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
     assert devices.autocast_dtype(torch.device("cuda")) == torch.bfloat16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from conftest import write_colour_task
 
 from dapt_core.data.folders import load_split
@@ -29,6 +30,10 @@ def test_the_estimate_of_a_short_run_is_within_30_percent_and_kept_for_next_time
     assert 0.7 * result.tuning.train_seconds <= estimate.training <= 1.3 * result.tuning.train_seconds
     again = estimate_run(backbone, split, config, shots=16, cache_dir=cache, measure=False)
     assert again is not None and not again.measured_now and again.step_seconds == estimate.step_seconds
+    # The run kept the test photos' frozen features: the next evaluation encodes only the tuned side.
+    assert estimate.counts["frozen_features_cached"] == 0
+    assert again.counts["frozen_features_cached"] == len(split.test)
+    assert again.seconds["evaluate"] == pytest.approx(estimate.seconds["evaluate"] / 2)
 
 
 def test_without_measured_times_the_page_gets_nothing_rather_than_a_guess(tmp_path):

@@ -31,7 +31,7 @@ from ..bundled import demo_model_dir
 from ..data.images import sha256_of
 from ..errors import BackboneUnavailable
 from .backbone_specs import DEMO, LOCAL_DIR_PREFIX
-from .device import autocast, autocast_dtype, pick_device
+from .device import autocast, autocast_dtype, describe_cpu, pick_device
 from .transforms import Preprocessing
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,12 @@ class Backbone:
     @property
     def precision(self) -> torch.dtype | None:
         """The reduced precision its frozen towers run in on its device, None for fp32 (see device.py)."""
-        return autocast_dtype(self.device, max(self.vision_width or 0, self.text_width))
+        return autocast_dtype(self.device, max(self.vision_width or 0, self.text_width), self._cpu_bf16_pays)
+
+    def _cpu_bf16_pays(self) -> bool:
+        from .cpu_bf16_check import bf16_pays
+
+        return self.supports_visual_prompt and bf16_pays(self.visual, self.preprocessing.size, describe_cpu())
 
     def autocast(self):
         """A context manager running its matrix work in `precision`."""

@@ -27,7 +27,7 @@ PLAN_SHARE = 0.92
 PER_EPOCH_PARTS = ("train", "choose_lr")  # (the key tiles are chosen about ten times in any run)
 # The parts after the training loop: the deadline leaves them this much more than their estimate.
 AFTER_TRAINING_PARTS = ("evaluate", "calibrate")
-AFTER_TRAINING_MARGIN = 1.25
+AFTER_TRAINING_MARGIN = 1.1
 # A run shorter than this many epochs after the warm-up learns nothing worth keeping.
 MIN_EPOCHS_AFTER_WARMUP = 1
 

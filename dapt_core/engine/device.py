@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections.abc import Callable
 
 import torch
 
@@ -39,16 +40,18 @@ PRECISION_ENV = "DAPT_PRECISION"
 PRECISIONS = ("auto", "fp32", "bf16")
 # On a CPU, bf16 pays only where the matrix products dominate: measured on two AMX cores, a ViT-B-32
 # (width 768) step took 1.2 s against 2.6 s in fp32, while towers of width 128 and 192 (the demo model)
-# were no faster or slower, their time going to the casts and the element-wise work.
+# were no faster or slower, their time going to the casts and the element-wise work. Wider towers use bf16
+# where cpu_bf16_check measures that it pays on this CPU.
 CPU_BF16_MIN_WIDTH = 512
 
 
-def autocast_dtype(device: torch.device, width: int | None = None) -> torch.dtype | None:
+def autocast_dtype(device: torch.device, width: int | None = None,
+                   cpu_bf16_pays: Callable[[], bool] | None = None) -> torch.dtype | None:
     """Reduced precision for a frozen backbone of this transformer `width`: bf16 on GPUs that have
-    it, else fp16 on CUDA; bf16 on CPUs with AMX matrix units for towers of CPU_BF16_MIN_WIDTH and
-    wider, where a bf16 matrix product runs about 7x faster than fp32; None (plain fp32) on other
-    CPUs and MPS, where autocast is slower or unreliable for CLIP, and everywhere when
-    $DAPT_PRECISION is "fp32". The prompts, losses and optimiser stay in fp32 throughout."""
+    it, else fp16 on CUDA; bf16 on CPUs for towers of CPU_BF16_MIN_WIDTH and wider where `cpu_bf16_pays()`
+    says a measured block runs faster in bf16 (engine/cpu_bf16_check.py: CPUs with AMX or AVX-512 BF16); None (plain
+    fp32) on other CPUs and MPS, where autocast is slower or unreliable for CLIP, and everywhere when
+    $DAPT_PRECISION is "fp32" ("bf16" forces it). The prompts, losses and optimiser stay in fp32."""
     precision = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
     if precision not in PRECISIONS:
         raise ConfigError(f"{PRECISION_ENV}={precision!r} is not a precision; use one of: {', '.join(PRECISIONS)}.")
@@ -58,19 +61,10 @@ def autocast_dtype(device: torch.device, width: int | None = None) -> torch.dtyp
         return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and width is not None and width >= CPU_BF16_MIN_WIDTH and cpu_has_amx():
+    if (device.type == "cpu" and width is not None and width >= CPU_BF16_MIN_WIDTH and cpu_bf16_pays is not None
+            and cpu_bf16_pays()):
         return torch.bfloat16
     return None
-
-
-@functools.cache
-def cpu_has_amx() -> bool:
-    """Whether this CPU has usable AMX tiles (Intel Xeon since Sapphire Rapids), as torch sees it."""
-    check = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
-    try:
-        return bool(check()) if callable(check) else False
-    except RuntimeError:
-        return False
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

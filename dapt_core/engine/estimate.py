@@ -82,8 +82,8 @@ def estimate_run(backbone: Backbone, split: Split, config: TuningConfig, *, shot
     """The expected seconds of `run_experiment(backbone, split, config)` on this machine (`lr_choice`:
     "quick" or "auto" when the learning rate is chosen first; "scaled" and a given rate cost nothing).
     `measure=False`: only from timings measured before (None when there are none yet)."""
+    from .cache_folder import default_cache_dir
     from .tiled import any_tiles
-    from .zeroshot import default_cache_dir
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     per_class = torch.bincount(torch.tensor([item.label for item in split.train], dtype=torch.long),
@@ -120,12 +120,30 @@ def estimate_run(backbone: Backbone, split: Split, config: TuningConfig, *, shot
         counts["key_tile_choices"] = choices
     seconds["train"] = steps * timing["step"]
     test_views = 1 + (test_tiles or 0)
-    passes = 2 if config.visual_prompt or test_tiles is not None else 1
-    seconds["evaluate"] = n_test * test_views * passes * per_view
+    if test_tiles is not None:  # both sides score every view of every photo
+        seconds["evaluate"] = 2 * n_test * test_views * per_view
+    else:  # the frozen side reads what an earlier evaluation of these photos kept (feature_cache.py)
+        cached = _cached_frozen_features(backbone, split, cache_dir)
+        seconds["evaluate"] = ((n_test - cached) + (n_test if config.visual_prompt else 0)) * per_view
+        counts["frozen_features_cached"] = cached
     seconds["calibrate"] = n_train * per_view  # the unknown check's class means (whole photos)
     counts["views_per_test_photo"] = test_views
     notes = [] if measured else ["step times from this machine's earlier measurement"]
     return Estimate({k: float(v) for k, v in seconds.items()}, counts, timing["step"], per_view, measured, notes)
+
+
+def _cached_frozen_features(backbone: Backbone, split: Split, cache_dir: Path) -> int:
+    """How many test photos have their frozen features kept from an earlier evaluation."""
+    from ..data.images import sha256_of
+    from .feature_cache import FrozenFeatureCache
+
+    shas = []
+    for item in split.test:
+        try:
+            shas.append(sha256_of(item.path))
+        except OSError:
+            continue
+    return len(FrozenFeatureCache(cache_dir, backbone).lookup(shas)) if shas else 0
 
 
 def _mean_tiles(items, tiling, size: int) -> float:

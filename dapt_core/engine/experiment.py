@@ -21,6 +21,7 @@ from ..deploy.pass_fail import DEFAULT_ESCAPE_RATE, check_escape_rate, good_inde
 from ..errors import ConfigError, DataError
 from . import prompt_file
 from .backbone import Backbone
+from .cache_folder import default_cache_dir
 from .cpu_memory import on_the_cpu
 from .evaluation import Evaluation, comparison_metrics, evaluate_before_after, evaluation_batches
 from .methods import TuningConfig
@@ -32,7 +33,7 @@ from .run_health import assess_metrics
 from .safeguard import applies as safeguard_applies
 from .safeguard import tune_with_safeguard
 from .training import CancelFlag, TuningResult, tune
-from .zeroshot import default_cache_dir, describe_templates, zero_shot_text_features
+from .zeroshot import describe_templates, zero_shot_text_features
 
 
 @dataclass
@@ -125,7 +126,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                    deadline: float | None = None) -> ExperimentResult:
     """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
     (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
-    default: dapt_core.zeroshot.default_cache_dir()). `good_class`, one of the classes, makes the
+    default: engine.cache_folder.default_cache_dir()). `good_class`, one of the classes, makes the
     run count escapes and overkill and place a pass threshold for `escape_rate` (pass_fail.py).
     `safeguard`: replace a run whose class text embeddings collapse onto one point by CoOp or the
     zero-shot classifier (engine/safeguard.py); by default on for methods with a text prompt under the

@@ -237,16 +237,17 @@ def check_feasibility(backbone, classnames: list[str], items: list, *, good_clas
     """The check for labelled photos `items` (dapt_core.data.records.LabeledImage) with a loaded backbone.
 
     The frozen features (and the zero-shot class embeddings) are kept in `cache_dir` (default:
-    zeroshot.default_cache_dir(), as run_experiment), so a second check of the same photos is instant.
+    cache_folder.default_cache_dir(), as run_experiment), so a second check of the same photos is instant.
     `on_batch(done, total)` is called per encoded batch; photos that cannot be read are left out and listed.
     """
     import torch
 
     from ..data.images import largest_size
+    from .cache_folder import default_cache_dir
     from .evaluation import encode_images
     from .feature_cache import FrozenFeatureCache
     from .prompts import PromptedCLIP
-    from .zeroshot import default_cache_dir, zero_shot_text_features
+    from .zeroshot import zero_shot_text_features
 
     started = time.perf_counter()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()

@@ -28,13 +28,14 @@ from ..deploy.prediction import Decision, Prediction
 from ..errors import ConfigError
 from . import prompt_file
 from .backbone import Backbone, load_backbone
+from .cache_folder import default_cache_dir
 from .evaluation import Evaluation, evaluate_before_after
 from .novelty import NoveltyReference
 from .prompts import PromptedCLIP
 from .tiled import VIEW_CHUNK, photo_logits, photo_views
 from .tiling import Tiling
 from .transforms import Preprocessing, test_view
-from .zeroshot import default_cache_dir, zero_shot_text_features
+from .zeroshot import zero_shot_text_features
 
 __all__ = ["Classifier", "Prediction"]
 
@@ -77,7 +78,7 @@ class Classifier:
                  cache_dir: str | Path | None = None) -> tuple[Evaluation, Evaluation]:
         """Zero-shot ("before", with the template set the file was tuned with) and this file ("after") on
         labelled images, as `dapt eval` and the app's imported-file check score them. The zero-shot class
-        embeddings and frozen image features are kept in `cache_dir` (default: zeroshot.default_cache_dir())."""
+        embeddings and frozen image features are kept in `cache_dir` (default: cache_folder.default_cache_dir())."""
         cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         zero_shot = zero_shot_text_features(self.model.backbone, self.classnames, self.templates, cache_dir)
         return evaluate_before_after(self.model, zero_shot, items, batch_size=batch_size, num_workers=num_workers,

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save
 from .. import atomic
 from ..errors import ConfigError
 from .backbone import Backbone
+from .cache_folder import default_cache_dir
 from .methods import TEMPLATE_SET_NAMES
 from .text_encoder import encode_embedded, feature_positions, is_causal
 
@@ -37,7 +38,6 @@ TEMPLATE_SETS = {
 }
 DEFAULT_TEMPLATES = "auto"
 assert tuple(TEMPLATE_SETS) == TEMPLATE_SET_NAMES  # the names the CLI and the config offer
-CACHE_DIR_ENV = "DAPT_CACHE_DIR"  # where the command line keeps zero-shot class embeddings
 SEQUENCES_PER_BATCH = 1024
 _CACHE_FORMAT = 1  # bump when the computation changes, so that old entries are not reused
 
@@ -61,13 +61,6 @@ def describe_templates(backbone: Backbone, templates: str = DEFAULT_TEMPLATES) -
 def template_text(template) -> str:
     """A template as text with "{}" for the class name (open_clip's are functions of the name)."""
     return template("{}") if callable(template) else str(template)
-
-
-def default_cache_dir() -> Path:
-    """$DAPT_CACHE_DIR, else the user's cache folder ($XDG_CACHE_HOME or ~/.cache) / dapt."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dapt"
 
 
 def zero_shot_text_features(backbone: Backbone, classnames: list[str], templates: str = DEFAULT_TEMPLATES,
