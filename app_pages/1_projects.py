@@ -7,6 +7,7 @@ import streamlit as st
 from dapt_core.errors import DaptError
 from ui import nav, state
 from ui.i18n import current_language, skipped_reason, t
+from ui.label_review import review_section
 from ui.widgets import delete_button, isolated, show_error, thumbnail_grid
 
 ws = state.workspace()
@@ -269,6 +270,9 @@ for index, class_name in enumerate(list(counts)):
                     project.delete_class(class_name)
                     state.flash(t("data.class_deleted", name=class_name))
                     st.rerun()
+
+if len(counts) >= 2 and total:
+    review_section(project)
 
 if counts:
     ready = len(counts) >= 2 and all(counts.values())

@@ -203,6 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=cmd_check)
 
+    review = commands.add_parser(
+        "review", parents=[common], help="look for labels that look wrong, duplicates, leaks and outliers",
+        description="Read every labelled photo's frozen image features and report photos whose label looks wrong "
+                    "(their nearest photos and the class means point to another class), exact and near "
+                    "duplicates (within a class, across classes, and between train/ and test/: a leak), and "
+                    "outliers. Nothing is changed. The features are cached as for `dapt check`.")
+    review.add_argument("data_dir", help="one folder per class, or train/ and test/ each holding one per class")
+    review.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                        help="as for tune (default: %(default)s, falling back to demo where its weights cannot be "
+                             "had)")
+    review.add_argument("--device", default=None)
+    review.add_argument("--json", action="store_true", help="print the findings as JSON")
+    review.set_defaults(handler=cmd_review)
+
     from .demo.demo_task import DEFAULT_TASK, TASKS
 
     demo = commands.add_parser("demo-data", parents=[common], help="write the demo inspection task")
@@ -579,6 +593,44 @@ def _check_before_tuning(backbone, split, good_class: str | None) -> None:
         _feasibility(backbone, split, good_class, out=sys.stderr)
     except DaptError as error:
         print(f"note: the check before tuning was skipped: {error}", file=sys.stderr)
+
+
+def cmd_review(args) -> int:
+    """`dapt review DIR`: every photo of the folder (all parts, no draw), reviewed on frozen features."""
+    from .data.folders import scan_folder
+    from .data.records import LabeledImage
+    from .engine.label_review import describe, review_photos, to_json
+
+    scan = scan_folder(args.data_dir, progress=_scan_bar())
+    classnames = sorted(scan.classes)
+    if len(classnames) < 2:
+        raise DataError(f"{scan.root} needs at least two class folders to review their labels.")
+    items, parts, names = [], [], []
+    for part, by_class in scan.parts.items():
+        for class_name, paths in by_class.items():
+            for path in paths:
+                items.append(LabeledImage(path, classnames.index(class_name)))
+                parts.append("" if part == "all" else part)
+                names.append(Path(path).relative_to(scan.root).as_posix())
+    backbone = _load_backbone_for(args.backbone, args.device)
+    bar = tqdm(desc="reviewing", unit="batch", file=sys.stderr, leave=False, disable=args.json)
+
+    def on_batch(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = review_photos(backbone, classnames, items, parts=parts, names=names, on_batch=on_batch)
+    finally:
+        bar.close()
+    result["skipped"] += [{"path": s.path, "reason": s.reason} for s in scan.skipped]
+    if args.json:
+        print(json.dumps(to_json(result), indent=2, ensure_ascii=False, default=str))
+        return 0
+    print(f"review ({backbone.spec}, {result['seconds']:.1f} s):")
+    for line in describe(result):
+        print(f"  {line}")
+    return 0
 
 
 def cmd_demo_data(args) -> int:
