@@ -31,11 +31,7 @@ layout copies there; the matrix products run near the two cores' peak). `dapt tu
 the reference does not: it encodes the training photos once more with the tuned prompts (the class
 means a prediction compares against to say "unknown") and calibrates on the test photos.
 
-Measured on the 2-core machine (2026-12-03, whole process): 1.23x at 10 classes (training loop 1.48x),
-3.02x at 100, 9.7x at 1,000 (the reference's own time varies by about 25 % between runs at 1,000
-classes). With `--precision auto`, the product's default, the ViT-B-32 at 10 classes runs in bf16 on
-this machine's AMX units: 2.39x (the 64-px small model stays fp32, so 100 and 1,000 classes do not
-change).
+The measured numbers are in the README (Benchmarks), with the CPU each was measured on.
 
     OMP_NUM_THREADS=2 python benchmarks/vs_reference.py                 # 10, 100 and 1000 classes
     OMP_NUM_THREADS=2 python benchmarks/vs_reference.py --classes 10 --repeat 2
@@ -58,6 +54,10 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dapt_core.engine.device import describe_cpu  # noqa: E402  (torch-light: the CPU's name for the table)
+
 SMALL_MODEL = "vit-small-text77"
 SMALL_CONFIG = {
     "embed_dim": 128,
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
     config = work / f"{SMALL_MODEL}.json"
     config.write_text(json.dumps(SMALL_CONFIG))
     env["DAPT_MODEL_CONFIGS"] = str(config)
-    print(f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={threads}, dapt tune precision {args.precision}, "
+    print(f"{describe_cpu()}; {os.cpu_count()} CPUs, OMP_NUM_THREADS={threads}, dapt tune precision {args.precision}, "
           f"work folder {work}", flush=True)
 
     rows = []
