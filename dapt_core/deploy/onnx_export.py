@@ -32,7 +32,7 @@ from ..engine.prompts import encode_image_with_prompts
 from ..errors import DaptError
 from .onnx_runner import INSTALL_HINT, SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path
 
-OPSET = 17
+OPSET = 18  # the dynamo exporter writes opset 18 and later
 OUTPUTS = ("logits", "probabilities", "features", "novelty")
 
 
@@ -73,8 +73,9 @@ def export_onnx(classifier: Classifier, out: str | Path) -> tuple[Path, Path]:
     """Write OUT.onnx and OUT.json; returns their paths. The graph is checked with onnx.checker."""
     try:
         import onnx
+        import onnxscript  # noqa: F401  (torch's exporter needs it; checked here to say so plainly)
     except ImportError:
-        raise DaptError(f"Exporting to ONNX needs the onnx package: {INSTALL_HINT}.") from None
+        raise DaptError(f"Exporting to ONNX needs the onnx and onnxscript packages: {INSTALL_HINT}.") from None
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise DaptError(f"The exported file must end in .onnx (got {out.name}).")
@@ -88,12 +89,11 @@ def export_onnx(classifier: Classifier, out: str | Path) -> tuple[Path, Path]:
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         with torch.no_grad():
-            # The TorchScript-based exporter: it needs nothing beyond torch and onnx (the dynamo
-            # exporter needs onnxscript as well, which a line-system export should not require).
-            torch.onnx.export(graph, (example,), str(tmp), input_names=["pixels"],
-                              output_names=list(OUTPUTS),
-                              dynamic_axes={"pixels": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}},
-                              opset_version=OPSET, dynamo=False)
+            # torch's current (dynamo) exporter, which needs onnxscript on the exporting machine only; the
+            # line PC runs the file with onnxruntime alone. The batch size stays free.
+            torch.onnx.export(graph, (example,), str(tmp), input_names=["pixels"], output_names=list(OUTPUTS),
+                              dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+                              opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
         onnx.checker.check_model(str(tmp))
         tmp.replace(out)
     except BaseException:

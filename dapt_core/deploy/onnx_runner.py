@@ -26,7 +26,7 @@ from .prediction import Decision, Prediction
 
 SIDECAR_FORMAT = "dapt-onnx-classifier"
 SIDECAR_VERSION = 1
-INSTALL_HINT = "pip install 'dapt-studio[onnx]' (or: pip install onnx onnxruntime)"
+INSTALL_HINT = "pip install 'dapt-studio[onnx]' (or: pip install onnx onnxscript onnxruntime)"
 _RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
                "nearest": Image.Resampling.NEAREST}
 
