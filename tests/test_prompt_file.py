@@ -58,7 +58,8 @@ def test_file_is_plain_safetensors_without_pickle(tuned):
     length = int.from_bytes(data[:8], "little")
     outer = json.loads(data[8:8 + length])
     entries = {name: entry for name, entry in outer.items() if name != "__metadata__"}
-    assert set(entries) == {"class_embeddings", "text_ctx", "visual_prompt", "novelty_class_means"}
+    assert set(entries) == {"class_embeddings", "text_ctx", "visual_prompt", "novelty_class_means",
+                            "drift_reference_features"}
     assert isinstance(json.loads(outer["__metadata__"]["dapt"]), dict)  # the header is JSON
     # After the JSON header come the raw tensor bytes and nothing else: no room for a pickle.
     extents = sorted(entry["data_offsets"] for entry in entries.values())

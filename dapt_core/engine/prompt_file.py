@@ -16,6 +16,10 @@ Format 1.2 (format_minor 2) adds, where one class means a good part:
       calibrated P(good) (conformal risk control), the held-out P(good) scores it rests on and the
       two-fold measured escapes and overkill (see dapt_core.deploy.pass_fail);
   header "metrics": good_class, chance, and pass_fail (escapes and overkill before and after tuning).
+Later 1.2 files add, with the calibration:
+  tensor "drift_reference_features": (N, D) the tuned image features of up to DRIFT_REFERENCE_MAX held-out
+      photos, a seeded sample, stored in fp16: what `dapt drift` compares new photos with (a file without it
+      is still read; drift then compares only the unknown share, see dapt_core.deploy.drift).
 Minor versions only add: a 1.0 file still loads (it predicts without the unknown flag and sets),
 and a reader of 1.0 reads a 1.1 file, ignoring what it does not know.
 """
@@ -43,6 +47,9 @@ SUFFIX = ".safetensors"
 # The tensors a file may hold, and which ones a method needs.
 TEXT_CTX, VISUAL_PROMPT, CLASS_EMBEDDINGS = "text_ctx", "visual_prompt", "class_embeddings"
 NOVELTY_CLASS_MEANS = "novelty_class_means"  # format 1.1, with the calibration
+DRIFT_REFERENCE = "drift_reference_features"  # with the calibration: held-out photos' features, fp16
+DRIFT_REFERENCE_MAX = 200  # photos in that sample at most
+KEPT_AS_FP16 = frozenset({DRIFT_REFERENCE})  # every other tensor is stored as fp32
 MAX_FILE_BYTES = 512 * 1024 * 1024  # prompts are kilobytes to megabytes; refuse to read a huge file
 
 
@@ -115,7 +122,8 @@ def build_header(*, backbone, classnames: list[str], config, epochs: int, metric
 
 
 def to_bytes(header: dict, tensors: dict[str, torch.Tensor]) -> bytes:
-    tensors = {name: t.detach().float().cpu().contiguous() for name, t in tensors.items()}
+    tensors = {name: (t.detach().half() if name in KEPT_AS_FP16 else t.detach().float()).cpu().contiguous()
+               for name, t in tensors.items()}
     header = {**header, "tensors": sorted(tensors)}
     return save_safetensors_bytes(tensors, metadata={HEADER_KEY: json.dumps(header, allow_nan=True)})
 
@@ -220,3 +228,8 @@ def _validate_calibration(header: dict, tensors: dict[str, torch.Tensor], name: 
         raise PromptFileError(f"{name} is damaged: its calibration has no held-out scores.")
     if not isinstance(calibration.get("temperature"), (int, float)) or not calibration["temperature"] > 0:
         raise PromptFileError(f"{name} is damaged: its calibration temperature is not a positive number.")
+    reference = tensors.get(DRIFT_REFERENCE)
+    if reference is not None and (reference.ndim != 2 or reference.shape[1] != embeddings.shape[1]
+                                  or not 0 < reference.shape[0] <= DRIFT_REFERENCE_MAX):
+        raise PromptFileError(f"{name} is damaged: its drift reference ('{DRIFT_REFERENCE}') has shape "
+                              f"{tuple(reference.shape)}, not (at most {DRIFT_REFERENCE_MAX}, {embeddings.shape[1]}).")
