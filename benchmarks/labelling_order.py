@@ -1,0 +1,188 @@
+"""What to label next (dapt_core/engine/labelling_order.py) against random choice, on the demo task.
+
+The demo task (carbon-fibre, 5 classes, seed 0 of the renderer: 16 training and 200 test photos per class)
+with the bundled demo backbone. A fixed evaluation set: test photos 100-199 of each class (500). The pool
+of unlabelled photos: everything else (the 16 training and test photos 0-99 of each class: 580). At each
+budget (2, 4, 6, 10, 16 labels per class, i.e. 5x photos in all) and seed (1-3):
+
+- "ranking": the first 5x photos of labelling_order.rank_typical over the whole pool (class-agnostic: the
+  ranking never sees a label; a photo's label is revealed once chosen), clustered with the seed;
+- "ranking, then doubt": the ranking for the first 2 per class (10 photos), then in rounds of 10 the doubtful
+  photos of the rest (labelling_order.rank_uncertain, with the nearest-class-mean probabilities of the photos
+  chosen so far standing in for a tuned model);
+- "random": 5x photos drawn at random from the pool (the same total, class-agnostic);
+- "random, per class": x photos of each class drawn at random (the usual few-shot draw: it needs the labels
+  beforehand, so it is a reference, not a choice a user could make from an unlabelled folder).
+
+Accuracy on the evaluation set is that of a PROXY for tuning, cheap on a CPU: the nearest class mean of the
+chosen photos' frozen features (cosine); a class with no chosen photo is never predicted. With `--dapt`, one
+budget is confirmed with real DAPT runs (run_experiment, 20 epochs, scored on the same evaluation set): the
+ranking at 10 per class against random at 10 and 16 per class.
+
+    python benchmarks/labelling_order.py --out /tmp/labelling_order_table.md [--dapt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dapt_core.data.records import LabeledImage, Split  # noqa: E402
+from dapt_core.demo.demo_task import CLASSES, task_counts, write_demo_task  # noqa: E402
+from dapt_core.engine import labelling_order as order  # noqa: E402
+from dapt_core.engine.backbone import load_backbone  # noqa: E402
+from dapt_core.engine.label_review import frozen_features  # noqa: E402
+
+TASK = "carbon-fibre"
+BUDGETS = (2, 4, 6, 10, 16)
+SEEDS = (1, 2, 3)
+EVAL_FROM = 100  # test photos from this index on form the evaluation set
+START = 2  # labels per class the "then doubt" strategy takes from the ranking before it turns to doubt
+ROUND = 10  # photos per round of doubt
+STRATEGIES = ("ranking", "ranking, then doubt", "random", "random, per class")
+
+
+def demo_photos(root: Path) -> tuple[list[LabeledImage], list[LabeledImage]]:
+    """The pool and the evaluation set, written once under `root`."""
+    counts = task_counts(TASK)
+    if not (root / "test" / CLASSES[-1] / f"{counts['test'] - 1:03d}.png").exists():
+        write_demo_task(root, seed=0, task=TASK)
+    pool, evaluation = [], []
+    for c, name in enumerate(CLASSES):
+        pool += [LabeledImage(root / "train" / name / f"{i:03d}.png", c) for i in range(counts["train"])]
+        for i in range(counts["test"]):
+            (evaluation if i >= EVAL_FROM else pool).append(LabeledImage(root / "test" / name / f"{i:03d}.png", c))
+    return pool, evaluation
+
+
+def features_of(backbone, items: list[LabeledImage], cache: Path) -> np.ndarray:
+    features, kept, skipped = frozen_features(backbone, items, cache_dir=cache)
+    assert not skipped and kept == list(range(len(items))), skipped
+    return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
+def proxy_accuracy(pool_x, pool_y, chosen, eval_x, eval_y, n_classes: int) -> float:
+    """Nearest class mean (cosine) of the chosen photos, on the evaluation set."""
+    chosen = np.asarray(chosen)
+    means = np.zeros((n_classes, pool_x.shape[1]))
+    np.add.at(means, pool_y[chosen], pool_x[chosen])
+    norms = np.linalg.norm(means, axis=1)
+    similarity = eval_x @ (means / np.clip(norms, 1e-12, None)[:, None]).T
+    similarity[:, norms <= 1e-12] = -np.inf
+    return float(np.mean(similarity.argmax(1) == eval_y))
+
+
+def choose(strategy: str, pool_x, pool_y, total: int, seed: int, n_classes: int) -> list[int]:
+    rng = np.random.default_rng([seed, total])
+    if strategy == "random":
+        return rng.choice(len(pool_x), total, replace=False).tolist()
+    if strategy == "random, per class":
+        per = total // n_classes
+        return [int(i) for c in range(n_classes) for i in rng.choice(np.flatnonzero(pool_y == c), per, replace=False)]
+    if strategy == "ranking" or total <= START * n_classes:
+        return [p.index for p in order.rank_typical(pool_x, count=total, seed=seed)[:total]]
+    chosen = [p.index for p in order.rank_typical(pool_x, count=START * n_classes, seed=seed)[:START * n_classes]]
+    while len(chosen) < total:
+        rest = np.setdiff1d(np.arange(len(pool_x)), chosen)
+        step = min(ROUND, total - len(chosen))
+        probabilities = order.class_mean_probabilities(pool_x[rest], pool_x[chosen], pool_y[chosen], n_classes)
+        picks = order.rank_uncertain(pool_x[rest], probabilities, list(CLASSES), count=step, seed=seed)
+        chosen += [int(rest[p.index]) for p in picks[:step]]
+    return chosen
+
+
+def covered(pool_y, chosen, n_classes: int) -> int:
+    return len(np.unique(pool_y[np.asarray(chosen)]))
+
+
+def dapt_accuracy(backbone, pool, chosen, evaluation, cache: Path, seed: int) -> float:
+    from dapt_core.engine.experiment import run_experiment
+    from dapt_core.engine.methods import TuningConfig
+
+    split = Split(list(CLASSES), [pool[i] for i in chosen], evaluation)
+    config = TuningConfig(method="dapt", epochs=20, seed=seed)
+    result = run_experiment(backbone, split, config, cache_dir=cache, safeguard=False)
+    return float(result.after.accuracy)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="/tmp/labelling_order_table.md")
+    parser.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "dapt-labelling-order-demo"))
+    parser.add_argument("--dapt", action="store_true", help="confirm one budget with real DAPT runs (20 epochs)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    root = Path(args.data)
+    cache = root / "cache"
+    backbone = load_backbone("demo", "cpu")
+    pool, evaluation = demo_photos(root)
+    pool_x, eval_x = features_of(backbone, pool, cache), features_of(backbone, evaluation, cache)
+    pool_y = np.array([i.label for i in pool])
+    eval_y = np.array([i.label for i in evaluation])
+    n_classes = len(CLASSES)
+
+    results: dict = {}
+    for budget in BUDGETS:
+        for strategy in STRATEGIES:
+            accs, cover = [], []
+            for seed in SEEDS:
+                chosen = choose(strategy, pool_x, pool_y, budget * n_classes, seed, n_classes)
+                assert len(set(chosen)) == budget * n_classes
+                accs.append(proxy_accuracy(pool_x, pool_y, chosen, eval_x, eval_y, n_classes))
+                cover.append(covered(pool_y, chosen, n_classes))
+            results[budget, strategy] = (accs, cover)
+
+    lines = [f"Demo task ({TASK}, 5 classes), demo backbone; pool {len(pool)} photos, evaluation set "
+             f"{len(evaluation)}; accuracy of the PROXY (nearest class mean of the chosen photos' frozen features), "
+             f"mean of seeds {', '.join(map(str, SEEDS))} (min-max); chance 20 %.", "",
+             "| labels per class (total) | " + " | ".join(STRATEGIES) + " |",
+             "|---|" + "---:|" * len(STRATEGIES)]
+    for budget in BUDGETS:
+        cells = []
+        for strategy in STRATEGIES:
+            accs, cover = results[budget, strategy]
+            cells.append(f"{np.mean(accs):.3f} ({min(accs):.3f}-{max(accs):.3f})"
+                         + ("" if min(cover) == n_classes else f", {min(cover)}-{max(cover)} classes seen"))
+        lines.append(f"| {budget} ({budget * n_classes}) | " + " | ".join(cells) + " |")
+    target = np.mean(results[16, "random"][0])
+    lines.append("")
+    for strategy in ("ranking", "ranking, then doubt"):
+        reached = [b for b in BUDGETS if np.mean(results[b, strategy][0]) >= target]
+        met = bool(reached) and reached[0] <= 10
+        lines.append(f"Target (random's accuracy with 16 per class, {target:.3f}, reached with at most 10 per class): "
+                     f"{strategy}: {'met' if met else 'not met'}"
+                     + (f", first at {reached[0]} per class" if reached else ", not reached at any budget") + ".")
+
+    if args.dapt:
+        lines += ["", "Confirmed with real DAPT runs (run_experiment, 20 epochs, accuracy on the same evaluation set):",
+                  "", "| choice | labels per class | seeds | DAPT accuracy | proxy accuracy |",
+                  "|---|---:|---|---:|---:|"]
+        for strategy, budget in (("ranking", 10), ("random", 10), ("random", 16)):
+            accs, proxies = [], []
+            for seed in SEEDS:
+                chosen = choose(strategy, pool_x, pool_y, budget * n_classes, seed, n_classes)
+                if covered(pool_y, chosen, n_classes) < n_classes:
+                    continue  # a class without any photo cannot be tuned; counted in the proxy table
+                accs.append(dapt_accuracy(backbone, pool, chosen, evaluation, cache, seed))
+                proxies.append(proxy_accuracy(pool_x, pool_y, chosen, eval_x, eval_y, n_classes))
+                print(f"dapt {strategy} {budget} seed {seed}: {accs[-1]:.3f}", file=sys.stderr, flush=True)
+            lines.append(f"| {strategy} | {budget} | {len(accs)} | "
+                         + (f"{np.mean(accs):.3f} ({min(accs):.3f}-{max(accs):.3f})" if accs else "-") + " | "
+                         + (f"{np.mean(proxies):.3f}" if proxies else "-") + " |")
+    lines += ["", f"({time.perf_counter() - started:.0f} s)"]
+    text = "\n".join(lines)
+    print(text)
+    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
