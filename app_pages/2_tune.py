@@ -10,6 +10,8 @@ from dapt_core.engine.methods import (
     AUGMENTATION_PRESETS,
     DEFAULT_SHOTS,
     DISPERSION_METHODS,
+    LR_QUICK,
+    LR_SCALED,
     METHODS_RECOMMENDED_FIRST,
     TEXT_PROMPT_METHODS,
     VISUAL_PROMPT_METHODS,
@@ -33,7 +35,7 @@ state.show_flashes()
 device_key, device_text = state.device()
 
 SOURCES = ("demo", "open_clip", "file", "folder", "spec")
-LR_MODES = ("scaled", "quick", "fixed")  # how the learning rate is set (see dapt_core.engine.selection)
+LR_MODES = (LR_SCALED, LR_QUICK, "fixed")  # how the learning rate is set (see dapt_core.engine.selection)
 # Settings live in the session under these keys (app.py keeps them across page changes), so the
 # widgets below take no default values of their own. The tuning settings start at the library's defaults.
 _CONFIG = TuningConfig()  # the default method (dapt), so its betas are set too
@@ -41,7 +43,7 @@ DEFAULTS = {"tune-source": "demo", "tune-pretrained": "ViT-B-16:openai", "tune-a
             "tune-method": _CONFIG.method, "tune-shots": DEFAULT_SHOTS, "tune-epochs": 0, "tune-lr": _CONFIG.lr,
             "tune-beta-v": _CONFIG.beta_v, "tune-beta-t": _CONFIG.beta_t, "tune-n-ctx": _CONFIG.n_ctx,
             "tune-n-vis": _CONFIG.n_vis, "tune-seed": _CONFIG.seed, "tune-batch-size": _CONFIG.batch_size,
-            "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-mode": "scaled",
+            "tune-preset": _CONFIG.preset, "tune-rotations": _CONFIG.rotations, "tune-lr-mode": LR_SCALED,
             "tune-escape-rate": 100 * DEFAULT_ESCAPE_RATE, "tune-budget": 0, "tune-tiles": _CONFIG.tiles}
 for _key, _value in DEFAULTS.items():
     st.session_state.setdefault(_key, _value)
@@ -160,7 +162,7 @@ with settings_col:
                            format_func=lambda mode: t(f"tune.lr_mode.{mode}"), help=t("tune.lr_mode_help"))
         lr = st.number_input(t("tune.lr"), min_value=0.0, step=0.001, format="%.5f", key="tune-lr",
                              disabled=lr_mode != "fixed")
-        if lr_mode == "scaled" and loaded is not None:  # the number above is not used
+        if lr_mode == LR_SCALED and loaded is not None:  # the number above is not used
             st.caption(t("tune.lr_scaled_value", lr=f"{scaled_learning_rate(loaded):.4f}",
                          scale=f"{float(loaded.model.logit_scale.exp()):.1f}"))
         c1, c2 = st.columns(2)
@@ -222,6 +224,16 @@ with settings_col:
     if method in DISPERSION_METHODS:
         settings.update(beta_v=beta_v, beta_t=beta_t)
     can_start = bool(spec) and available is not None and available.ok and split is not None
+    # A warm start (engine/warm_start.py): a saved run of this method and backbone, its prompts continued.
+    resumable = {info.id: info for info in project.runs()
+                 if info.error is None and info.method == method != "zeroshot" and info.backbone == spec}
+    # "" is "from scratch" (a None choice would show Streamlit's untranslated "Choose an option").
+    if st.session_state.get("tune-start-from") not in resumable:
+        st.session_state["tune-start-from"] = ""
+    start_from = st.selectbox(t("tune.start_from"), ["", *resumable], key="tune-start-from",
+                              format_func=lambda run_id: run_label(resumable[run_id]) if run_id
+                              else t("tune.start_from_none"),
+                              help=t("tune.start_from_help"), disabled=method == "zeroshot" or not resumable) or None
     budget = st.number_input(t("tune.budget"), min_value=0, max_value=24 * 60, step=5, key="tune-budget",
                              help=t("tune.budget_help"), disabled=method == "zeroshot")
     if can_start and loaded is not None:
@@ -234,7 +246,8 @@ with settings_col:
     if clicked and not own_runs:  # a click from a page drawn before the run began does not queue a second
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
                                    device=device_key, choose_lr=None if lr_mode == "fixed" else lr_mode,
-                                   escape_rate=escape_rate, budget_minutes=float(budget) if budget else None)
+                                   escape_rate=escape_rate, budget_minutes=float(budget) if budget else None,
+                                   start_from_run=start_from)
         try:
             request.validate()
         except DaptError as error:

@@ -30,6 +30,7 @@ from .prompts import PromptedCLIP
 from .tiled import TiledTrainingViews, any_tiles, choose_key_tiles, reselection_epochs
 from .tiling import pool_log_probs
 from .views import ImageViews, epoch_batches, loader, model_input, skipped_records
+from .warm_start import WarmStart
 from .zeroshot import zero_shot_text_features
 
 
@@ -56,14 +57,18 @@ class TuningResult:
 
 
 def build_model(backbone: Backbone, classnames: list[str], config: TuningConfig,
-                cache_dir: Path | None = None) -> PromptedCLIP:
+                cache_dir: Path | None = None, init_from=None) -> PromptedCLIP:
     """The prompted CLIP of a method with its seeded initial prompts (`cache_dir`: where zero-shot
-    class embeddings are kept, see dapt_core.zeroshot)."""
+    class embeddings are kept, see dapt_core.zeroshot). `init_from` (a PromptFile, a dict of prompt
+    tensors or a warm_start.WarmStart) replaces the initial prompts by stored ones (engine/warm_start.py)."""
     generator = torch.Generator().manual_seed(config.seed)
     fixed = None if config.text_prompt else zero_shot_text_features(backbone, classnames, config.templates, cache_dir)
-    return PromptedCLIP(backbone, classnames, text_prompt=config.text_prompt, visual_prompt=config.visual_prompt,
-                        n_ctx=config.n_ctx, n_vis=config.n_vis, deep_visual=config.deep_visual,
-                        fixed_text_features=fixed, generator=generator)
+    model = PromptedCLIP(backbone, classnames, text_prompt=config.text_prompt, visual_prompt=config.visual_prompt,
+                         n_ctx=config.n_ctx, n_vis=config.n_vis, deep_visual=config.deep_visual,
+                         fixed_text_features=fixed, generator=generator)
+    if init_from is not None:
+        WarmStart.of(init_from).load_into(model)
+    return model
 
 
 @on_the_cpu  # reuse freed activation memory between steps (cpu_memory.py)
@@ -71,7 +76,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
          cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None,
          keep_decoded: bool = False, watch: Callable[[list[dict]], str | None] | None = None,
-         good: int | None = None, deadline: float | None = None) -> TuningResult:
+         good: int | None = None, deadline: float | None = None, init_from=None) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -90,10 +95,12 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             (engine/tiling.py); None for a task without one.
         deadline: a time.perf_counter() value (engine/budget.py): the run stops after the epoch whose
             successor would end past it, with `stopped` = OUT_OF_TIME.
+        init_from: start from stored prompts (build_model); the schedule stays `config`'s
+            (warm_start.warm_schedule gives a warm start's).
     """
     if len(classnames) < 2:
         raise DataError("A task needs at least two classes.")
-    model = build_model(backbone, classnames, config, cache_dir)
+    model = build_model(backbone, classnames, config, cache_dir, init_from)
     if not config.trains:
         return TuningResult(model, config, epochs=0)
     if not train:

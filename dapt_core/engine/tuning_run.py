@@ -21,6 +21,7 @@ from .methods import TuningConfig
 from .progress import Phase, Progress
 from .selection import Selection, choose_learning_rate
 from .training import OUT_OF_TIME, CancelFlag
+from .warm_start import prepare as prepare_warm_start
 
 
 @dataclass
@@ -30,6 +31,7 @@ class TuningRun:
     budget: BudgetPlan | None = None
     estimate: Estimate | None = None
     seconds: float = 0.0  # from the start of tune_and_evaluate to its end
+    warm_start: dict | None = None  # where a warm start's prompts came from (engine/warm_start.py)
 
     def prompt_extra(self) -> dict:
         """What the prompt file records about how the run was set up, beyond its config."""
@@ -38,6 +40,8 @@ class TuningRun:
             extra["lr_selection"] = self.selection.to_dict()
         if self.budget is not None:
             extra["budget"] = self.budget_record()
+        if self.warm_start is not None:
+            extra["warm_start"] = self.warm_start
         return extra
 
     def budget_record(self) -> dict | None:
@@ -65,16 +69,25 @@ def tune_and_evaluate(backbone: Backbone, split: Split, config: TuningConfig, *,
                       on_progress: Callable[[Progress], None] | None = None,
                       on_phase: Callable[[str], None] | None = None,
                       on_selection: Callable[[Selection], None] | None = None,
-                      cancel: CancelFlag | None = None, cache_dir: Path | None = None) -> TuningRun:
+                      cancel: CancelFlag | None = None, cache_dir: Path | None = None,
+                      init_from=None) -> TuningRun:
     """Tune `config` on `split` and evaluate it.
 
     lr_choice: "scaled", "quick" or "auto" to choose the learning rate first (engine/selection.py), None to
         keep config.lr. budget_minutes: end the whole run within this many minutes (engine/budget.py);
         `estimate` (estimate_run's for this run) saves measuring it again. on_phase: told the phase
         (progress.Phase) as the run enters it; on_selection: given the learning-rate choice when it is made.
+    init_from: a prompt file (path or loaded), a dict of prompt tensors or a warm_start.WarmStart to continue
+        from, with classes or photos added: checked against the backbone and method first, then tuned on the
+        warm start's shorter schedule (warm_start.warm_schedule) at the scaled rate where a rate is chosen (the
+        quick and auto choices try rates from scratch).
     """
     started = time.perf_counter()
     good = split.classnames.index(good_class) if good_class else None
+    warm = None
+    if init_from is not None:
+        warm_plan = prepare_warm_start(init_from, backbone, config, split.classnames, split.train, shots, lr_choice)
+        config, lr_choice, warm, init_from = warm_plan.config, warm_plan.lr_choice, warm_plan.record, warm_plan.start
     plan = None
     if budget_minutes is not None and config.trains:
         if estimate is None:
@@ -95,8 +108,9 @@ def tune_and_evaluate(backbone: Backbone, split: Split, config: TuningConfig, *,
     _enter(on_phase, Phase.PROTOTYPES if config.visual_prompt and config.beta_v > 0 else Phase.TRAIN)
     result = run_experiment(backbone, split, config, shots=shots, on_progress=on_progress, cancel=cancel,
                             cache_dir=cache_dir, good_class=good_class, escape_rate=escape_rate,
-                            deadline=plan.training_deadline(started) if plan is not None else None)
-    return TuningRun(result, selection, plan, estimate, time.perf_counter() - started)
+                            deadline=plan.training_deadline(started) if plan is not None else None,
+                            init_from=init_from)
+    return TuningRun(result, selection, plan, estimate, time.perf_counter() - started, warm)
 
 
 def _enter(on_phase: Callable[[str], None] | None, phase: str) -> None:

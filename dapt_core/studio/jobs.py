@@ -41,6 +41,7 @@ class TuneRequest:
     choose_lr: str | None = None  # "scaled", "quick" or "auto": settings["lr"] is replaced by the rate chosen
     escape_rate: float = DEFAULT_ESCAPE_RATE  # where the pass threshold is placed (the project's good class)
     budget_minutes: float | None = None  # end the run within this many minutes (engine/budget.py)
+    start_from_run: str | None = None  # a saved run of the project whose prompts this run continues (warm_start.py)
 
     def label(self) -> str:
         return f"tune:{self.settings.get('method', 'dapt')}"
@@ -80,18 +81,29 @@ class TuneRequest:
         cache_dir = Workspace(self.workspace_root).cache_dir
         request = {"backbone": self.backbone, "shots": self.shots, "settings": dict(self.settings),
                    "device": self.device, "choose_lr": self.choose_lr, "good_class": good_class,
-                   "escape_rate": self.escape_rate, "budget_minutes": self.budget_minutes}
+                   "escape_rate": self.escape_rate, "budget_minutes": self.budget_minutes,
+                   "start_from_run": self.start_from_run}
         project.mark_running(context.job_id, request)
         try:
             good = split.classnames.index(good_class) if good_class else None
+            init_from, choose_lr = None, self.choose_lr
+            if self.start_from_run:  # checked, and on the warm schedule before it is estimated
+                from ..engine.warm_start import WarmStart, prepare
+
+                saved = project.run(self.start_from_run).prompt_file
+                start = WarmStart.load(saved)
+                start.name = f"run {self.start_from_run} ({saved.name})"
+                warm = prepare(start, backbone, config, split.classnames, split.train, self.shots, choose_lr)
+                init_from, config, choose_lr = warm.start, warm.config, warm.lr_choice
             # From the step times this machine measured before (the Tune page's estimate), if any: the run card
             # then shows the estimate against the actual time. A budget measures them when there are none.
-            estimate = estimate_run(backbone, split, config, shots=self.shots, lr_choice=self.choose_lr, good=good,
+            estimate = estimate_run(backbone, split, config, shots=self.shots, lr_choice=choose_lr, good=good,
                                     cache_dir=cache_dir, measure=self.budget_minutes is not None)
-            tuned = tune_and_evaluate(backbone, split, config, shots=self.shots, lr_choice=self.choose_lr,
+            tuned = tune_and_evaluate(backbone, split, config, shots=self.shots, lr_choice=choose_lr,
                                       good_class=good_class, escape_rate=self.escape_rate,
                                       budget_minutes=self.budget_minutes, estimate=estimate, on_progress=context.report,
-                                      on_phase=context.phase, cancel=context.cancel, cache_dir=cache_dir)
+                                      on_phase=context.phase, cancel=context.cancel, cache_dir=cache_dir,
+                                      init_from=init_from)
             context.check_cancel()
             # From here on the run is kept: a cancel that comes during saving is too late to matter.
             context.phase(Phase.SAVING)
