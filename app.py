@@ -21,7 +21,7 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="DAPT Studio", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"),
                    layout="wide")
 
-from ui import i18n, nav, state, widgets  # noqa: E402
+from ui import i18n, nav, sign_in, state, widgets  # noqa: E402
 
 # umap-learn compiles for ~14 s on its first fit in every process: do it now, in the
 # background, so the Inspect page only pays for an ordinary fit.
@@ -31,6 +31,7 @@ i18n.language_switch(st.sidebar)
 words = i18n.streamlit_words_css(i18n.current_language(), st.get_option("server.maxUploadSize"))
 if words:
     st.html(words)
+sign_in.require_sign_in()  # served on a network: accounts first (ui/sign_in.py)
 state.keep_settings("tune-")  # the Tune page's choices survive a visit to another page
 
 navigation = st.navigation(nav.st_pages())
