@@ -21,11 +21,14 @@ from .engine.methods import (
     AUGMENTATION_PRESETS,
     DEFAULT_PRESET,
     DEFAULT_SHOTS,
+    LR_CHOICES,
+    LR_SCALED,
     METHODS_RECOMMENDED_FIRST,
     TEMPLATE_SET_NAMES,
     TuningConfig,
 )
 from .errors import ConfigError, DaptError, DataError
+from .studio.storage import DEFAULT_ROOT, WORKSPACE_ENV
 
 EXIT_USER_ERROR = 2
 EXIT_CANCELLED = 130
@@ -119,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip the check before training of how well the frozen model tells the classes apart "
                            "(see 'dapt check')")
     tune.add_argument("--out", help="prompt file to write (.safetensors); needed unless --estimate")
+    tune.add_argument("--from", dest="start_from", metavar="PROMPT_FILE",
+                      help="continue from a prompt file tuned on the same backbone and method, with classes or "
+                           "photos added: its prompts are the start, and a quarter of the recipe's epochs follow "
+                           "(no warm-up); the new file records the one it started from (name and sha256)")
     tune.add_argument("--json", dest="json_out", help="write the metrics as JSON here ('-' for stdout)")
     tune.set_defaults(handler=cmd_tune)
 
@@ -153,6 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default=None)
     predict.add_argument("--json", action="store_true", help="print JSON instead of lines")
     predict.set_defaults(handler=cmd_predict)
+
+    drift = commands.add_parser(
+        "drift", parents=[common], help="are new photos still like the photos the prompt file was calibrated on?",
+        description="Cut new photos (in name or file-time order) into windows and compare each with the held-out "
+                    "photos the prompt file was calibrated on: the share flagged unknown against its calibrated "
+                    "rate, and the photos' features against the file's reference sample (MMD, permutation test). "
+                    "A window is flagged at 1%% false alarms; 'drift' overall at 1%% for the whole folder.")
+    drift.add_argument("prompt_file", help="a prompt file (.safetensors)")
+    drift.add_argument("photos", help="a folder of photos (walked recursively), or a CSV from `dapt predict --csv` "
+                                      "(the unknown share only)")
+    drift.add_argument("--window", type=int, default=50, help="photos per window (default 50)")
+    drift.add_argument("--order", choices=("name", "time"), default="name",
+                       help="order of the photos: by name (default) or by file time")
+    drift.add_argument("--chart", metavar="OUT", help="write the windows chart here (.html or .png)")
+    drift.add_argument("--batch-size", type=int, default=32)
+    drift.add_argument("--device", default=None)
+    drift.add_argument("--json", action="store_true", help="print the report as JSON")
+    drift.set_defaults(handler=cmd_drift)
 
     info = commands.add_parser("info", parents=[common], help="show what a prompt file holds")
     info.add_argument("prompt_file")
@@ -217,6 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--json", action="store_true", help="print the findings as JSON")
     review.set_defaults(handler=cmd_review)
 
+    next_ = commands.add_parser(
+        "next", parents=[common], help="rank unlabelled photos by what labelling them would teach",
+        description="Read the frozen image features of a folder of unlabelled photos and list the ones worth "
+                    "labelling first. Without a prompt file: typical photos of groups nobody has labelled yet, "
+                    "largest group first (with few labels, typical and diverse photos teach most). With --from: "
+                    "the photos the tuned model calls unknown or hesitates over, one per group. Nothing is "
+                    "changed. The features are cached as for `dapt check`.")
+    next_.add_argument("unlabelled_dir", help="a folder of unlabelled photos (searched recursively)")
+    next_.add_argument("--labelled", metavar="DIR",
+                       help="the photos labelled already (one folder per class, or train/ and test/): their groups "
+                            "count as covered, and the same files are left out")
+    next_.add_argument("--from", dest="prompt_file", metavar="PROMPT_FILE",
+                       help="a tuned prompt file: rank by the model's doubt (unknown, then smallest margin)")
+    next_.add_argument("--by", choices=("auto", "typical", "uncertain"), default="auto",
+                       help="the ranking (default: uncertain with --from, else typical)")
+    next_.add_argument("--count", type=int, default=20, help="how many photos to list (default: %(default)s)")
+    next_.add_argument("--seed", type=int, default=0, help="the seed of the clustering (default: %(default)s)")
+    next_.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                       help="as for tune, without --from (default: %(default)s, falling back to demo where its "
+                            "weights cannot be had); with --from, the prompt file's")
+    next_.add_argument("--device", default=None)
+    next_.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    next_.set_defaults(handler=cmd_next)
+
     from .demo.demo_task import DEFAULT_TASK, TASKS
 
     demo = commands.add_parser("demo-data", parents=[common], help="write the demo inspection task")
@@ -233,6 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .app_launcher import register as register_app  # `dapt app`: serve the Streamlit app
     register_app(commands, common)
+
+    users = commands.add_parser(
+        "users", parents=[common], help="accounts that may open the app (needed to serve it on a network)",
+        description="Local accounts for the app, kept as argon2id hashes in the workspace's users.json. Once one "
+                    "exists, everyone signs in; serving the app on a network address needs one.")
+    users.add_argument("action", choices=("add", "remove", "list"))
+    users.add_argument("name", nargs="?", help="the account's name (add, remove)")
+    users.add_argument("--workspace", metavar="DIR",
+                       help=f"the app's workspace folder (default: ${WORKSPACE_ENV}, else ./workspace)")
+    users.add_argument("--password-stdin", action="store_true",
+                       help="read the password from standard input (one line) instead of asking for it")
+    users.add_argument("--replace", action="store_true", help="add: give an existing account a new password")
+    users.set_defaults(handler=cmd_users)
     return parser
 
 
@@ -249,7 +311,7 @@ def cmd_tune(args) -> int:
                           "how long the run would take).")
     choose_lr = args.lr if isinstance(args.lr, str) else None
     if args.lr is None and args.preset == "inspection" and args.method != "zeroshot":
-        choose_lr = "scaled"
+        choose_lr = LR_SCALED
     settings = {key: value for key, value in {
         "method": args.method, "epochs": args.epochs, "lr": None if choose_lr else args.lr, "beta_v": args.beta_v,
         "beta_t": args.beta_t, "n_ctx": args.n_ctx, "n_vis": args.n_vis, "templates": args.templates,
@@ -274,6 +336,14 @@ def cmd_tune(args) -> int:
     else:
         backbone = load_backbone(args.backbone, args.device)
     good = split.classnames.index(good_class) if good_class else None
+    start = None
+    if args.start_from:  # checked and laid on the warm schedule before the estimate (engine/warm_start.py)
+        from .engine.warm_start import prepare
+        warm = prepare(args.start_from, backbone, config, split.classnames, split.train, args.shots, choose_lr)
+        start, config, choose_lr = warm.start, warm.config, warm.lr_choice
+        added = ", ".join(warm.record["new_classes"]) or "none"
+        print(f"warm start from {start.name} (new classes: {added}; {config.epochs} epochs, no warm-up)",
+              file=sys.stderr)
     estimate = estimate_run(backbone, split, config, shots=args.shots, lr_choice=choose_lr, good=good)
     print(f"time estimate on this machine ({backbone.device}): {estimate.describe()}", file=sys.stderr)
     if args.budget is not None and config.trains:
@@ -296,7 +366,7 @@ def cmd_tune(args) -> int:
         run = tune_and_evaluate(backbone, split, config, shots=args.shots, lr_choice=choose_lr,
                                 lr_grid=tuple(args.lr_grid) if args.lr_grid else None, good_class=good_class,
                                 escape_rate=args.escape_rate, budget_minutes=args.budget, estimate=estimate,
-                                on_progress=bar.update, on_selection=show_selection)
+                                on_progress=bar.update, on_selection=show_selection, init_from=start)
     out = run.result.save_prompt_file(args.out, run.prompt_extra())
     metrics = run.metrics()
     if args.json_out:
@@ -401,6 +471,55 @@ def cmd_predict(args) -> int:
     print(f"{len(result.rows)} photo(s) classified, {verdicts}{unknown} unknown, {len(result.skipped)} skipped; "
           f"{result.photos_per_second:.1f} photos/s" + (f"; wrote {args.csv_out}" if args.csv_out else ""),
           file=sys.stderr)
+    return 0
+
+
+def cmd_drift(args) -> int:
+    from .deploy import drift
+    from .deploy.batch_predict import image_files
+    from .deploy.calibration import Calibration
+    from .engine import prompt_file
+
+    if Path(args.prompt_file).suffix.lower() == ".onnx":
+        raise ConfigError("`dapt drift` needs the prompt file (.safetensors) the .onnx file was exported from.")
+    file = prompt_file.load(args.prompt_file)
+    calibration = Calibration.from_dict(file.header["calibration"]) if file.header.get("calibration") else None
+    features, reference, skipped, notes = None, None, [], []
+    if Path(args.photos).suffix.lower() == ".csv":
+        names, novelty = drift.read_predict_csv(args.photos, args.order)
+        notes.append("A CSV holds no image features: only the unknown share was compared.")
+    else:
+        from .engine.inference import Classifier
+
+        paths = drift.ordered(image_files(args.photos), args.order)
+        if not paths:
+            raise DataError(f"No image files found in {args.photos}.")
+        classifier = Classifier.from_prompt_file(file, device=args.device)
+        bar = tqdm(total=len(paths), desc="encoding", unit="photo", file=sys.stderr, leave=False)
+        features, novelty, names, skipped = drift.encode_photos(
+            classifier, paths, batch_size=args.batch_size, on_progress=lambda done, total: bar.update(done - bar.n))
+        bar.close()
+        reference = drift.reference_of(file)
+    report = drift.assess(names, novelty=novelty, features=features, calibration=calibration, reference=reference,
+                          window=args.window)
+    report.notes[:0] = notes
+    if args.chart:
+        drift.write_chart(report, args.chart)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        for w in report.windows:
+            share = "" if w.unknown_share is None else f"\tunknown {w.unknown}/{w.photos} ({w.unknown_share:.0%})"
+            features_p = "" if w.p_features is None else f"\tfeatures p={w.p_features:.4f}"
+            flag = "FLAGGED" if w.flagged else "ok"
+            print(f"window {w.index}\t{w.first} .. {w.last}\t{flag}{share}{features_p}\t{w.verdict}")
+        print(report.verdict)
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    for item in skipped:
+        print(f"skipped {item.path}: {item.reason}", file=sys.stderr)
+    if args.chart:
+        print(f"wrote {args.chart}", file=sys.stderr)
     return 0
 
 
@@ -633,6 +752,88 @@ def cmd_review(args) -> int:
     return 0
 
 
+def cmd_users(args) -> int:
+    from .studio.accounts import Accounts
+
+    accounts = Accounts(args.workspace or os.environ.get(WORKSPACE_ENV) or DEFAULT_ROOT)
+    if args.action == "list":
+        names = accounts.names()
+        print("\n".join(names) if names else f"no accounts in {accounts.path.parent}")
+        return 0
+    if not args.name:
+        raise ConfigError(f"Say which account: dapt users {args.action} NAME")
+    if args.action == "remove":
+        accounts.remove(args.name)
+        print(f"removed '{args.name}'")
+        return 0
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"password for '{args.name}': ")
+        if getpass.getpass("the same password again: ") != password:
+            raise ConfigError("The two passwords differ; nothing was changed.")
+    accounts.add(args.name, password, replace=args.replace)
+    print(f"account '{args.name}' saved in {accounts.path}; the app asks for it from the next page load")
+    return 0
+
+
+def cmd_next(args) -> int:
+    """`dapt next DIR`: the unlabelled photos of DIR ranked by what labelling them would teach."""
+    from .data.records import LabeledImage
+    from .deploy.batch_predict import expand_inputs
+    from .engine.labelling_order import describe, rank_photos, to_json
+
+    if not Path(args.unlabelled_dir).is_dir():
+        raise DataError(f"{args.unlabelled_dir} is not a folder.")
+    paths, _ = expand_inputs([args.unlabelled_dir])
+    if not paths:
+        raise DataError(f"No image files found in {args.unlabelled_dir} (images end in .jpg, .png, .bmp, .tif, "
+                        f".webp or .gif).")
+    labelled = []
+    if args.labelled:
+        from .data.folders import scan_folder
+
+        scan = scan_folder(args.labelled, progress=_scan_bar())
+        classnames = sorted(scan.classes)
+        labelled = [LabeledImage(path, classnames.index(name)) for by_class in scan.parts.values()
+                    for name, photos in by_class.items() for path in photos]
+    mode = None if args.by == "auto" else args.by
+    classifier = None
+    if args.prompt_file and mode != "typical":
+        from .engine.inference import Classifier
+
+        if Path(args.prompt_file).suffix.lower() == ".onnx":
+            raise DataError("dapt next reads a prompt file (.safetensors), not an ONNX export.")
+        classifier = Classifier.load(args.prompt_file, device=args.device)
+        backbone = classifier.model.backbone
+    else:
+        backbone = _load_backbone_for(args.backbone, args.device)
+    root = Path(args.unlabelled_dir)
+    names = [p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p) for p in paths]
+    bar = tqdm(desc="reading photos", unit="batch", file=sys.stderr, leave=False, disable=args.json)
+
+    def on_batch(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = rank_photos(backbone, paths, labelled=labelled, classifier=classifier, mode=mode, count=args.count,
+                             seed=args.seed, names=names, on_batch=on_batch)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(to_json(result), indent=2, ensure_ascii=False, default=str))
+        return 0
+    print(f"next ({backbone.spec}, {result['seconds']:.1f} s):")
+    for line in describe(result):
+        print(f"  {line}")
+    for skipped in result["skipped"]:
+        print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    return 0
+
+
 def cmd_demo_data(args) -> int:
     from .demo.demo_task import write_demo_task
 
@@ -643,7 +844,7 @@ def cmd_demo_data(args) -> int:
 
 # -------------------------------------------------------------------------------- helpers
 def _lr_value(text: str):
-    if text in ("auto", "quick", "scaled"):
+    if text in LR_CHOICES:
         return text
     try:
         return float(text)
@@ -719,9 +920,6 @@ def _scan_bar():
 
 
 def _report_split(split) -> None:
-    counts = {name: 0 for name in split.classnames}
-    for item in split.train:
-        counts[split.classnames[item.label]] += 1
     print(f"{len(split.classnames)} classes, {len(split.train)} training and {len(split.test)} test images",
           file=sys.stderr)
     for note in split.notes:

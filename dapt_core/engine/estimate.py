@@ -28,7 +28,7 @@ from ..data.records import Split
 from ..errors import ImageRejected
 from .backbone import Backbone
 from .cpu_memory import on_the_cpu
-from .methods import TuningConfig
+from .methods import LR_AUTO, LR_QUICK, TuningConfig
 from .tiled import KEY_TILES, reselection_epochs
 from .views import epoch_batches
 
@@ -104,8 +104,8 @@ def estimate_run(backbone: Backbone, split: Split, config: TuningConfig, *, shot
     steps = steps_per_epoch * epochs
     seconds = {"decode": _decode_seconds(split) if config.trains else 0.0}
     counts = {"epochs": epochs, "steps": steps, "train_photos": n_train, "test_photos": n_test}
-    if lr_choice in ("quick", "auto") and config.trains:
-        runs, fit, share = ((QUICK_RUNS, QUICK_FIT, QUICK_EPOCHS) if lr_choice == "quick"
+    if lr_choice in (LR_QUICK, LR_AUTO) and config.trains:
+        runs, fit, share = ((QUICK_RUNS, QUICK_FIT, QUICK_EPOCHS) if lr_choice == LR_QUICK
                             else (AUTO_RUNS, AUTO_FIT, 1.0))
         fit_steps = len(epoch_batches(max(1, round(n_train * fit)), config.batch_size, config.seed, 0))
         select_steps = runs * max(config.warmup_epochs + 1, round(epochs * share)) * fit_steps

@@ -35,6 +35,11 @@ DEFAULT_BETA_V = 10.0
 DEFAULT_BETA_T = 0.01
 
 
+# How the learning rate is chosen (dapt tune --lr, the Tune page; engine/selection.py): the recipe's rate scaled
+# to the backbone's logit scale (no trial runs), three short trial runs, or cross-validation over a grid.
+LR_SCALED, LR_QUICK, LR_AUTO = "scaled", "quick", "auto"
+LR_CHOICES = (LR_SCALED, LR_QUICK, LR_AUTO)
+
 def epochs_for_shots(shots: int, dataset: str | None = None) -> int:
     """The recipe's epoch count: 1 shot 50; 2 and 4 shots 100; 8 and more 200; ImageNet always 50."""
     if dataset is not None and dataset.lower() == "imagenet":

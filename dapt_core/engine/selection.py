@@ -33,7 +33,7 @@ from ..data.records import LabeledImage
 from ..errors import Cancelled, ConfigError
 from .backbone import Backbone
 from .evaluation import encode_images
-from .methods import DEFAULT_LR, TuningConfig
+from .methods import DEFAULT_LR, LR_AUTO, LR_QUICK, LR_SCALED, TuningConfig
 from .progress import Progress
 from .tiled import any_tiles, encode_tiled
 from .training import CancelFlag, tune
@@ -50,7 +50,7 @@ class Selection:
     lr: float
     scores: list[dict] = field(default_factory=list)  # {"lr", "accuracy", "loss"} per candidate
     folds: int = DEFAULT_FOLDS
-    how: str = "auto"  # "auto" (k-fold cross-validation), "quick" or "scaled" (no trial runs)
+    how: str = LR_AUTO  # one of LR_CHOICES
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
@@ -67,12 +67,12 @@ def choose_learning_rate(how: str, backbone: Backbone, classnames: list[str], tr
     cross-validation, about 2.5 runs); the time it took is in `seconds`. `good`: the good class's index, for the photo's
     rule of a tiled run (the held-out shots are then scored in tiles, as the run will be)."""
     started = time.perf_counter()
-    if how == "scaled":
-        selection = Selection(scaled_learning_rate(backbone), [], folds=0, how="scaled")
-    elif how == "quick":
+    if how == LR_SCALED:
+        selection = Selection(scaled_learning_rate(backbone), [], folds=0, how=LR_SCALED)
+    elif how == LR_QUICK:
         selection = quick_learning_rate(backbone, classnames, train, config, shots=shots,
                                         on_progress=on_progress, cancel=cancel, good=good)
-    elif how == "auto":
+    elif how == LR_AUTO:
         selection = cross_validated_learning_rate(backbone, classnames, train, config, grid=grid or DEFAULT_LR_GRID,
                                                   shots=shots, on_progress=on_progress, cancel=cancel, good=good)
     else:
@@ -198,7 +198,7 @@ def quick_learning_rate(backbone: Backbone, classnames: list[str], train: list[L
     base = base if base is not None else scaled_learning_rate(backbone)
     per_class = torch.bincount(torch.tensor([i.label for i in train]), minlength=len(classnames))
     if int(per_class.min()) < 2:
-        return Selection(base, [], folds=0, how="quick")
+        return Selection(base, [], folds=0, how=LR_QUICK)
     shots = shots if shots is not None else int(per_class.max())
     # At least one epoch after the warm-up: the warm-up runs at warmup_lr whatever the candidate, so
     # runs no longer than it would score every candidate the same and always keep `base`.
@@ -221,4 +221,4 @@ def quick_learning_rate(backbone: Backbone, classnames: list[str], train: list[L
                                                relay, cancel, good)
         scores.append({"lr": lr, "accuracy": correct / max(1, total), "loss": loss / max(1, total)})
     best = max(scores, key=lambda s: (s["accuracy"], -s["loss"]))
-    return Selection(best["lr"], scores, folds=1, how="quick")
+    return Selection(best["lr"], scores, folds=1, how=LR_QUICK)
