@@ -16,13 +16,14 @@ in benchmarks/budget.py and stated in the README.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 
 from ..errors import ConfigError
 from .estimate import Estimate
 
 # The plan aims at this share of the budget; the deadline catches an estimate that was too low.
-PLAN_SHARE = 0.96
+PLAN_SHARE = 0.98
 # Parts of the estimate that grow with the epochs; the others are paid once.
 PER_EPOCH_PARTS = ("train", "choose_lr")  # (the key tiles are chosen about ten times in any run)
 # The parts after the training loop: the deadline leaves them this much more than their estimate.
@@ -50,6 +51,17 @@ class BudgetPlan:
     def training_deadline(self, started: float) -> float:
         """The clock time (time.perf_counter) by which the training loop must end, for a run begun at `started`."""
         return started + 60 * self.minutes - AFTER_TRAINING_MARGIN * self.after_training_seconds
+
+    def replanner(self, started: float):
+        """tune's `replan` for a run begun at `started`: the epochs that fit the budget at the pace the run has
+        shown so far (the estimate's steps, timed before the run, can be off by a tenth either way), never more
+        than the recipe's."""
+        def replan(done: int, seconds_per_epoch: float) -> int:
+            end_of_training = started + PLAN_SHARE * 60 * self.minutes - self.after_training_seconds
+            more = math.floor((end_of_training - time.perf_counter()) / max(seconds_per_epoch, 1e-9))
+            return min(self.full_epochs, done + max(0, more))
+
+        return replan
 
     def to_dict(self) -> dict:
         return asdict(self)

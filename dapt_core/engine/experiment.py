@@ -127,7 +127,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                    cancel: CancelFlag | None = None, num_workers: int = 0,
                    cache_dir: Path | None = None, good_class: str | None = None,
                    escape_rate: float = DEFAULT_ESCAPE_RATE, safeguard: bool | None = None,
-                   deadline: float | None = None, init_from=None) -> ExperimentResult:
+                   deadline: float | None = None, init_from=None, replan=None) -> ExperimentResult:
     """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
     (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
     default: engine.cache_folder.default_cache_dir()). `good_class`, one of the classes, makes the
@@ -135,8 +135,8 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     `safeguard`: replace a run whose class text embeddings collapse onto one point by CoOp or the
     zero-shot classifier (engine/safeguard.py); by default on for methods with a text prompt under the
     inspection preset, off under the recipe's (`dapt bench`). `deadline`: when the training loop must end
-    (a time budget's, engine/budget.py; see tune). `init_from`: stored prompts to start from (see tune;
-    engine/warm_start.py)."""
+    (a time budget's, engine/budget.py; see tune), and `replan` its correction by the run's own pace.
+    `init_from`: stored prompts to start from (see tune; engine/warm_start.py)."""
     good_index(split.classnames, good_class)  # a class the task does not have is an error before tuning
     check_escape_rate(escape_rate)
     if len(split.classnames) < 2:
@@ -150,7 +150,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     good = split.classnames.index(good_class) if good_class else None
     options = {"shots": shots, "dataset": dataset, "on_progress": on_progress, "cancel": cancel,
                "num_workers": num_workers, "cache_dir": cache_dir, "keep_decoded": True, "good": good,
-               "deadline": deadline, "init_from": init_from}
+               "deadline": deadline, "init_from": init_from, "replan": replan}
     guard = None
     if safeguard is None:
         safeguard = safeguard_applies(config)

@@ -7,6 +7,7 @@ rank takes its share of every global batch, so the result matches one process).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,7 +77,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
          shots: int | None = None, dataset: str | None = None, on_progress: ProgressCallback | None = None,
          cancel: CancelFlag | None = None, num_workers: int = 0, cache_dir: Path | None = None,
          keep_decoded: bool = False, watch: Callable[[list[dict]], str | None] | None = None,
-         good: int | None = None, deadline: float | None = None, init_from=None) -> TuningResult:
+         good: int | None = None, deadline: float | None = None, init_from=None,
+         replan: Callable[[int, float], int] | None = None) -> TuningResult:
     """Learn the prompts of `config.method` on `train`; returns the tuned model and its history.
 
     Args:
@@ -95,6 +97,9 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
             (engine/tiling.py); None for a task without one.
         deadline: a time.perf_counter() value (engine/budget.py): the run stops after the epoch whose
             successor would end past it, with `stopped` = OUT_OF_TIME.
+        replan: called once, after the first REPLAN_SHARE of the epochs (and the warm-up), with the epochs
+            done and the seconds each took; it returns the run's new epoch count, over which the rest of the
+            schedule is laid (a time budget's plan, corrected by the pace measured on the run itself).
         init_from: start from stored prompts (build_model); the schedule stays `config`'s
             (warm_start.warm_schedule gives a warm start's).
     """
@@ -144,7 +149,10 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     history: list[dict] = []
     step = 0
     stopped = None
-    for epoch in range(epochs):
+    replan_after = max(config.warmup_epochs + 1, math.ceil(REPLAN_SHARE * epochs)) if world == 1 else 0
+    epoch = -1
+    while epoch + 1 < epochs:
+        epoch += 1
         epoch_started = time.perf_counter()
         if epoch in reselect:
             choose_key_tiles(model, views, good, frozen=False, cancel=cancel)
@@ -187,6 +195,9 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                         **{k: sums[k] / n for k in TERMS}, "text_spread": epoch_text_spread(model)})
         stopped = watch(history) if watch is not None else None
         now = time.perf_counter()
+        if replan is not None and epoch + 1 == replan_after and epoch + 1 < epochs and not stopped:
+            epochs = max(epoch + 1, int(replan(epoch + 1, (now - loop_started) / (epoch + 1))))
+            total_steps = steps_per_epoch * epochs
         if not stopped and deadline is not None and epoch + 1 < epochs and now + (now - epoch_started) > deadline:
             stopped = OUT_OF_TIME
         if stopped:
@@ -198,6 +209,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
 
 # TuningResult.stopped of a run that stopped at its time budget's deadline (tune's `deadline`).
 OUT_OF_TIME = "out_of_time"
+# tune's `replan` is called after this share of the planned epochs.
+REPLAN_SHARE = 0.1
 TERMS = LOSS_TERMS
 # Progress reads the loss values back from the device at most this often: every read waits for
 # all queued GPU work, so reading after every step would leave the GPU idle between steps.

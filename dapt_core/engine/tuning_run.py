@@ -48,6 +48,7 @@ class TuningRun:
         if self.budget is None:
             return None
         return {**self.budget.to_dict(), "actual_seconds": self.seconds,
+                "epochs_after_replanning": self.result.tuning.epochs, "epochs_run": len(self.result.tuning.history),
                 "stopped_at_deadline": self.result.tuning.stopped == OUT_OF_TIME}
 
     def metrics_extra(self) -> dict:
@@ -109,6 +110,7 @@ def tune_and_evaluate(backbone: Backbone, split: Split, config: TuningConfig, *,
     result = run_experiment(backbone, split, config, shots=shots, on_progress=on_progress, cancel=cancel,
                             cache_dir=cache_dir, good_class=good_class, escape_rate=escape_rate,
                             deadline=plan.training_deadline(started) if plan is not None else None,
+                            replan=plan.replanner(started) if plan is not None and plan.shortened else None,
                             init_from=init_from)
     return TuningRun(result, selection, plan, estimate, time.perf_counter() - started, warm)
 
