@@ -362,7 +362,7 @@ def test_a_time_budget_is_planned_before_start_and_the_run_card_shows_estimate_a
     assert run.data["request"]["budget_minutes"] == 1.0
     budget = run.data["metrics"]["budget"]
     assert budget["epochs"] == epochs  # the plan the page showed
-    # corrected after the first tenth by the run's own pace, within the run's epochs
+    # corrected after the first fifth by the run's own pace, within the run's epochs
     assert 2 <= budget["epochs_after_replanning"] == run.data["metrics"]["epochs"] <= 2000
 
 

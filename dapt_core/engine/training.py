@@ -8,6 +8,7 @@ rank takes its share of every global batch, so the result matches one process).
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,8 +99,9 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
         deadline: a time.perf_counter() value (engine/budget.py): the run stops after the epoch whose
             successor would end past it, with `stopped` = OUT_OF_TIME.
         replan: called once, after the first REPLAN_SHARE of the epochs (and the warm-up), with the epochs
-            done and the seconds each took; it returns the run's new epoch count, over which the rest of the
-            schedule is laid (a time budget's plan, corrected by the pace measured on the run itself).
+            done and the median seconds of those after the first (whose first steps run slower); it returns
+            the run's new epoch count, over which the rest of the schedule is laid (a time budget's plan,
+            corrected by the pace measured on the run itself).
         init_from: start from stored prompts (build_model); the schedule stays `config`'s
             (warm_start.warm_schedule gives a warm start's).
     """
@@ -149,7 +151,8 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
     history: list[dict] = []
     step = 0
     stopped = None
-    replan_after = max(config.warmup_epochs + 1, math.ceil(REPLAN_SHARE * epochs)) if world == 1 else 0
+    replan_after = max(config.warmup_epochs + 2, math.ceil(REPLAN_SHARE * epochs)) if world == 1 else 0
+    epoch_seconds: list[float] = []
     epoch = -1
     while epoch + 1 < epochs:
         epoch += 1
@@ -195,8 +198,10 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
                         **{k: sums[k] / n for k in TERMS}, "text_spread": epoch_text_spread(model)})
         stopped = watch(history) if watch is not None else None
         now = time.perf_counter()
+        epoch_seconds.append(now - epoch_started)
         if replan is not None and epoch + 1 == replan_after and epoch + 1 < epochs and not stopped:
-            epochs = max(epoch + 1, int(replan(epoch + 1, (now - loop_started) / (epoch + 1))))
+            pace = statistics.median(epoch_seconds[1:] or epoch_seconds)
+            epochs = max(epoch + 1, int(replan(epoch + 1, pace)))
             total_steps = steps_per_epoch * epochs
         if not stopped and deadline is not None and epoch + 1 < epochs and now + (now - epoch_started) > deadline:
             stopped = OUT_OF_TIME
@@ -210,7 +215,7 @@ def tune(backbone: Backbone, classnames: list[str], train: list[LabeledImage], c
 # TuningResult.stopped of a run that stopped at its time budget's deadline (tune's `deadline`).
 OUT_OF_TIME = "out_of_time"
 # tune's `replan` is called after this share of the planned epochs.
-REPLAN_SHARE = 0.1
+REPLAN_SHARE = 0.2
 TERMS = LOSS_TERMS
 # Progress reads the loss values back from the device at most this often: every read waits for
 # all queued GPU work, so reading after every step would leave the GPU idle between steps.
