@@ -301,7 +301,6 @@ def build_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------- commands
 def cmd_tune(args) -> int:
     from .data.folders import load_split
-    from .engine.backbone import load_backbone, load_backbone_or_demo
     from .engine.budget import plan_budget
     from .engine.estimate import estimate_run
     from .engine.tuning_run import tune_and_evaluate
@@ -329,12 +328,7 @@ def cmd_tune(args) -> int:
     _report_split(split)
     good_class = _good_class(args.good_class, split.classnames)
     check_escape_rate(args.escape_rate)
-    if args.backbone == DEFAULT_BACKBONE:
-        backbone, notice = load_backbone_or_demo(args.backbone, args.device)
-        if notice:
-            print(f"note: {notice}", file=sys.stderr)
-    else:
-        backbone = load_backbone(args.backbone, args.device)
+    backbone = _load_backbone_for(args.backbone, args.device)
     good = split.classnames.index(good_class) if good_class else None
     start = None
     if args.start_from:  # checked and laid on the warm schedule before the estimate (engine/warm_start.py)

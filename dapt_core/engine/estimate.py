@@ -143,7 +143,7 @@ def _cached_frozen_features(backbone: Backbone, split: Split, cache_dir: Path) -
             shas.append(sha256_of(item.path))
         except OSError:
             continue
-    return len(FrozenFeatureCache(cache_dir, backbone).lookup(shas)) if shas else 0
+    return len(FrozenFeatureCache(cache_dir, backbone).cached(shas)) if shas else 0
 
 
 def _mean_tiles(items, tiling, size: int) -> float:

@@ -53,6 +53,17 @@ class FrozenFeatureCache:
                 log.warning("ignoring unreadable image feature cache file %s: %s", shard, error)
         return {sha: feature for sha, feature in found.items() if feature.shape == (self.width,)}
 
+    def cached(self, shas: list[str]) -> set[str]:
+        """Which of `shas` are kept, from the shards' headers alone (no feature is read)."""
+        wanted, found = set(shas), set()
+        for shard in sorted(self.folder.glob("*.safetensors")) if self.folder.is_dir() else []:
+            try:
+                with safe_open(str(shard), framework="pt") as tensors:
+                    found.update(wanted.intersection(tensors.keys()))
+            except Exception as error:  # a damaged shard is recomputed, never fatal
+                log.warning("ignoring unreadable image feature cache file %s: %s", shard, error)
+        return found
+
     def store(self, features: dict[str, torch.Tensor]) -> None:
         if not features:
             return

@@ -74,11 +74,12 @@ class TuneRequest:
         context.check_cancel()
         context.phase(Phase.PREPARING)
         config = self.config()
-        project = Workspace(self.workspace_root).project(self.project_id)
+        workspace = Workspace(self.workspace_root)
+        project = workspace.project(self.project_id)
         split = project.split(self.shots, config.seed)
         context.check_cancel()
         good_class = project.good_class
-        cache_dir = Workspace(self.workspace_root).cache_dir
+        cache_dir = workspace.cache_dir
         request = {"backbone": self.backbone, "shots": self.shots, "settings": dict(self.settings),
                    "device": self.device, "choose_lr": self.choose_lr, "good_class": good_class,
                    "escape_rate": self.escape_rate, "budget_minutes": self.budget_minutes,
