@@ -23,6 +23,12 @@ USER_KEY = "signed-in-user"
 FAILED_WAIT_SECONDS = 1.0  # each wrong password costs this long: guessing stays slow
 
 
+def current_user() -> str | None:
+    """The signed-in user of this session (an account name, or an identity provider's user), or None on a
+    machine without sign-in (the local default: one person, as on a laptop)."""
+    return st.session_state.get(USER_KEY)
+
+
 def serving_on_network(address: str | None) -> bool:
     """Whether Streamlit's `server.address` lets other machines in (unset: Streamlit listens on every interface)."""
     if not address:

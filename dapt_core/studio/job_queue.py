@@ -90,6 +90,7 @@ class JobSnapshot:
     error_params: dict
     result: Any
     request: Any
+    owner: str | None = None  # the signed-in user who started it; None on a machine without accounts
 
     @property
     def active(self) -> bool:
@@ -121,8 +122,9 @@ class JobContext:
 
 class Job:
     def __init__(self, work: Callable[[JobContext], Any], *, label: str, device: str, project_id: str | None,
-                 request: Any = None, kind: str = JobKind.OTHER):
+                 request: Any = None, kind: str = JobKind.OTHER, owner: str | None = None):
         self.id = uuid.uuid4().hex[:12]
+        self.owner = owner
         self.work = work
         self.kind = kind
         self.label = label
@@ -188,7 +190,7 @@ class Job:
             return JobSnapshot(self.id, self.kind, self.label, self.project_id, self.device, self._state, place,
                                self._submitted, self._started, self._finished, self._progress,
                                tuple(self._history), self._error, self._error_code, dict(self._error_params),
-                               self._result, self.request)
+                               self._result, self.request, self.owner)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.done_event.wait(timeout)
@@ -206,7 +208,7 @@ class JobQueue:
 
     def submit(self, work: Callable[[JobContext], Any] | JobRequest, *, label: str | None = None,
                device: str | None = None, project_id: str | None = None, request: Any = None,
-               kind: str = JobKind.OTHER) -> Job:
+               kind: str = JobKind.OTHER, owner: str | None = None) -> Job:
         """Queue `work` on `device`: a JobRequest (which says its kind, label, project and device), or a
         function of a JobContext with those given here."""
         if not callable(work):
@@ -217,7 +219,7 @@ class JobQueue:
             project_id = project_id or work.project_id
             work = request.run
         job = Job(work, label=label or kind, device=device or "cpu", project_id=project_id, request=request,
-                  kind=kind)
+                  kind=kind, owner=owner)
         job._queue = self
         with self._lock:
             self._jobs[job.id] = job
