@@ -54,3 +54,18 @@ def test_without_measured_times_the_page_gets_nothing_rather_than_a_guess(tmp_pa
     split = load_split(task, shots=4, seed=1)
     assert estimate_run(load_backbone("demo", "cpu"), split, TuningConfig(epochs=2), shots=4,
                         cache_dir=tmp_path / "empty", measure=False) is None
+
+
+def test_a_rerun_of_the_estimate_reads_no_test_photo_again_until_one_changes(tmp_path, monkeypatch):
+    from dapt_core.data import images
+    from dapt_core.engine import estimate
+
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"first contents")
+    read = []
+    real = images.sha256_of
+    monkeypatch.setattr(images, "sha256_of", lambda source: read.append(source) or real(source))
+    first = estimate._sha256_of_file(photo)
+    assert estimate._sha256_of_file(photo) == first and len(read) == 1
+    photo.write_bytes(b"other contents, longer")
+    assert estimate._sha256_of_file(photo) != first and len(read) == 2

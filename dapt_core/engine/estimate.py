@@ -132,15 +132,33 @@ def estimate_run(backbone: Backbone, split: Split, config: TuningConfig, *, shot
     return Estimate({k: float(v) for k, v in seconds.items()}, counts, timing["step"], per_view, measured, notes)
 
 
+# The Tune page re-estimates on every rerun: the test photos' hashes are remembered by path, size and
+# modification time, so a rerun reads no photo again (a changed file has a new size or time).
+_FILE_SHAS: dict[tuple[str, int, int], str] = {}
+_FILE_SHAS_KEPT = 100_000
+
+
+def _sha256_of_file(path: Path) -> str:
+    from ..data.images import sha256_of
+
+    stat = Path(path).stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    sha = _FILE_SHAS.get(key)
+    if sha is None:
+        if len(_FILE_SHAS) >= _FILE_SHAS_KEPT:
+            _FILE_SHAS.clear()
+        sha = _FILE_SHAS[key] = sha256_of(path)
+    return sha
+
+
 def _cached_frozen_features(backbone: Backbone, split: Split, cache_dir: Path) -> int:
     """How many test photos have their frozen features kept from an earlier evaluation."""
-    from ..data.images import sha256_of
     from .feature_cache import FrozenFeatureCache
 
     shas = []
     for item in split.test:
         try:
-            shas.append(sha256_of(item.path))
+            shas.append(_sha256_of_file(item.path))
         except OSError:
             continue
     return len(FrozenFeatureCache(cache_dir, backbone).cached(shas)) if shas else 0
