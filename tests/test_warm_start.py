@@ -74,8 +74,20 @@ def test_a_new_class_is_added_from_a_saved_prompt_file(tiny_backbone, split, tmp
     assert record["classnames"] == ["green", "red"] and record["new_classes"] == ["blue"]
     assert run.result.config.warmup_epochs == 0 and run.selection.how == "scaled"  # no trial runs from scratch
     assert set(run.metrics()["per_class"]) == {"blue", "green", "red"}
+    assert record["new_class_photos_repeated"] == 1  # a quarter of blue's 4 photos is trained twice an epoch
     saved = prompt_file.load(run.result.save_prompt_file(tmp_path / "three.safetensors", run.prompt_extra()))
     assert saved.header["warm_start"]["sha256"] == record["sha256"]
+
+
+def test_only_a_new_classs_photos_are_trained_a_second_time_and_the_seed_picks_them(split):
+    from dapt_core.engine.warm_start import new_class_emphasis
+
+    blue = split.classnames.index("blue")
+    picked = new_class_emphasis(split.train, split.classnames, ["green", "red"], seed=1, share=0.5)
+    assert len(picked) == 2 and {item.label for item in picked} == {blue}
+    assert picked == new_class_emphasis(split.train, split.classnames, ["green", "red"], seed=1, share=0.5)
+    assert new_class_emphasis(split.train, split.classnames, split.classnames, seed=1) == []  # more photos only
+    assert new_class_emphasis(split.train, split.classnames, [], seed=1) == []  # the file names no classes
 
 
 def test_a_start_that_does_not_fit_is_refused_with_what_to_do(tiny_backbone, split, tmp_path):

@@ -127,7 +127,8 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                    cancel: CancelFlag | None = None, num_workers: int = 0,
                    cache_dir: Path | None = None, good_class: str | None = None,
                    escape_rate: float = DEFAULT_ESCAPE_RATE, safeguard: bool | None = None,
-                   deadline: float | None = None, init_from=None, replan=None) -> ExperimentResult:
+                   deadline: float | None = None, init_from=None, replan=None,
+                   train_extra: list | None = None) -> ExperimentResult:
     """Tune `config.method` on `split.train`, then score zero-shot and tuned on `split.test`
     (`cache_dir`: where zero-shot class embeddings and frozen test-image features are kept;
     default: engine.cache_folder.default_cache_dir()). `good_class`, one of the classes, makes the
@@ -136,7 +137,8 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     zero-shot classifier (engine/safeguard.py); by default on for methods with a text prompt under the
     inspection preset, off under the recipe's (`dapt bench`). `deadline`: when the training loop must end
     (a time budget's, engine/budget.py; see tune), and `replan` its correction by the run's own pace.
-    `init_from`: stored prompts to start from (see tune; engine/warm_start.py)."""
+    `init_from`: stored prompts to start from (see tune; engine/warm_start.py), and `train_extra` more views of
+    some training photos that only the training loop sees (a warm start's emphasis on new classes)."""
     good_index(split.classnames, good_class)  # a class the task does not have is an error before tuning
     check_escape_rate(escape_rate)
     if len(split.classnames) < 2:
@@ -151,6 +153,7 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
     options = {"shots": shots, "dataset": dataset, "on_progress": on_progress, "cancel": cancel,
                "num_workers": num_workers, "cache_dir": cache_dir, "keep_decoded": True, "good": good,
                "deadline": deadline, "init_from": init_from, "replan": replan}
+    trained = list(split.train) + list(train_extra or [])
     guard = None
     if safeguard is None:
         safeguard = safeguard_applies(config)
@@ -160,10 +163,10 @@ def run_experiment(backbone: Backbone, split: Split, config: TuningConfig, *, sh
                               f"'{config.method}' learns none. Use coop or dapt, or leave the safeguard off.")
         zero_shot = zero_shot_text_features(backbone, split.classnames, config.templates,
                                             Path(cache_dir) if cache_dir is not None else default_cache_dir())
-        tuning, guard = tune_with_safeguard(backbone, split.classnames, split.train, config,
+        tuning, guard = tune_with_safeguard(backbone, split.classnames, trained, config,
                                             zero_shot_text=zero_shot, **options)
     else:
-        tuning = tune(backbone, split.classnames, split.train, config, **options)
+        tuning = tune(backbone, split.classnames, trained, config, **options)
     started = time.perf_counter()
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     zero_shot_text = (tuning.prompted.fixed_text_features if not config.text_prompt
@@ -194,7 +197,9 @@ def _calibrate(tuning: TuningResult, split: Split, after: Evaluation, cancel, go
     """What a prediction needs to say "unknown" and to give calibrated probabilities and sets: the
     training photos' class means (one short pass over the few training photos), then the test
     photos' novelty scores and logits, which the evaluation has already computed."""
-    novelty = NoveltyReference.from_training(tuning.prompted, split.train, cancel=cancel, decoded=tuning.decoded)
+    # The kept photos serve only when the loop trained on exactly split.train (not a warm start's extra views).
+    decoded = tuning.decoded if tuning.decoded is not None and tuning.decoded.items == list(split.train) else None
+    novelty = NoveltyReference.from_training(tuning.prompted, split.train, cancel=cancel, decoded=decoded)
     with torch.no_grad():
         scores = novelty.score(after.features)
     calibration = calibrate(after.logits.numpy(), after.labels.numpy(), scores.numpy(),

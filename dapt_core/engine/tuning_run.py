@@ -85,10 +85,11 @@ def tune_and_evaluate(backbone: Backbone, split: Split, config: TuningConfig, *,
     """
     started = time.perf_counter()
     good = split.classnames.index(good_class) if good_class else None
-    warm = None
+    warm, emphasis = None, None
     if init_from is not None:
         warm_plan = prepare_warm_start(init_from, backbone, config, split.classnames, split.train, shots, lr_choice)
         config, lr_choice, warm, init_from = warm_plan.config, warm_plan.lr_choice, warm_plan.record, warm_plan.start
+        emphasis = warm_plan.emphasis
     plan = None
     if budget_minutes is not None and config.trains:
         if estimate is None:
@@ -111,7 +112,7 @@ def tune_and_evaluate(backbone: Backbone, split: Split, config: TuningConfig, *,
                             cache_dir=cache_dir, good_class=good_class, escape_rate=escape_rate,
                             deadline=plan.training_deadline(started) if plan is not None else None,
                             replan=plan.replanner(started) if plan is not None and plan.shortened else None,
-                            init_from=init_from)
+                            init_from=init_from, train_extra=emphasis)
     return TuningRun(result, selection, plan, estimate, time.perf_counter() - started, warm)
 
 
