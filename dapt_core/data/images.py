@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageRejected
+from . import decode_budget
 
 # Anything that names a file, or the raw bytes of an upload.
 ImageSource = str | os.PathLike | bytes | bytearray | memoryview
@@ -196,11 +197,30 @@ def _decode(stream: BinaryIO, reduced: bool = False) -> Image.Image:
     file_format = image.format or "image"
     if reduced and file_format == "JPEG":  # see check_image
         image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
-    try:
-        image.load()  # decodes every pixel: truncated data fails here, not in training
-    except _DECODE_ERRORS as error:
-        raise ImageRejected(f"truncated or corrupt {file_format}: {error}") from None
-    return _to_rgb(_apply_exif_orientation(image))
+    total = decode_budget.budget_bytes()
+    cost = _cost_of(image)
+    if cost > total and file_format == "JPEG":  # decoded reduced, at the largest size that fits (decode_budget.py)
+        # The scale is chosen first: a JPEG takes one draft request only (later ones change nothing).
+        sizes = [(-(-image.width // scale), -(-image.height // scale)) for scale in (2, 4, 8)]
+        fitting = [size for size in sizes
+                   if decode_budget.decode_cost(image.mode, *size, "transparency" in image.info) <= total]
+        image.draft("RGB", fitting[0] if fitting else sizes[-1])
+        cost = _cost_of(image)
+    if cost > total:
+        raise ImageRejected(f"too large to decode: {image.width}x{image.height} pixels need about "
+                            f"{-(-cost // decode_budget.MB):,} MB of memory, more than the "
+                            f"{total // decode_budget.MB:,} MB allowed; downscale it or save it as JPEG")
+    with decode_budget.BUDGET.reserve(cost, total):
+        try:
+            image.load()  # decodes every pixel: truncated data fails here, not in training
+        except _DECODE_ERRORS as error:
+            raise ImageRejected(f"truncated or corrupt {file_format}: {error}") from None
+        return _to_rgb(_apply_exif_orientation(image))
+
+
+def _cost_of(image: Image.Image) -> int:
+    transparent = image.mode in ("P", "L", "RGB") and "transparency" in image.info
+    return decode_budget.decode_cost(image.mode, image.width, image.height, transparent)
 
 
 def _check_dimensions(width: int, height: int) -> None:
@@ -235,10 +255,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     try:
         if image.has_transparency_data:
             # White, not black: a part photographed on black would look like another object,
-            # and white is how the user saw the transparent areas in most viewers.
-            rgba = image.convert("RGBA")
-            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-            return Image.alpha_composite(white, rgba).convert("RGB")
+            # and white is how the user saw the transparent areas in most viewers. Pasted through
+            # the alpha mask onto a white RGB picture: one RGB copy and one mask, not three RGBA
+            # copies (decode_budget.py counts on it).
+            rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+            flattened = Image.new("RGB", rgba.size, (255, 255, 255))
+            flattened.paste(rgba, mask=rgba.getchannel("A"))
+            return flattened
         return image if image.mode == "RGB" else image.convert("RGB")
     except ValueError:
         raise ImageRejected(f"unsupported colour mode {image.mode}") from None
@@ -256,10 +279,15 @@ def _stretch_to_rgb(image: Image.Image) -> Image.Image:
     if not finite.any():
         return Image.new("RGB", image.size)
     values[~finite] = np.nan
+    del finite
     darkest, brightest = float(np.nanmin(values)), float(np.nanmax(values))
+    # In place: a 120-megapixel picture's float copy is 480 MB, and every temporary another such copy.
     if brightest > darkest:
-        values = (values - darkest) * (255.0 / (brightest - darkest))
-    values = np.nan_to_num(np.clip(np.rint(values), 0, 255), nan=0.0)
+        values -= darkest
+        values *= 255.0 / (brightest - darkest)
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    np.nan_to_num(values, copy=False, nan=0.0)
     return Image.fromarray(values.astype(np.uint8)).convert("RGB")
 
 

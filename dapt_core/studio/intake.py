@@ -7,19 +7,27 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import stat
 import tempfile
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from PIL import Image
 
 from .. import atomic
 from ..data.folders import class_prompt_name, scan_folder
 from ..data.images import IMAGE_SUFFIXES, load_image, sha256_of
+from ..data.trailing_data import without_trailing_data
 from ..errors import ImageRejected
+from . import limits
+from .disk import disk_errors
 from .manifest import ProjectManifest, refuse_taken_name, require_class
 from .storage import (
     INTAKE,
@@ -35,12 +43,11 @@ from .storage import (
     write_thumbnail,
 )
 
-# A ZIP is expanded into a temporary folder before the engine's folder scan reads it. These caps
-# stop a "zip bomb" (a small archive that expands to terabytes) from filling the disk; the real
-# size of every member is counted while it is copied, since the sizes in a ZIP header can lie.
-ZIP_MAX_MEMBERS = 20_000
-ZIP_MAX_TOTAL_BYTES = 4 * 1024**3
-ZIP_MAX_MEMBER_BYTES = 512 * 1024**2
+# A ZIP is expanded into a temporary folder of the workspace before the engine's folder scan reads it
+# (recovery.py empties the folder on the next start after a crash). The caps of limits.py stop a "zip
+# bomb" (a small archive that expands to terabytes) from filling the disk; the real size of every member
+# is counted while it is copied, since the sizes in a ZIP header can lie.
+TEMPORARY_FOLDER = "tmp"
 # PIL's format names -> the suffix an image blob is stored under (the engine decodes by content,
 # the suffix only helps a person browsing the folder).
 _SUFFIX_OF_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp",
@@ -65,31 +72,63 @@ class ImageIntake(ProjectManifest):
         """Keep every file the engine can decode, in `class_name`; list the others with the reason.
 
         `files` are (name as uploaded, bytes or a path to read). Nothing of a name is used for a path.
-        `part` is "train" or "test" for pictures from such a folder (see ProjectManifest.split)."""
+        `part` is "train" or "test" for pictures from such a folder (see ProjectManifest.split).
+
+        All or nothing on a full or read-only disk: the manifest is written once, at the end, and the
+        files this call stored are removed again when anything fails (WorkspaceError "disk_full", ...)."""
         report = IntakeReport(source=source, when=utc_now())
-        with self._lock:
+        with self._lock, self._stored_or_undone() as batch:
             manifest = self.manifest()
-            if create_class and class_name not in manifest["classes"]:
-                class_name = clean_class_name(class_name)
-                refuse_taken_name(manifest, class_name)
-                manifest["classes"].append(class_name)
-                report.created_classes.append(class_name)
-            require_class(manifest, class_name)
-            known = {item["sha256"]: item for item in manifest["images"]}
-            for raw_name, data in files:
-                record = self._intake_one(clean_display_name(raw_name), data, class_name, known, report, part)
-                if record is not None:
-                    known[record.sha256] = record.to_dict()
-                    manifest["images"].append(record.to_dict())
-                    report.added.append(record)
+            self._add_files(manifest, batch, class_name, files, report, create_class=create_class, part=part)
             if report.added or report.created_classes:
                 self._write_manifest(manifest)
         if remember:
             self._remember(report)
         return report
 
+    @contextmanager
+    def _stored_or_undone(self):
+        """A batch of stored files that is taken back if the block fails, with disk refusals told as
+        WorkspaceErrors. (A crash leaves the files behind unlisted: recovery.py sweeps them.)"""
+        batch = _Batch(limits.current(), _stored_bytes(self.images_dir))
+        if batch.stored >= batch.limits.max_project_bytes:
+            raise WorkspaceError("project_full", size_mb=limits.megabytes(batch.stored),
+                                 limit_mb=batch.limits.max_project_mb)
+        try:
+            with disk_errors():
+                yield batch
+        except BaseException:
+            for path in reversed(batch.written):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:  # a read-only disk: recovery sweeps it once the disk is writable again
+                    pass
+            raise
+
+    def _add_files(self, manifest: dict, batch: _Batch, class_name: str, files: Iterable[tuple[str, bytes | Path]],
+                   report: IntakeReport, *, create_class: bool = False, part: str = "") -> None:
+        """Store `files` in `class_name` and list them in `manifest` (in memory: the caller writes it)."""
+        if create_class and class_name not in manifest["classes"]:
+            class_name = clean_class_name(class_name)
+            refuse_taken_name(manifest, class_name)
+            manifest["classes"].append(class_name)
+            report.created_classes.append(class_name)
+        require_class(manifest, class_name)
+        known = {item["sha256"]: item for item in manifest["images"]}
+        for raw_name, data in files:
+            record = self._intake_one(clean_display_name(raw_name), data, class_name, known, report, part, batch)
+            if record is not None:
+                known[record.sha256] = record.to_dict()
+                manifest["images"].append(record.to_dict())
+                report.added.append(record)
+
     def _intake_one(self, name: str, data: bytes | Path, class_name: str, known: dict,
-                    report: IntakeReport, part: str = "") -> ImageRecord | None:
+                    report: IntakeReport, part: str, batch: _Batch) -> ImageRecord | None:
+        size = _size_of(data)
+        if size > batch.limits.max_file_bytes:
+            report.skipped.append(SkippedFile.of("file_too_big", name, size_mb=limits.megabytes(size),
+                                                 limit_mb=batch.limits.max_file_mb))
+            return None
         if isinstance(data, Path):
             try:
                 data = data.read_bytes()
@@ -102,6 +141,9 @@ class ImageIntake(ProjectManifest):
         except ImageRejected as rejected:
             report.skipped.append(SkippedFile.of("rejected", name, reason=str(rejected)))
             return None
+        # Only the picture is stored, and named by the hash of what is stored: the same photo with or
+        # without bytes glued after it is one photo (a duplicate the second time).
+        data = _picture_only(data)
         digest = sha256_of(data)
         if digest in known:
             other = known[digest]
@@ -111,26 +153,43 @@ class ImageIntake(ProjectManifest):
         suffix = _suffix_for(data, name)
         blob = self.images_dir / (digest + suffix)
         if not blob.exists():
+            if batch.stored + len(data) > batch.limits.max_project_bytes:
+                report.skipped.append(SkippedFile.of("project_full", name, limit_mb=batch.limits.max_project_mb))
+                return None
+            batch.written.append(blob)
             atomic.write_bytes(blob, data)
-        write_thumbnail(image, self.thumbs_dir / thumbnail_name(digest))
+            batch.stored += len(data)
+        thumb = self.thumbs_dir / thumbnail_name(digest)
+        if not thumb.exists():
+            batch.written.append(thumb)
+        write_thumbnail(image, thumb)
         return ImageRecord(digest, name, class_name, utc_now(), suffix, part)
 
     def add_image_paths(self, class_name: str, paths: Iterable[Path], **kwargs) -> IntakeReport:
         """add_images for files on disk (each read when its turn comes, not all at once)."""
         return self.add_images(class_name, ((Path(p).name, Path(p)) for p in paths), **kwargs)
 
-    def import_zip(self, data: bytes, archive_name: str = "upload.zip") -> IntakeReport:
+    def import_zip(self, data: bytes | BinaryIO, archive_name: str = "upload.zip") -> IntakeReport:
         """Add a ZIP with one folder per class (or train/ and test/ holding those): new folder
         names become classes, and pictures from train/ and test/ remember their part, so tuning
-        keeps that split. The archive is expanded safely into a temporary folder and read with
-        the engine's folder scan, whose reasons for skipping a file are kept."""
+        keeps that split. The archive is expanded safely into a temporary folder of the workspace
+        (recovery.py sweeps what a crash leaves there) and read with the engine's folder scan, whose
+        reasons for skipping a file are kept. `data` is the archive's bytes or a binary file.
+
+        The whole archive is one change of the manifest: a failure or a crash half-way adds nothing."""
         report = IntakeReport(source=clean_display_name(archive_name), when=utc_now())
-        with tempfile.TemporaryDirectory(prefix="dapt-zip-") as temporary:
+        current = limits.current()
+        scratch = self.workspace.root / TEMPORARY_FOLDER
+        with disk_errors():
+            scratch.mkdir(parents=True, exist_ok=True)
+            temporary = tempfile.mkdtemp(prefix="dapt-zip-", dir=scratch)
+        try:
             root = Path(temporary) / "archive"
             root.mkdir()
             try:
-                _safe_extract(data, root, report)
-            except zipfile.BadZipFile as error:
+                with disk_errors():
+                    _safe_extract(data, root, report, current)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
                 raise WorkspaceError("zip_bad", name=report.source, detail=str(error)) from None
             task_root = _task_root(root)
             scan = scan_folder(task_root)
@@ -138,27 +197,30 @@ class ImageIntake(ProjectManifest):
                 report.skipped.append(SkippedFile.of("rejected", _relative(skipped.path, root), reason=skipped.reason))
             if not scan.classes:
                 raise WorkspaceError("zip_no_classes", name=report.source)
-            existing = {c.casefold(): c for c in self.classes}
-            for part_name, classes in scan.parts.items():
-                if part_name == "val":  # as `dapt tune`, which tunes on train/ and measures on test/
-                    report.skipped.extend(SkippedFile.of("zip_val", _relative(str(p), root))
-                                          for paths in classes.values() for p in paths)
-                    continue
-                for folder_name, paths in classes.items():
-                    try:
-                        class_name = clean_class_name(class_prompt_name(folder_name))
-                    except WorkspaceError as error:
-                        report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params)
-                                              for p in paths)
+            with self._lock, self._stored_or_undone() as batch:
+                manifest = self.manifest()
+                existing = {c.casefold(): c for c in manifest["classes"]}
+                for part_name, classes in scan.parts.items():
+                    if part_name == "val":  # as `dapt tune`, which tunes on train/ and measures on test/
+                        report.skipped.extend(SkippedFile.of("zip_val", _relative(str(p), root))
+                                              for paths in classes.values() for p in paths)
                         continue
-                    target = existing.get(class_name.casefold(), class_name)
-                    files = ((_relative(str(p), root), p) for p in paths)
-                    added = self.add_images(target, files, remember=False, create_class=True,
-                                            part=part_name if part_name in ("train", "test") else "")
-                    report.added.extend(added.added)
-                    report.skipped.extend(added.skipped)
-                    report.created_classes.extend(added.created_classes)
-                    existing[target.casefold()] = target
+                    for folder_name, paths in classes.items():
+                        try:
+                            class_name = clean_class_name(class_prompt_name(folder_name))
+                        except WorkspaceError as error:
+                            report.skipped.extend(SkippedFile.of(error.code, _relative(str(p), root), **error.params)
+                                                  for p in paths)
+                            continue
+                        target = existing.get(class_name.casefold(), class_name)
+                        files = ((_relative(str(p), root), p) for p in paths)
+                        self._add_files(manifest, batch, target, files, report, create_class=True,
+                                        part=part_name if part_name in ("train", "test") else "")
+                        existing[target.casefold()] = target
+                if report.added or report.created_classes:
+                    self._write_manifest(manifest)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
         self._remember(report)
         return report
 
@@ -193,13 +255,64 @@ class ImageIntake(ProjectManifest):
         Inspect gallery of an older run still needs its pictures)."""
         keep = {item["sha256"] for item in self.manifest()["images"]} | self._shas_in_runs()
         for sha in set(shas) - keep:
-            for path in self.images_dir.glob(sha + ".*"):
-                path.unlink(missing_ok=True)
-            for path in self.thumbs_dir.glob(sha + ".*"):  # also previews of an older shape
-                path.unlink(missing_ok=True)
+            # also previews of an older shape; a file that cannot go now (a read-only disk) is an orphan
+            # that recovery.py sweeps later: the manifest, already written, is what counts
+            for path in [*self.images_dir.glob(sha + ".*"), *self.thumbs_dir.glob(sha + ".*")]:
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass
 
     def _remember(self, report: IntakeReport) -> None:
-        atomic_write_json(self.path / INTAKE, report.to_dict())
+        """Keep what the upload did for the page; on a full disk the images are kept all the same, and the
+        summary of an earlier upload is removed rather than shown as this one's."""
+        try:
+            atomic_write_json(self.path / INTAKE, report.to_dict())
+        except OSError:
+            try:
+                (self.path / INTAKE).unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+@dataclass
+class _Batch:
+    """The files one intake stored so far (taken back if it fails) and the project's stored bytes."""
+
+    limits: limits.Limits
+    stored: int
+    written: list[Path] = field(default_factory=list)
+
+
+def _stored_bytes(images_dir: Path) -> int:
+    total = 0
+    for path in images_dir.glob("*") if images_dir.is_dir() else ():
+        try:
+            total += path.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def _size_of(data: bytes | Path) -> int:
+    if isinstance(data, Path):
+        try:
+            return data.stat().st_size
+        except OSError:
+            return 0  # reading it says why
+    return len(data)
+
+
+def _picture_only(data: bytes) -> bytes:
+    """`data` without bytes after the picture, if that still decodes (else as it came: it decoded so)."""
+    trimmed = without_trailing_data(data)
+    if len(trimmed) == len(data):
+        return data
+    try:
+        load_image(trimmed)
+    except ImageRejected:
+        return data
+    return trimmed
 
 
 def _suffix_for(data: bytes, name: str) -> str:
@@ -228,13 +341,28 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def _safe_extract(data: bytes, root: Path, report: IntakeReport) -> None:
-    """Expand a ZIP under `root`: no absolute paths, no '..', no links, bounded sizes."""
+def _safe_extract(data: bytes | BinaryIO, root: Path, report: IntakeReport, caps: limits.Limits) -> None:
+    """Expand a ZIP under `root`: no absolute paths, no '..', no links, bounded sizes (limits.py)."""
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    archive_bytes = source.seek(0, io.SEEK_END)
+    source.seek(0)
+    most = caps.zip_expansion_limit(archive_bytes)
+
+    def too_much() -> WorkspaceError:
+        if most >= caps.zip_max_expanded_mb * limits.MB:
+            return WorkspaceError("zip_total_too_big", limit_gb=f"{caps.zip_max_expanded_mb / 1000:g}")
+        return WorkspaceError("zip_expands_too_much", name=report.source, limit_mb=limits.megabytes(most),
+                              ratio=caps.zip_max_ratio)
+
     total = 0
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    with zipfile.ZipFile(source) as archive:
         members = archive.infolist()
-        if len(members) > ZIP_MAX_MEMBERS:
-            raise WorkspaceError("zip_too_many", count=len(members), limit=ZIP_MAX_MEMBERS)
+        if len(members) > caps.zip_max_entries:
+            raise WorkspaceError("zip_too_many", count=len(members), limit=caps.zip_max_entries)
+        # The sizes the archive states are checked before anything is written (they can lie low, never
+        # to our cost: the bytes actually written are counted below).
+        if sum(m.file_size for m in members if m.file_size <= caps.max_file_bytes) > most:
+            raise too_much()
         for member in members:
             if member.is_dir():
                 continue
@@ -247,6 +375,9 @@ def _safe_extract(data: bytes, root: Path, report: IntakeReport) -> None:
             if stat.S_ISLNK(mode):
                 report.skipped.append(SkippedFile.of("zip_link", shown))
                 continue
+            if member.file_size > caps.max_file_bytes:
+                report.skipped.append(SkippedFile.of("zip_too_big", shown, limit_mb=caps.max_file_mb))
+                continue
             target = root.joinpath(*relative.parts)
             if target.exists():
                 report.skipped.append(SkippedFile.of("zip_duplicate_path", shown))
@@ -254,18 +385,18 @@ def _safe_extract(data: bytes, root: Path, report: IntakeReport) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             written = 0
             too_big = False
-            with archive.open(member) as source, open(target, "wb") as out:
-                for block in iter(lambda: source.read(1 << 20), b""):
+            with archive.open(member) as member_data, open(target, "wb") as out:
+                for block in iter(lambda: member_data.read(1 << 20), b""):
                     written += len(block)
-                    if written > ZIP_MAX_MEMBER_BYTES or total + written > ZIP_MAX_TOTAL_BYTES:
+                    if written > caps.max_file_bytes or total + written > most:
                         too_big = True
                         break
                     out.write(block)
             if too_big:
                 target.unlink(missing_ok=True)
-                report.skipped.append(SkippedFile.of("zip_too_big", shown, limit_mb=ZIP_MAX_MEMBER_BYTES // 2**20))
-                if total + written > ZIP_MAX_TOTAL_BYTES:
-                    raise WorkspaceError("zip_total_too_big", limit_gb=ZIP_MAX_TOTAL_BYTES // 2**30)
+                if total + written > most:
+                    raise too_much()
+                report.skipped.append(SkippedFile.of("zip_too_big", shown, limit_mb=caps.max_file_mb))
                 continue
             total += written
 

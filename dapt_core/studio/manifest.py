@@ -15,6 +15,7 @@ from ..data.folders import split_from_files
 from ..data.images import load_image
 from ..data.records import Split
 from ..errors import ImageRejected
+from .disk import disk_errors
 from .storage import (
     BACKUP,
     FORMAT_VERSION,
@@ -26,6 +27,7 @@ from .storage import (
     ProjectNotFound,
     WorkspaceError,
     atomic_write_json,
+    fsync_dir,
     lock_for,
     thumbnail_name,
     write_thumbnail,
@@ -72,10 +74,15 @@ class ProjectManifest:
                                has_backup=(self.path / BACKUP).exists())
 
     def _write_manifest(self, manifest: dict) -> None:
+        """The backup first, then the manifest, each atomically: a crash or a full disk leaves the old
+        manifest or the new one. A refusing disk is told as a WorkspaceError (disk.py)."""
         current = self.path / MANIFEST
-        if current.exists():
-            atomic.write_bytes(self.path / BACKUP, current.read_bytes())
-        atomic_write_json(current, manifest)
+        with disk_errors():
+            if current.exists():
+                atomic.write_bytes(self.path / BACKUP, current.read_bytes())
+            atomic_write_json(current, manifest)
+        # The rename itself made durable: a change reported saved survives a power cut too.
+        fsync_dir(self.path)
 
     def restore_backup(self) -> None:
         """Put the manifest from before the last change back (an explicit user action)."""
@@ -129,7 +136,7 @@ class ProjectManifest:
         if not thumb.exists():
             try:
                 write_thumbnail(load_image(self.image_path(sha256)), thumb)
-            except ImageRejected:
+            except (ImageRejected, OSError):  # a full or read-only disk: the photo itself serves
                 return self.image_path(sha256)
         return thumb
 

@@ -33,6 +33,33 @@ ERRORS = {
                       "and zip those folders.",
     "zip_too_many": "The archive holds {count} entries; at most {limit} are read. Split it into smaller archives.",
     "zip_total_too_big": "The archive expands to more than {limit_gb} GB; split it into smaller archives.",
+    # Owners and members (access.py)
+    "access_not_member": "You are not a member of project '{project}'. Ask its owner to add you on its Projects page.",
+    "access_viewer": "You are a viewer of project '{project}': you can look and download, not change it. Ask its "
+                     "owner to make you an editor.",
+    "access_owner_only": "Only an owner of project '{project}' can do this (delete, rename, manage members, cancel "
+                         "another person's job). Ask its owner.",
+    "member_name_bad": "'{name}' cannot be a member's name: use the name the person signs in with.",
+    "member_not_found": "'{name}' is not a member of this project.",
+    "role_unknown": "'{role}' is not a role; the roles are owner, editor and viewer.",
+    "last_owner": "{name} is the project's only owner: make someone else an owner first, so the project keeps one.",
+    # A full, read-only or forbidden disk (disk.py): what happened and what to do, never a server path.
+    "disk_full": "The workspace disk is full, so nothing was saved; the project is as it was. Free some space (delete "
+                 "old runs or projects, or ask whoever runs the server), then try again.",
+    "read_only": "The workspace is read-only just now, so nothing was saved; the project is as it was. Ask whoever "
+                 "runs the server to make the workspace writable again.",
+    "no_permission": "The server is not allowed to write to the workspace, so nothing was saved; the project is as "
+                     "it was. Ask whoever runs the server to check the workspace folder's permissions.",
+    # Limits (limits.py)
+    "upload_too_big": "This upload holds {size_mb} MB; at most {limit_mb} MB are taken at once. Upload fewer files "
+                      "at a time.",
+    "project_full": "This project already holds {size_mb} MB of photos; a project holds at most {limit_mb} MB. Remove "
+                    "photos you no longer need, or start another project.",
+    "zip_expands_too_much": "{name} expands to more than {limit_mb} MB, {ratio} times its own size; it looks like an "
+                            "archive built to fill the disk and was not read. Zip the photos as they are.",
+    # Server-side paths (server_paths.py): one answer whether or not the path exists.
+    "path_not_allowed": "This path cannot be used. With sign-in on, weights are read only from the folders the "
+                        "server allows ({folders}); ask whoever runs the server to put the file there.",
 }
 
 # Why a file of an upload was not kept. "rejected" carries the image checks' own reason.
@@ -43,6 +70,8 @@ SKIP_REASONS = {
     "zip_link": "it is a link, not a file; it was not extracted",
     "zip_duplicate_path": "the archive holds this path twice; the first copy was kept",
     "zip_too_big": "it expands to more than {limit_mb} MB; it was not extracted",
+    "file_too_big": "it holds {size_mb} MB; at most {limit_mb} MB are taken per file. Downscale it or save it as JPEG",
+    "project_full": "the project already holds its {limit_mb} MB of photos; remove photos, or start another project",
     "zip_val": "pictures in val/ are not used: move them into train/ to tune on them",
     "class_name_empty": "its folder name gives no class name",
     "class_name_long": "its folder name is longer than {limit} characters",

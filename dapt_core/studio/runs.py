@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .disk import disk_error, disk_errors
 from .manifest import ProjectManifest
 from .storage import (
     EMBEDDINGS_FILE,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 _RUN_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-[a-z]+-[0-9a-f]{4}$")
 _STALE_INCOMING_SECONDS = 600
+INCOMING_PREFIX = ".incoming-"  # a run being assembled (recovery.py removes what a crash left)
 # Identifies this server process in run markers (a PID alone can be reused after a restart).
 PROCESS_TOKEN = f"{os.getpid()}-{time.time():.0f}-{secrets.token_hex(3)}"
 
@@ -62,7 +64,8 @@ class ProjectRuns(ProjectManifest):
                                  int(data.get("shots") or 0), metrics.get("accuracy"),
                                  metrics.get("zero_shot_accuracy"), int(metrics.get("n_test") or 0),
                                  escapes=(tuned.get("escapes") or {}).get("rate"),
-                                 overkill=(tuned.get("overkill") or {}).get("rate")))
+                                 overkill=(tuned.get("overkill") or {}).get("rate"),
+                                 created_by=data.get("created_by")))
         return infos
 
     def run(self, run_id: str) -> SavedRun:
@@ -74,7 +77,8 @@ class ProjectRuns(ProjectManifest):
     def delete_run(self, run_id: str) -> None:
         run = self.run(run_id)
         trash = self.runs_dir / f".deleted-{run_id}"
-        os.replace(run.path, trash)
+        with disk_errors():
+            os.replace(run.path, trash)
         shutil.rmtree(trash, ignore_errors=True)
         with self._lock:
             manifest = self.manifest()
@@ -93,9 +97,10 @@ class ProjectRuns(ProjectManifest):
         return shas
 
     def save_run(self, result, *, request: dict | None = None, prompt_extra: dict | None = None,
-                 metrics_extra: dict | None = None) -> SavedRun:
+                 metrics_extra: dict | None = None, created_by: str | None = None) -> SavedRun:
         """Store an ExperimentResult: settings and metrics (with `metrics_extra` added), the prompt file, and
-        the embeddings Inspect draws. Everything is written into a hidden folder that is renamed into place
+        the embeddings Inspect draws, and who made it (`created_by`: the signed-in user whose job it was, None
+        without sign-in). Everything is written into a hidden folder that is renamed into place
         at the end, so a run is either complete or absent."""
         import torch
         from safetensors.torch import save_file
@@ -103,10 +108,11 @@ class ProjectRuns(ProjectManifest):
         records = self.names_by_sha()
         classnames = list(result.split.classnames)
         run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{result.config.method}-{secrets.token_hex(2)}"
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
-        self._clean_incoming()
-        incoming = self.runs_dir / f".incoming-{run_id}"
-        incoming.mkdir()
+        with disk_errors():
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            self._clean_incoming()
+            incoming = self.runs_dir / f"{INCOMING_PREFIX}{run_id}"
+            incoming.mkdir()
         try:
             def describe(path, label) -> dict:
                 sha = Path(path).stem
@@ -122,6 +128,7 @@ class ProjectRuns(ProjectManifest):
                 entry["path"] = records[sha].name if sha in records else Path(entry["path"]).name
             data = {
                 "format": RUN_FORMAT, "format_version": FORMAT_VERSION, "id": run_id, "created": utc_now(),
+                "created_by": created_by,
                 "project": {"id": self.id, "name": self.name},
                 "method": result.config.method, "backbone": result.backbone.describe(),
                 "device": str(result.backbone.device), "shots": result.shots, "seed": result.config.seed,
@@ -149,8 +156,11 @@ class ProjectRuns(ProjectManifest):
             fsync_dir(incoming)
             os.replace(incoming, self.runs_dir / run_id)
             fsync_dir(self.runs_dir)
-        except BaseException:
+        except BaseException as error:
             shutil.rmtree(incoming, ignore_errors=True)
+            told = disk_error(error)  # a full disk: said plainly, the project as it was
+            if told is not None:
+                raise told from error
             raise
         return SavedRun(self, self.runs_dir / run_id)
 
@@ -158,8 +168,9 @@ class ProjectRuns(ProjectManifest):
     # another server process means that process stopped mid-run: the user is told, not left
     # wondering where the run went.
     def mark_running(self, job_id: str, info: dict) -> None:
-        atomic_write_json(self.runs_dir / f".running-{job_id}.json",
-                          {**info, "job_id": job_id, "process": PROCESS_TOKEN, "started": utc_now()})
+        with disk_errors():
+            atomic_write_json(self.runs_dir / f".running-{job_id}.json",
+                              {**info, "job_id": job_id, "process": PROCESS_TOKEN, "started": utc_now()})
 
     def clear_running(self, job_id: str) -> None:
         if re.fullmatch(r"[0-9a-f]{1,32}", str(job_id)):
@@ -179,7 +190,7 @@ class ProjectRuns(ProjectManifest):
 
     def _clean_incoming(self) -> None:
         """Remove leftovers of runs whose saving was interrupted (a crash mid-save)."""
-        for folder in self.runs_dir.glob(".incoming-*"):
+        for folder in self.runs_dir.glob(f"{INCOMING_PREFIX}*"):
             if time.time() - mtime_of(folder) > _STALE_INCOMING_SECONDS:
                 shutil.rmtree(folder, ignore_errors=True)
 

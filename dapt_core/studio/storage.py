@@ -171,6 +171,7 @@ class RunInfo:
     # None for a run without a good class.
     escapes: float | None = None
     overkill: float | None = None
+    created_by: str | None = None  # the signed-in user whose job made it; None without sign-in
 
 
 # ------------------------------------------------------------------------------- atomic writes
@@ -266,7 +267,10 @@ def thumbnail_name(sha256: str) -> str:
 def write_thumbnail(image: Image.Image, path: Path) -> None:
     """The picture shrunk to fit THUMB_SIZE and centred on a square, so every picture the intake
     accepts (a 3000x20 strip, a 1x1 pixel) gives a preview of one shape that a grid can scale."""
-    fitted = image.convert("RGB")
+    # Shrunk by whole factors first (cheap, and no full-size copy of a 100-megapixel photo), then finely.
+    factors = (max(1, image.width // (2 * THUMB_SIZE)), max(1, image.height // (2 * THUMB_SIZE)))
+    fitted = image.reduce(factors) if factors != (1, 1) else image.copy()
+    fitted = fitted if fitted.mode == "RGB" else fitted.convert("RGB")
     fitted.thumbnail((THUMB_SIZE, THUMB_SIZE))
     square = Image.new("RGB", (THUMB_SIZE, THUMB_SIZE), (238, 238, 242))
     square.paste(fitted, ((THUMB_SIZE - fitted.width) // 2, (THUMB_SIZE - fitted.height) // 2))

@@ -8,6 +8,8 @@
         images/<sha256>.<ext>                each image once, named by its content hash
         thumbs/<sha256>.sq160.jpg            small square previews for the grids
         intake.json                          what the last upload kept and skipped, and why
+        members.json                         who may see and change it, with which role (access.py)
+        audit.jsonl                          who changed what, when; only ever appended (audit.py)
         runs/<run id>/
           run.json                           settings, metrics, which images trained and tested
           prompts.safetensors                the prompt file
@@ -42,6 +44,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .classes import ClassEdits
+from .disk import disk_errors
 from .intake import ImageIntake
 from .runs import ProjectRuns
 from .storage import (
@@ -56,6 +59,7 @@ from .storage import (
     atomic_write_json,
     clean_class_name,
     clean_project_name,
+    fsync_dir,
     lock_for,
     mtime_of,
     slug_of,
@@ -63,6 +67,9 @@ from .storage import (
 )
 
 _PROJECT_ID = re.compile(r"^[a-z0-9-]{1,60}$")
+# Hidden folders of projects: one being created, one being deleted (recovery.py removes what a crash left).
+CREATING_PREFIX = ".creating-"
+DELETED_PREFIX = ".deleted-"
 
 
 # -------------------------------------------------------------------------------- workspace
@@ -102,15 +109,24 @@ class Workspace:
             raise WorkspaceError("project_exists", name=name)
         base = slug_of(name) or "project"
         project_id = f"{base}-{secrets.token_hex(3)}"
-        folder = self.projects_dir / project_id
-        folder.mkdir(parents=True)
         manifest = {"format": PROJECT_FORMAT, "format_version": FORMAT_VERSION, "id": project_id, "name": name,
                     "created": utc_now(), "classes": [], "images": []}
         for class_name in classes:
             cleaned = clean_class_name(class_name)
             if cleaned.casefold() not in {c.casefold() for c in manifest["classes"]}:
                 manifest["classes"].append(cleaned)
-        atomic_write_json(folder / MANIFEST, manifest)
+        # Made in a hidden folder and renamed into place whole: a crash or a full disk half-way leaves
+        # no project without a manifest in the listing (recovery.py sweeps the hidden folder).
+        unfinished = self.projects_dir / f"{CREATING_PREFIX}{project_id}"
+        try:
+            with disk_errors():
+                unfinished.mkdir(parents=True)
+                atomic_write_json(unfinished / MANIFEST, manifest)
+                os.replace(unfinished, self.projects_dir / project_id)
+                fsync_dir(self.projects_dir)
+        except BaseException:
+            shutil.rmtree(unfinished, ignore_errors=True)
+            raise
         return Project(self, project_id)
 
     def project(self, project_id: str) -> Project:
@@ -124,10 +140,10 @@ class Workspace:
         project = self.project(project_id)
         # Renamed out of the listing first, so a deletion interrupted half-way leaves no
         # half-project behind that looks real.
-        trash = self.projects_dir / f".deleted-{project_id}-{secrets.token_hex(2)}"
-        with lock_for(project.path):
+        trash = self.projects_dir / f"{DELETED_PREFIX}{project_id}-{secrets.token_hex(2)}"
+        with lock_for(project.path), disk_errors():
             os.replace(project.path, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)  # what is left (a crash, a read-only disk): recovery.py
 
     def create_demo_project(self, name: str, *, seed: int = 0,
                             progress: Callable[[int, int], None] | None = None) -> Project:
@@ -140,15 +156,22 @@ class Workspace:
         counts = {"train": demo_task.TRAIN_PER_CLASS, "test": demo_task.TEST_PER_CLASS}
         total = len(demo_task.CLASSES) * sum(counts.values())
         done = 0
-        for class_name in demo_task.CLASSES:
-            for part, n in counts.items():
-                files = []
-                for index in range(n):
-                    files.append((f"{part}-{index:03d}.png", demo_task.demo_png(seed, part, class_name, index)))
-                    done += 1
-                    if progress is not None:
-                        progress(done, total)
-                project.add_images(class_name, files, source="demo", remember=False, part=part)
+        try:
+            for class_name in demo_task.CLASSES:
+                for part, n in counts.items():
+                    files = []
+                    for index in range(n):
+                        files.append((f"{part}-{index:03d}.png", demo_task.demo_png(seed, part, class_name, index)))
+                        done += 1
+                        if progress is not None:
+                            progress(done, total)
+                    project.add_images(class_name, files, source="demo", remember=False, part=part)
+        except Exception:  # a full disk half-way: no half demo project is left behind
+            try:
+                self.delete_project(project.id)
+            except WorkspaceError:
+                pass
+            raise
         return project
 
 
