@@ -12,16 +12,21 @@ import os
 import streamlit as st
 
 from dapt_core.studio import backbone_cache, job_queue, projection
+from dapt_core.studio.guarded import UserProject, UserWorkspace
 from dapt_core.studio.storage import DEFAULT_ROOT, WORKSPACE_ENV, WorkspaceError
-from dapt_core.studio.workspace import Project, Workspace
+from dapt_core.studio.workspace import Workspace
 
 PROJECT_KEY = "project_id"
 RUN_KEY = "run_id"
-MY_JOBS_KEY = "_my_jobs"  # ids of the jobs this browser session started
+MY_JOBS_KEY = "_my_jobs"  # ids of the jobs this browser session started (without sign-in: see is_mine)
 
 
-def workspace() -> Workspace:
-    return _workspace(os.path.abspath(os.environ.get(WORKSPACE_ENV) or DEFAULT_ROOT))
+def workspace() -> UserWorkspace:
+    """The workspace as this session's user may use it: only their projects, each change checked against their
+    role and written to the project's audit log (dapt_core.studio.guarded). Without sign-in, all of it."""
+    from ui.sign_in import current_user  # here, not at the top: ui.sign_in imports this module
+
+    return UserWorkspace(_workspace(os.path.abspath(os.environ.get(WORKSPACE_ENV) or DEFAULT_ROOT)), current_user())
 
 
 @st.cache_resource(show_spinner=False)
@@ -83,6 +88,12 @@ def claim_job(job_id: str) -> None:
 
 
 def is_mine(job_id: str) -> bool:
+    """Whether the job is this user's: signed in, the job's owner is the user, so a job stays theirs in another
+    tab or after the tab is closed; without sign-in (no users to tell apart), this browser session started it."""
+    user = workspace().user
+    if user is not None:
+        job = queue().get(job_id)
+        return job is not None and job.owner == user
     return job_id in st.session_state.get(MY_JOBS_KEY, [])
 
 
@@ -91,7 +102,7 @@ def my_active_jobs(kind: str | None = None) -> list[job_queue.Job]:
     return [job for job in queue().jobs(active_only=True) if is_mine(job.id) and kind in (None, job.kind)]
 
 
-def current_project() -> Project | None:
+def current_project() -> UserProject | None:
     """The open project, or None when the workspace has none (or the chosen one is gone)."""
     ws = workspace()
     wanted = st.session_state.get(PROJECT_KEY) or st.query_params.get("project")

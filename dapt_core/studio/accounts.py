@@ -3,9 +3,9 @@
 Names and argon2id hashes of the passwords (argon2-cffi, the Password Hashing Competition's winner with
 its recommended parameters) are kept in the workspace's `users.json`; a password itself is never stored or
 logged. `dapt users add NAME` creates an account; the app asks for a name and password once any account
-exists, and refuses to serve on a network address while none does (ui/sign_in.py). What this does not do
-yet: roles and owners per project (every signed-in user sees every project, as on one laptop), and sign-in
-through a factory's identity provider.
+exists, and refuses to serve on a network address while neither an account nor an identity provider
+(OpenID Connect, ui/sign_in.py) is set up. Who may do what in which project is access.py's (owners,
+editors, viewers per project).
 """
 
 from __future__ import annotations

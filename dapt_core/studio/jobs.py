@@ -14,6 +14,7 @@ from pathlib import Path
 from ..deploy.pass_fail import DEFAULT_ESCAPE_RATE
 from ..engine.methods import DEFAULT_SHOTS
 from ..engine.progress import Phase, Progress, eta_seconds
+from . import audit
 from .backbone_cache import BACKBONES
 from .job_queue import Job, JobContext, JobKind, JobQueue
 
@@ -109,9 +110,10 @@ class TuneRequest:
             # From here on the run is kept: a cancel that comes during saving is too late to matter.
             context.phase(Phase.SAVING)
             run = project.save_run(tuned.result, request=request, prompt_extra=tuned.prompt_extra() or None,
-                                   metrics_extra=tuned.metrics_extra())
+                                   metrics_extra=tuned.metrics_extra(), created_by=context.owner)
         finally:
             project.clear_running(context.job_id)
+        audit.record(project.path, context.owner, audit.TUNE_FINISHED, run=run.id, job=context.job_id)
         from .projection import projection_for_run, warmup_status
 
         # The map is drawn now so Inspect opens at once, but only once umap-learn is compiled:
@@ -307,13 +309,13 @@ class FeasibilityRequest:
         except (OSError, ValueError):
             return None
 
-    def submit(self, queue: JobQueue) -> Job:
+    def submit(self, queue: JobQueue, owner: str | None = None) -> Job:
         """Queue the check in its own lane of the device: one check at a time, but never behind a tuning run,
         which could make a check of seconds wait for many minutes. A check that runs beside a tuning run
         slows it for those seconds only."""
         return queue.submit(self.run, kind=JobKind.CHECK, label=FEASIBILITY_LABEL,
                             device=f"{self.device_key()}:{FEASIBILITY_LABEL}", project_id=self.project_id,
-                            request=self)
+                            request=self, owner=owner)
 
     def run(self, context: JobContext) -> dict:
         from ..engine.feasibility import check_feasibility
