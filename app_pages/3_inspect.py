@@ -19,6 +19,7 @@ from ui.narrative import (
     pct,
     run_warnings,
 )
+from ui.plain_text import as_text
 from ui.widgets import duration, isolated, page_header, require_project, run_picker, show_error
 
 project = require_project()
@@ -35,8 +36,8 @@ except DaptError as error:
 metrics = view.metrics
 
 alarming = pass_fail_view.is_alarming(metrics) or bool(run_warnings(metrics))
-(st.warning if alarming else st.info)(manager_sentence(view.data), icon=":material/campaign:")
-pass_fail_numbers = pass_fail_view.key_numbers(metrics)
+(st.warning if alarming else st.info)(manager_sentence(view.data, markdown=True), icon=":material/campaign:")
+pass_fail_numbers = pass_fail_view.key_numbers(metrics, markdown=True)
 columns = st.columns(len(pass_fail_numbers) + 3)
 for column, number in zip(columns, pass_fail_numbers):
     column.metric(number["label"], number["rate"], t("pf.zero_shot_was", value=number["zero_shot"]),
@@ -51,7 +52,7 @@ next(column).metric(t("inspect.tuned"), pct(metrics.get("accuracy")), delta,
 next(column).metric(t("inspect.test_images"), metrics.get("n_test"))
 next(column).metric(t("inspect.train_time"), duration(metrics.get("train_seconds")))
 for note in metrics.get("notes") or []:
-    st.caption(t("tune.note", note=engine_text(note)))
+    st.caption(t("tune.note", note=as_text(engine_text(note))))  # notes name classes
 
 # ---------------------------------------------------------------- pass or fail
 if metrics.get("pass_fail"):
@@ -63,7 +64,7 @@ if metrics.get("pass_fail"):
         figure = pass_fail_view.tradeoff_figure(metrics)
         if figure is not None:
             left.plotly_chart(figure, key="tradeoff", config=charts.plotly_config())
-        point_text = pass_fail_view.operating_point_text(metrics)
+        point_text = pass_fail_view.operating_point_text(metrics, markdown=True)
         if point_text:
             right.markdown(point_text)
 elif "pass_fail" in metrics:
@@ -140,7 +141,9 @@ with isolated(t("inspect.mistakes_title")):
                 true = view.classnames[view.labels[i]]
                 predicted = view.classnames[view.pred_after[i] if key != "fixed" else view.pred_before[i]]
                 label_key = "inspect.caption_fixed" if key == "fixed" else "inspect.caption_wrong"
-                captions.append(t(label_key, true=true, predicted=predicted, name=view.names[i]))
+                # Image captions are Markdown: class and file names go in as text.
+                captions.append(t(label_key, true=as_text(true), predicted=as_text(predicted),
+                                  name=as_text(view.names[i])))
             st.image([run_view.thumbnail_bytes(view, i) for i in shown], caption=captions, width=120)
 
 with isolated(t("heat.title")):

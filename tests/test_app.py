@@ -73,7 +73,9 @@ def button(at: AppTest, label: str):
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
+    """The elements' texts as a reader sees them: without the invisible joiners that keep names from being
+    read as Markdown shortcodes (ui/plain_text.py)."""
+    return [str(e.value).replace("\u2060", "") for e in getattr(at, kind)]
 
 
 def png(colour, seed=0, size=40) -> bytes:

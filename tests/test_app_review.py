@@ -59,7 +59,7 @@ def test_review_finds_the_flip_and_moves_it_with_one_click(workspace, tmp_path):
     assert not at.exception, [e.value for e in at.exception]
     run_review(at)
     markdown = " ".join(str(m.value) for m in at.markdown)
-    assert "**red_000.png** is labelled 'green' but looks like 'red'" in markdown
+    assert "**red\\_000.png** is labelled 'green' but looks like 'red'" in markdown  # the name as text
     assert next(r.class_name for r in project.images() if r.sha256 == flipped) == "green"  # nothing changed yet
 
     button(at, "Move to 'red'").click()

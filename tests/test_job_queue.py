@@ -50,6 +50,61 @@ def test_one_job_per_device_and_places_in_the_queue():
     assert a.snapshot().result == "a" and a.snapshot().place == -1
 
 
+def _start_order(log: list) -> list:
+    return [name for what, name in log if what == "start"]
+
+
+def test_the_queue_is_fair_between_owners():
+    """A's three jobs do not starve B's one: B, who submitted later but has had nothing run, goes second;
+    the places each job is told match the order they then run in."""
+    queue = JobQueue()
+    log: list = []
+    names = ["a1", "a2", "a3", "b1"]
+    events = {n: (threading.Event(), threading.Event()) for n in names}
+    jobs = {n: queue.submit(_blocking_work(*events[n], log, n), device="cpu", owner=n[0].upper())
+            for n in names}
+    assert events["a1"][0].wait(30)
+    assert {n: jobs[n].snapshot().place for n in names} == {"a1": 0, "b1": 1, "a2": 2, "a3": 3}
+    for name in ["a1", "b1", "a2"]:
+        events[name][1].set()
+        assert jobs[name].wait(30)
+    events["a3"][1].set()
+    assert jobs["a3"].wait(30)
+    assert _start_order(log) == ["a1", "b1", "a2", "a3"]
+
+
+def test_places_follow_the_fair_order_as_jobs_come_and_go():
+    queue = JobQueue()
+    log: list = []
+    names = ["a1", "a2", "b1", "b2", "c1"]
+    events = {n: (threading.Event(), threading.Event()) for n in names}
+    jobs = {n: queue.submit(_blocking_work(*events[n], log, n), device="cpu", owner=n[0])
+            for n in names}
+    assert events["a1"][0].wait(30)
+    # a has just started; b and c have had nothing, b waited longest: b1, c1, a2, b2.
+    predicted = sorted((n for n in names if n != "a1"), key=lambda n: jobs[n].snapshot().place)
+    assert predicted == ["b1", "c1", "a2", "b2"]
+    for name in ["a1", *predicted]:
+        events[name][1].set()
+        assert jobs[name].wait(30)
+    assert _start_order(log) == ["a1", *predicted]
+
+
+def test_one_owner_or_none_is_first_come_first_served():
+    for owner in (None, "alice"):
+        queue = JobQueue()
+        log: list = []
+        names = ["j1", "j2", "j3", "j4"]
+        events = {n: (threading.Event(), threading.Event()) for n in names}
+        jobs = {n: queue.submit(_blocking_work(*events[n], log, n), device="cpu", owner=owner) for n in names}
+        assert events["j1"][0].wait(30)
+        assert [jobs[n].snapshot().place for n in names] == [0, 1, 2, 3]
+        for name in names:
+            events[name][1].set()
+            assert jobs[name].wait(30)
+        assert _start_order(log) == names
+
+
 def test_devices_run_side_by_side():
     queue = JobQueue()
     log: list = []

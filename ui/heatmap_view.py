@@ -15,6 +15,7 @@ from dapt_core.studio.report import Picture
 from ui import run_view
 from ui.i18n import t
 from ui.narrative import pct
+from ui.plain_text import as_text
 
 COLUMNS = 3
 REPORT_EXAMPLES = 6
@@ -34,8 +35,8 @@ def heatmap_gallery(images: list, names: list[str], predictions: list) -> None:
     st.caption(t("heat.caption"))
     columns = st.columns(COLUMNS)
     for index, (image, name, prediction) in enumerate(shown):
-        columns[index % COLUMNS].image(overlay(image, prediction.heatmap), caption=_caption(name, prediction),
-                                       width="stretch")
+        columns[index % COLUMNS].image(overlay(image, prediction.heatmap),  # captions are Markdown: names as text
+                                       caption=as_text(_caption(name, prediction)), width="stretch")
 
 
 def _caption(name: str, prediction, lang: str | None = None) -> str:
@@ -103,7 +104,7 @@ def inspect_section(view: run_view.RunView, get_classifier: Callable) -> None:
     try:
         classifier = get_classifier()
     except DaptError as error:
-        st.error(str(error), icon=":material/error:")
+        st.error(as_text(error), icon=":material/error:")
         return
     if classifier is None:
         return
@@ -113,4 +114,4 @@ def inspect_section(view: run_view.RunView, get_classifier: Callable) -> None:
         st.caption(t("heat.missing"))
         return
     data, caption = shown[0]
-    st.image(data, caption=caption, width=560)
+    st.image(data, caption=as_text(caption), width=560)  # the report escapes the same caption as HTML

@@ -7,6 +7,7 @@ import math
 
 from dapt_core.engine.methods import DISPERSION_METHODS
 from ui.i18n import join_sentences, t
+from ui.plain_text import name_writer
 
 
 def pct(value) -> str:
@@ -21,9 +22,11 @@ def num(value, digits: int = 4) -> str:
     return f"{float(value):.{digits}g}"
 
 
-def manager_sentence(run_data: dict, *, lang: str | None = None) -> str:
+def manager_sentence(run_data: dict, *, lang: str | None = None, markdown: bool = False) -> str:
     """What changed, in one plain sentence: accuracy before and after on held-out photos, and
-    the class that gained most (or what to try when tuning did not help)."""
+    the class that gained most (or what to try when tuning did not help). `markdown`: the class names
+    written for Streamlit's Markdown (ui.plain_text), not for the HTML report."""
+    written = name_writer(markdown)
     metrics = run_data["metrics"]
     before, after = metrics.get("zero_shot_accuracy"), metrics.get("accuracy")
     n_test = metrics.get("n_test") or 0
@@ -39,14 +42,14 @@ def manager_sentence(run_data: dict, *, lang: str | None = None) -> str:
     params = {"shots": shots, "n_test": n_test, "before": pct(before), "after": pct(after)}
     from ui.pass_fail_view import headline  # here: pass_fail_view formats with this module's pct
 
-    pass_fail = headline(metrics, lang=lang)
+    pass_fail = headline(metrics, lang=lang, markdown=markdown)
     if after - before > 0.005:
         sentence = t("story.up", lang=lang, **params)
         # With a pass/fail decision the gain of one class is no headline: the good class "gaining" can be
         # the model waving defective parts through (the escapes lead instead).
         if gains and gains[0][0] > 0.005 and not pass_fail:
             _, name, old, new = gains[0]
-            sentence = t("story.up_best", lang=lang, cls=name, cls_before=pct(old), cls_after=pct(new),
+            sentence = t("story.up_best", lang=lang, cls=written(name), cls_before=pct(old), cls_after=pct(new),
                          cls_n=_test_count(run_data, name), **params)
     elif before - after > 0.005:
         sentence = t("story.down", lang=lang, **params)
@@ -57,7 +60,8 @@ def manager_sentence(run_data: dict, *, lang: str | None = None) -> str:
             ("。" if sentence.endswith("。") else ".")
     lost = [name for drop, name, _, _ in sorted(gains) if drop < -0.005]
     sentence = join_sentences([*run_warnings(metrics, lang=lang), pass_fail, sentence,
-                               t("story.lost", lang=lang, classes=", ".join(lost)) if lost else ""], lang)
+                               t("story.lost", lang=lang, classes=", ".join(map(written, lost))) if lost else ""],
+                              lang)
     margin = chance_margin(n_test)
     if margin >= SMALL_SAMPLE_MARGIN:
         sentence += " " + t("story.small_sample", lang=lang, n_test=n_test, margin=f"{margin:.0f}")

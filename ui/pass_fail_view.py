@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from dapt_core.deploy.pass_fail import readiness
 from ui.i18n import join_sentences, t
 from ui.narrative import pct
+from ui.plain_text import name_writer
 
 BEFORE_COLOUR, AFTER_COLOUR = "#9aa4b1", "#d1495b"
 
@@ -39,20 +40,23 @@ def operating_point(metrics: dict) -> dict | None:
     return ((metrics.get("calibration") or {}).get("pass_fail")) or None
 
 
-def headline(metrics: dict, *, lang: str | None = None) -> str | None:
+def headline(metrics: dict, *, lang: str | None = None, markdown: bool = False) -> str | None:
     """The first thing a manager reads: what the tuned model lets through and throws away, against zero-shot,
-    then whether it could run a line at the allowed escape rate. None without a good class."""
+    then whether it could run a line at the allowed escape rate. None without a good class. `markdown`: the
+    class names written for Streamlit's Markdown (ui.plain_text)."""
     pass_fail = metrics.get("pass_fail")
     if not pass_fail:
         return None
+    name = name_writer(markdown)
     before, after = pass_fail["before"], pass_fail["after"]
-    sentence = t("pf.headline", lang=lang, good=pass_fail["good_class"],
+    sentence = t("pf.headline", lang=lang, good=name(pass_fail["good_class"]),
                  escapes=count_text(after["escapes"], lang=lang), overkill=count_text(after["overkill"], lang=lang),
                  escapes_before=count_text(before["escapes"], lang=lang),
                  overkill_before=count_text(before["overkill"], lang=lang))
     escaped = {name: n for name, n in (after.get("escapes_by_class") or {}).items() if n}
     worst = sorted(escaped.items(), key=lambda item: -item[1])[:3]
-    most = t("pf.escapes_by_class", lang=lang, classes=", ".join(f"{name} {n}" for name, n in worst)) if worst else ""
+    most = (t("pf.escapes_by_class", lang=lang, classes=", ".join(f"{name(cls)} {n}" for cls, n in worst))
+            if worst else "")
     return join_sentences([sentence, most, line_sentence(metrics, lang=lang)], lang)
 
 
@@ -75,7 +79,7 @@ def is_alarming(metrics: dict) -> bool:
     return readiness(operating_point(metrics)) in ("no_threshold", "not_ready")
 
 
-def key_numbers(metrics: dict, *, lang: str | None = None) -> list[dict]:
+def key_numbers(metrics: dict, *, lang: str | None = None, markdown: bool = False) -> list[dict]:
     """Escapes and overkill for a row of headline numbers: {"label", "rate" (tuned), "count" (tuned, as
     "182 of 800 (22.8%)"), "zero_shot" (zero-shot rate)}; empty without a good class."""
     pass_fail = metrics.get("pass_fail")
@@ -85,7 +89,7 @@ def key_numbers(metrics: dict, *, lang: str | None = None) -> list[dict]:
     return [{"label": t(label, lang=lang), "rate": pct(after[key]["rate"]),
              "count": count_text(after[key], lang=lang), "zero_shot": pct(before[key]["rate"]),
              "help": t(f"{label}_help", lang=lang, count=count_text(after[key], lang=lang),
-                       good=pass_fail["good_class"])}
+                       good=name_writer(markdown)(pass_fail["good_class"]))}
             for key, label in (("escapes", "pf.escapes_short"), ("overkill", "pf.overkill_short"))]
 
 
@@ -115,14 +119,15 @@ def rows(metrics: dict, *, lang: str | None = None) -> list[dict]:
     return table
 
 
-def operating_point_text(metrics: dict, *, lang: str | None = None) -> str | None:
+def operating_point_text(metrics: dict, *, lang: str | None = None, markdown: bool = False) -> str | None:
     """How the pass threshold was placed, in words."""
     point = operating_point(metrics)
     if not point:
         return None
     if not point.get("feasible"):
         return line_sentence(metrics, lang=lang)
-    return t("pf.point_help", lang=lang, good=point["good_class"], threshold=f"{point['threshold']:.3f}",
+    return t("pf.point_help", lang=lang, good=name_writer(markdown)(point["good_class"]),
+             threshold=f"{point['threshold']:.3f}",
              rate=pct(point["escape_rate"]), n=point["held_out_defective"])
 
 

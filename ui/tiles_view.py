@@ -9,6 +9,7 @@ from dapt_core.data.images import image_size, load_image
 from dapt_core.engine.tiling import Tiling
 from dapt_core.errors import DaptError
 from ui.i18n import error_text, t
+from ui.plain_text import as_text
 
 TILE_CHOICES = ("off", "auto", "2x2", "3x3", "4x4", "256", "512")
 PREVIEW_WIDTH = 360
@@ -24,7 +25,8 @@ def tile_preview(split, tiles: str, input_size: int) -> None:
         image = load_image(max(readable, key=lambda path: sizes[path][0] * sizes[path][1]))
         boxes = Tiling.parse(tiles).boxes(image.width, image.height, input_size)
     except (DaptError, OSError) as error:
-        st.error(error_text(error) if isinstance(error, DaptError) else str(error), icon=":material/error:")
+        st.error(error_text(error, markdown=True) if isinstance(error, DaptError) else as_text(error),
+                 icon=":material/error:")
         return
     if not boxes:
         st.caption(t("tune.tiles_none", width=image.width, height=image.height))

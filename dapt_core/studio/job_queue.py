@@ -15,6 +15,11 @@ the engine checks before every step, so a run stops within one step and saves no
 
 The queue knows nothing of what its jobs do: a request says its kind, label, project and device and
 runs itself with a JobContext.
+
+The line is fair between people: when a device frees up, the next job is that of the owner whose last
+job on it started longest ago (or who has had none), so one person's three runs do not make another's
+one wait behind all of them. One owner's jobs keep their submission order; with a single owner (or none,
+as on a machine without accounts) the line is plain first come, first served.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from typing import Any, Protocol
 from ..engine.loss_terms import CE, INTER, INTRA, LOSS
 from ..engine.progress import Phase, Progress
 from ..errors import Cancelled, DaptError
+from .disk import disk_error
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +112,7 @@ class JobContext:
     def __init__(self, job: Job):
         self._job = job
         self.job_id = job.id
+        self.owner = job.owner  # whom the job acts for: the run it saves records them (studio/guarded.py)
         self.cancel = job.cancel_event
 
     def phase(self, name: str) -> None:
@@ -196,12 +203,36 @@ class Job:
         return self.done_event.wait(timeout)
 
 
+def fair_order(pending: list[Job], last_start: dict[str | None, int]) -> list[Job]:
+    """The order `pending` (in submission order) will run in: round-robin between owners, the owner whose
+    last job started longest ago first (`last_start`: owner -> a start counter, higher = later; an owner
+    without an entry has had none and comes before everyone who has, earliest submission first)."""
+    by_owner: dict[str | None, deque[Job]] = {}
+    position = {id(job): index for index, job in enumerate(pending)}  # submission order, never a tie
+    for job in pending:
+        by_owner.setdefault(job.owner, deque()).append(job)
+    started = dict(last_start)
+    tick = max(started.values(), default=0)
+    order: list[Job] = []
+    while by_owner:
+        # Never started sorts before any start; among those, whoever has waited longest goes first.
+        owner = min(by_owner, key=lambda o: (o in started, started.get(o, 0), position[id(by_owner[o][0])]))
+        order.append(by_owner[owner].popleft())
+        if not by_owner[owner]:
+            del by_owner[owner]
+        tick += 1
+        started[owner] = tick
+    return order
+
+
 class JobQueue:
-    """Jobs wait per device; one worker thread per device runs them in submission order."""
+    """Jobs wait per device; one worker thread per device runs them, fairly between owners."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._pending: dict[str, deque[Job]] = {}
+        # Per device, owner -> when their last job started there (a counter, so no two starts tie).
+        self._last_start: dict[str, dict[str | None, int]] = {}
         self._running: dict[str, Job] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._jobs: dict[str, Job] = {}
@@ -240,7 +271,10 @@ class JobQueue:
         pending = self._pending.get(device)
         if not pending:
             return None
-        job = pending.popleft()
+        last_start = self._last_start.setdefault(device, {})
+        job = fair_order(list(pending), last_start)[0]
+        pending.remove(job)
+        last_start[job.owner] = max(last_start.values(), default=0) + 1
         self._running[device] = job
         with job._lock:
             job._state = RUNNING
@@ -271,6 +305,10 @@ class JobQueue:
         except DaptError as error:
             job._finish(FAILED, error=error)
         except Exception as error:  # a bug: keep the traceback in the log, tell the user plainly
+            told = disk_error(error)  # a full or read-only disk is no bug: said plainly, without paths
+            if told is not None:
+                job._finish(FAILED, error=told)
+                return
             log.exception("job %s failed", job.id)
             job._finish(FAILED, error=RuntimeError(
                 f"Unexpected error ({type(error).__name__}: {error}). Details are in the server log.\n"
@@ -282,8 +320,11 @@ class JobQueue:
         with self._lock:
             if self._running.get(job.device) is job:
                 return 0
-            pending = self._pending.get(job.device) or ()
-            for index, waiting in enumerate(pending):
+            pending = self._pending.get(job.device)
+            if not pending or job not in pending:
+                return -1
+            order = fair_order(list(pending), self._last_start.get(job.device, {}))
+            for index, waiting in enumerate(order):
                 if waiting is job:
                     return index + 1
         return -1
