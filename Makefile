@@ -9,5 +9,6 @@ app: setup
 
 test: setup
 	bash scripts/browser.sh
+	bash scripts/test_provider.sh
 	.venv/bin/ruff check .
 	.venv/bin/python -m pytest

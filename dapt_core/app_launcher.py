@@ -18,8 +18,11 @@ import sys
 from pathlib import Path
 
 from .bundled import APP_REQUIREMENT, app_script
-from .errors import DaptError
+from .errors import ConfigError, DaptError
+from .studio.accounts import Accounts
+from .studio.sign_in_policy import DEFAULT_SECRETS_FILES, identity_provider_configured, serving_on_network
 from .studio.storage import WORKSPACE_ENV
+from .studio.workspace import Workspace
 
 # What the app imports beyond the library (pyproject's `app` extra): module name, distribution name.
 APP_MODULES = (("streamlit", "streamlit"), ("plotly", "plotly"), ("umap", "umap-learn"))
@@ -55,6 +58,31 @@ def streamlit_argv(args) -> list[str]:
     return argv + extra
 
 
+def secrets_files(args) -> list[Path]:
+    """The secrets files Streamlit will read: those a `--secrets.files` option names, else its defaults."""
+    extra = list(args.streamlit_options or [])
+    for index, option in enumerate(extra):
+        if option.startswith("--secrets.files="):
+            return [Path(option.split("=", 1)[1])]
+        if option == "--secrets.files" and index + 1 < len(extra):
+            return [Path(extra[index + 1])]
+    return list(DEFAULT_SECRETS_FILES)
+
+
+def refuse_network_without_sign_in(args) -> None:
+    """Served on a network address, anyone on the network would reach every project: refuse to start until local
+    accounts or an identity provider exist (the app shows the same advice if started another way)."""
+    if args.address is None or not serving_on_network(args.address):
+        return  # 127.0.0.1 from the app's .streamlit/config.toml, or a loopback address given here
+    if Accounts(Workspace(None).root).exist() or identity_provider_configured(secrets_files(args)):
+        return
+    raise ConfigError(
+        f"Not starting on {args.address}: anyone on the network could open every project, and no one can sign in "
+        "yet. Create an account for each person first (dapt users add NAME), or set up sign-in through your "
+        "identity provider in .streamlit/secrets.toml (README, 'Sharing on a network'); or leave out --address "
+        "to serve this machine only.")
+
+
 def cmd_app(args) -> int:
     missing = [dist for module, dist in APP_MODULES if importlib.util.find_spec(module) is None]
     if missing:
@@ -67,6 +95,7 @@ def cmd_app(args) -> int:
                         f"pip install --force-reinstall \"{APP_REQUIREMENT}\".")
     if args.workspace:
         os.environ[WORKSPACE_ENV] = str(Path(args.workspace).expanduser().resolve())
+    refuse_network_without_sign_in(args)
     from streamlit.web import cli as streamlit_cli
 
     sys.argv = streamlit_argv(args)  # Streamlit reads its own command line from sys.argv as well

@@ -31,10 +31,12 @@ def free_port() -> int:
 class Server:
     """`streamlit run app.py` in a child process, stopped by its PID."""
 
-    def __init__(self, workspace: Path, log: Path, env: dict | None = None):
+    def __init__(self, workspace: Path, log: Path, env: dict | None = None, options: dict | None = None):
+        """`options`: more Streamlit config options for `streamlit run`, e.g. {"secrets.files": path}."""
         self.workspace = workspace
         self.log_path = log
         self.extra_env = env or {}
+        self.options = options or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -45,7 +47,8 @@ class Server:
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             *[part for name, value in self.options.items() for part in (f"--{name}", str(value))]],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + STARTUP_SECONDS
         while time.time() < deadline:

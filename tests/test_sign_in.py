@@ -104,3 +104,26 @@ def test_on_this_machine_without_accounts_the_app_opens_as_before(served_on):
     at.run()
     assert not at.exception
     assert not at.error and "Sign in to DAPT Studio" not in [e.value for e in at.title]
+
+
+def test_dapt_app_refuses_a_network_address_until_someone_can_sign_in(tmp_path, monkeypatch, capsys):
+    from dapt_core import app_launcher
+    from dapt_core.cli import main
+
+    started = []
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # dapt app hands Streamlit its command line there
+    monkeypatch.setattr("streamlit.web.cli.main", lambda **kwargs: started.append(kwargs))
+    monkeypatch.setattr(app_launcher, "DEFAULT_SECRETS_FILES", (tmp_path / "none.toml",))
+    workspace = tmp_path / "workspace"
+    command = ["app", "--workspace", str(workspace), "--address", "0.0.0.0"]
+    assert main(command) != 0 and not started
+    error = capsys.readouterr().err
+    assert "Not starting on 0.0.0.0" in error and "dapt users add" in error
+    assert main(["app", "--workspace", str(workspace), "--address", "127.0.0.1"]) == 0 and len(started) == 1
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "https://pc/oauth2callback"\ncookie_secret = "x"\n'
+                       '[auth.keycloak]\nclient_id = "dapt"\nclient_secret = "s"\n', encoding="utf-8")
+    assert main(command + ["--", "--secrets.files", str(secrets)]) == 0 and len(started) == 2
+    Accounts(workspace).add("aiko", "a long enough password")
+    assert main(command) == 0 and len(started) == 3
