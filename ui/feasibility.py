@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dapt_core.engine.progress import Phase
 from dapt_core.errors import DaptError
 from dapt_core.studio import job_queue, jobs
+from dapt_core.studio.access import Action
 from dapt_core.studio.workspace import Project
-from ui import state
+from ui import short_job, state
 from ui.i18n import error_text, t
+from ui.plain_text import as_text
 from ui.widgets import isolated
 
-POLL_SECONDS = 1.0
 BOXES = {"clear": (st.success, ":material/check_circle:"), "partial": (st.info, ":material/info:"),
          "near_chance": (st.warning, ":material/warning:")}
 _MINE = "_feasibility_job"  # the id of the check this session last asked for
@@ -47,7 +47,7 @@ def _section(project: Project, spec: str, device_key: str, shots: int, seed: int
     try:
         request.prepare(split)
     except DaptError as error:
-        st.error(t("feas.failed", error=error_text(error)), icon=":material/error:")
+        st.error(t("feas.failed", error=error_text(error, markdown=True)), icon=":material/error:")
         return
     result = request.cached()
     if result is not None:
@@ -55,7 +55,10 @@ def _section(project: Project, spec: str, device_key: str, shots: int, seed: int
         return
     job = _job_for(request)
     if job is None:
-        job = _start(request)
+        if not project.may(Action.TUNE):  # a viewer starts no jobs, this one included
+            st.caption(t("feas.not_allowed"))
+            return
+        job = _start(project, request)
     _follow(job, request)
 
 
@@ -68,11 +71,11 @@ def _job_for(request: jobs.FeasibilityRequest) -> job_queue.Job | None:
     return found[-1] if found else None
 
 
-def _start(request: jobs.FeasibilityRequest) -> job_queue.Job:
+def _start(project, request: jobs.FeasibilityRequest) -> job_queue.Job:
     previous = state.queue().get(st.session_state.get(_MINE) or "")
     if previous is not None and previous.state == job_queue.QUEUED:  # for settings no longer on the page
         state.queue().cancel(previous.id)
-    job = request.submit(state.queue())
+    job = project.start_job(state.queue(), request)  # the user's, like their runs
     state.claim_job(job.id)
     st.session_state[_MINE] = job.id
     return job
@@ -80,33 +83,25 @@ def _start(request: jobs.FeasibilityRequest) -> job_queue.Job:
 
 def _follow(job: job_queue.Job, request: jobs.FeasibilityRequest) -> None:
     """Progress while the check runs (only this part of the page reruns), then the result."""
-    active = job.state in job_queue.ACTIVE_STATES
 
-    @st.fragment(run_every=POLL_SECONDS if active else None)
-    def panel():
-        snap = job.snapshot()
-        if snap.state == job_queue.QUEUED:
-            st.info(t("feas.queued", place=snap.place), icon=":material/hourglass_top:")
-        elif snap.state == job_queue.RUNNING:
-            progress = snap.progress
-            if progress.phase == Phase.CHECK and progress.total_steps:
-                st.progress(progress.fraction, text=t("feas.running", step=progress.step, steps=progress.total_steps))
-            else:
-                st.progress(0.0, text=t("feas.loading"))
-        elif snap.state == job_queue.DONE:
-            if active:
-                st.rerun()  # the whole page: it reads the kept result and stops polling
+    def ended(snap: job_queue.JobSnapshot) -> None:
+        if snap.state == job_queue.DONE:
             show_result(request.cached() or snap.result)
+            return
+        if snap.state == job_queue.FAILED:
+            st.error(t("feas.failed", error=as_text(snap.error or "")), icon=":material/error:")
         else:
-            if snap.state == job_queue.FAILED:
-                st.error(t("feas.failed", error=snap.error), icon=":material/error:")
-            else:
-                st.caption(t("feas.cancelled"))
-            if st.button(t("feas.run_again"), key="feasibility-again", icon=":material/refresh:"):
-                _start(request)
-                st.rerun()
+            st.caption(t("feas.cancelled"))
+        if st.button(t("feas.run_again"), key="feasibility-again", icon=":material/refresh:"):
+            _start(request)
+            st.rerun()
 
-    panel()
+    short_job.follow(job, "feas", ended)
+
+
+def _names_as_text(params: dict) -> dict:
+    """A result's words for Markdown: its text values (class names) as typed (ui.plain_text)."""
+    return {key: as_text(value) if isinstance(value, str) else value for key, value in params.items()}
 
 
 def _pct(value: float | None) -> str:
@@ -122,15 +117,15 @@ def show_result(result: dict) -> None:
     if result["chance_rule"] == "uniform":
         st.caption(t("feas.chance_uniform", classes=len(result["classnames"])))
     else:
-        st.caption(t("feas.chance_majority", name=result["chance_class"]))
+        st.caption(t("feas.chance_majority", name=as_text(result["chance_class"])))
     if result["confused_pairs"]:
-        st.markdown(t("feas.pairs") + "\n" + "\n".join(f"- {t('feas.pair', **pair)}"
+        st.markdown(t("feas.pairs") + "\n" + "\n".join(f"- {t('feas.pair', **_names_as_text(pair))}"
                                                          for pair in result["confused_pairs"]))
     pass_fail = result.get("good_vs_defective")
     if pass_fail is not None:
         escapes, overkill = pass_fail["defective_called_good"], pass_fail["good_called_defective"]
         pf_low, pf_high = pass_fail["interval"]
-        text = t("feas.pass_fail", good=pass_fail["good_class"], accuracy=_pct(pass_fail["accuracy"]),
+        text = t("feas.pass_fail", good=as_text(pass_fail["good_class"]), accuracy=_pct(pass_fail["accuracy"]),
                  low=_pct(pf_low), high=_pct(pf_high), level=t(f"feas.level.{pass_fail['level']}"),
                  escapes=escapes["count"], defective=escapes["of"], overkill=overkill["count"], goods=overkill["of"])
         if pass_fail["level"] == "near_chance":
@@ -140,7 +135,7 @@ def show_result(result: dict) -> None:
     if result.get("zero_shot_accuracy") is not None:
         st.caption(t("feas.zero_shot", accuracy=_pct(result["zero_shot_accuracy"])))
     if result.get("advice"):
-        st.markdown(t("feas.try") + "\n" + "\n".join(f"- {t('feas.advice.' + a['code'], **a['params'])}"
+        st.markdown(t("feas.try") + "\n" + "\n".join(f"- {t('feas.advice.' + a['code'], **_names_as_text(a['params']))}"
                                                       for a in result["advice"]))
     with st.expander(t("feas.details"), icon=":material/help:"):
         st.caption(t("feas.method", seconds=f"{result.get('seconds', 0):.1f}"))

@@ -365,6 +365,37 @@ def read_predict_csv(path: str | Path, order: str = "name") -> tuple[list[str], 
     return [row["path"] for row in rows], np.array([float(row["novelty"]) for row in rows])
 
 
+def check(file, photos: str | Path | list, *, order: str = "name", window: int = DEFAULT_WINDOW,
+          classifier_for: Callable | None = None, batch_size: int = 32,
+          on_progress: Callable[[int, int], None] | None = None) -> tuple[DriftReport, list]:
+    """`dapt drift` and the app's drift check in one path: `file` a loaded prompt file
+    (dapt_core.engine.prompt_file), `photos` a `dapt predict --csv` file (the unknown share only: a CSV holds
+    no features) or a list of photo files. `classifier_for(file)` makes the Classifier that encodes photos
+    (default: the file's own backbone, loaded). Returns the report and the photos that could not be read."""
+    calibration = Calibration.from_dict(file.header["calibration"]) if file.header.get("calibration") else None
+    features, reference, skipped, notes = None, None, [], []
+    if not isinstance(photos, list | tuple):
+        names, novelty = read_predict_csv(photos, order)
+        notes.append("A CSV holds no image features: only the unknown share was compared.")
+    else:
+        paths = ordered([Path(p) for p in photos], order)
+        if not paths:
+            raise DataError("No photos to compare.")
+        if classifier_for is None:
+            from ..engine.inference import Classifier
+
+            classifier = Classifier.from_prompt_file(file)
+        else:
+            classifier = classifier_for(file)
+        features, novelty, names, skipped = encode_photos(classifier, paths, batch_size=batch_size,
+                                                          on_progress=on_progress)
+        reference = reference_of(file)
+    report = assess(names, novelty=novelty, features=features, calibration=calibration, reference=reference,
+                    window=window)
+    report.notes[:0] = notes
+    return report, skipped
+
+
 # ------------------------------------------------------------------------------ the chart
 def chart_figure(report: DriftReport):
     """A plotly figure: the unknown share per window against the expected share, and each window's

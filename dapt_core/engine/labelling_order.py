@@ -361,6 +361,24 @@ def rank_photos(backbone, paths: Sequence[str | Path], *, labelled: list | None 
             "seconds": time.perf_counter() - started, **extra}
 
 
+def ranking_model(prompt_file: str | Path | None, mode: str | None,
+                  backbone_for: Callable[[str | None], object]) -> tuple[object | None, object]:
+    """(classifier or None, backbone): which model ranks, the one choice `dapt next` and the app's unlabelled
+    pool share. A tuned prompt file's Classifier, on the backbone it names (`backbone_for(its spec)`), unless
+    the typical ranking is asked for (`mode` "typical"); otherwise the frozen `backbone_for(None)`, the
+    caller's default backbone."""
+    if prompt_file is None or mode == "typical":
+        return None, backbone_for(None)
+    from . import prompt_file as prompt_files
+    from .inference import Classifier
+
+    if Path(prompt_file).suffix.lower() == ".onnx":
+        raise DataError("Ranking reads a prompt file (.safetensors), not an ONNX export.")
+    file = prompt_files.load(prompt_file)
+    classifier = Classifier.from_prompt_file(file, backbone_for(file.backbone_spec))
+    return classifier, classifier.model.backbone
+
+
 def to_json(result: dict) -> dict:
     """A ranking made JSON-ready: each pick a dict with its photo's name and path."""
     data = dict(result)
