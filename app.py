@@ -21,11 +21,14 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="DAPT Studio", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"),
                    layout="wide")
 
-from ui import i18n, nav, sign_in, state, widgets  # noqa: E402
+from ui import i18n, nav, recovery_view, sign_in, state, widgets  # noqa: E402
 
 # umap-learn compiles for ~14 s on its first fit in every process: do it now, in the
 # background, so the Inspect page only pays for an ordinary fit.
 state.warmup()
+# What a crash left (half-made projects and runs, temporary ZIP folders, unlisted photos) is swept once per
+# server process, before any page can write (dapt_core/studio/recovery.py); the Projects page says what.
+recovery_view.recover_once(str(state.workspace().root))
 
 i18n.language_switch(st.sidebar)
 words = i18n.streamlit_words_css(i18n.current_language(), st.get_option("server.maxUploadSize"))

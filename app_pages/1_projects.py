@@ -5,14 +5,19 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core.errors import DaptError
-from ui import nav, state
+from dapt_core.studio.access import Action
+from ui import intake_view, nav, recovery_view, state
 from ui.i18n import current_language, skipped_reason, t
 from ui.label_review import review_section
+from ui.labelling_view import label_next_section
+from ui.plain_text import as_text
+from ui.project_access import history_section, members_panel, role_note, unowned_notice, why_not
 from ui.widgets import delete_button, isolated, show_error, thumbnail_grid
 
 ws = state.workspace()
 st.title(t("projects.title"))
 state.show_flashes()
+recovery_view.show_once()  # what the sweep after a crash removed, told once (ui/recovery_view.py)
 if st.session_state.pop("_demo_next", False):
     nav.TUNE.link(t("data.next_tune"), ":material/arrow_forward:")
 listing = ws.list_projects()
@@ -31,7 +36,7 @@ def _make_demo_project() -> None:
         demo = ws.create_demo_project(name, progress=lambda done, total: bar.progress(
             done / total, text=t("projects.demo_progress_n", done=done, total=total)))
         state.open_project(demo.id)
-        state.flash(t("projects.demo_done", name=demo.name))
+        state.flash(t("projects.demo_done", name=as_text(demo.name)))
         st.session_state["_demo_next"] = True  # the next step, linked at the top of the page once
         st.rerun()
     except DaptError as error:
@@ -74,6 +79,7 @@ with left:
             st.rerun()
     else:
         st.info(t("projects.empty"), icon=":material/info:")
+    unowned_notice(ws, prominent=not listing)  # signed in: projects made before sign-in have no owner yet
 
 with right:
     with st.form("create-project", clear_on_submit=True, border=True):
@@ -84,7 +90,7 @@ with right:
             try:
                 created = ws.create_project(new_name)
                 state.open_project(created.id)
-                state.flash(t("projects.created", name=created.name))
+                state.flash(t("projects.created", name=as_text(created.name)))
                 st.rerun()
             except DaptError as error:
                 show_error(error)
@@ -98,53 +104,71 @@ try:
 except DaptError as error:
     show_error(error)
     if getattr(error, "params", {}).get("has_backup"):
-        if st.button(t("projects.restore_backup"), icon=":material/restore:"):
+        if st.button(t("projects.restore_backup"), icon=":material/restore:", disabled=not project.may(Action.EDIT),
+                     help=why_not(project, Action.EDIT)):
             try:
                 project.restore_backup()
                 state.flash(t("projects.restored"))
                 st.rerun()
             except DaptError as restore_error:
                 show_error(restore_error)
-    if delete_button("delete-damaged", t("projects.delete"), t("projects.delete_confirm", name=project.id),
-                     subject=project.id):
-        ws.delete_project(project.id)
-        state.open_project(None)
-        st.rerun()
+    if delete_button("delete-damaged", t("projects.delete"), t("projects.delete_confirm", name=as_text(project.id)),
+                     subject=project.id, disabled=not project.may(Action.DELETE),
+                     help=why_not(project, Action.DELETE)):
+        try:
+            ws.delete_project(project.id)
+        except DaptError as delete_error:  # a read-only workspace: said plainly
+            show_error(delete_error)
+        else:
+            state.open_project(None)
+            st.rerun()
     st.stop()
 
 st.divider()
-st.header(manifest["name"])
+st.header(as_text(manifest["name"]))
 counts = project.counts()
 total = sum(counts.values())
 st.caption(t("projects.summary", classes=len(counts), images=total, runs=len(project.run_ids())))
+role_note(project)
+# What the user's role allows (dapt_core.studio.access): what it does not is drawn disabled, with the reason.
+# The library checks again whatever is pressed.
+can_edit, cannot_edit = project.may(Action.EDIT), why_not(project, Action.EDIT)
 
 # ------------------------------------------------------------------ project settings
 with st.expander(t("projects.settings"), icon=":material/settings:"):
     with st.form("rename-project", border=False):
         renamed = st.text_input(t("projects.rename_label"), value=manifest["name"])
-        if st.form_submit_button(t("projects.rename")):
+        if st.form_submit_button(t("projects.rename"), disabled=not project.may(Action.RENAME),
+                                 help=why_not(project, Action.RENAME)):
             try:
                 project.rename(renamed)
-                state.flash(t("projects.renamed", name=renamed.strip()))
+                state.flash(t("projects.renamed", name=as_text(renamed.strip())))
                 st.rerun()
             except DaptError as error:
                 show_error(error)
     busy = [j for j in state.queue().jobs(project.id, active_only=True)]
-    question = t("projects.delete_confirm_full", name=manifest["name"], images=total, runs=len(project.run_ids()))
-    if delete_button("delete-project", t("projects.delete"), question, subject=project.id, disabled=bool(busy),
-                     help=t("projects.delete_busy") if busy else None):
-        ws.delete_project(project.id)
-        state.open_project(None)
-        state.flash(t("projects.deleted", name=manifest["name"]))
-        st.rerun()
+    question = t("projects.delete_confirm_full", name=as_text(manifest["name"]), images=total,
+                 runs=len(project.run_ids()))
+    if delete_button("delete-project", t("projects.delete"), question, subject=project.id,
+                     disabled=bool(busy) or not project.may(Action.DELETE),
+                     help=why_not(project, Action.DELETE) or (t("projects.delete_busy") if busy else None)):
+        try:
+            ws.delete_project(project.id)
+        except DaptError as error:  # a read-only workspace: said plainly, the project kept
+            show_error(error)
+        else:
+            state.open_project(None)
+            state.flash(t("projects.deleted", name=as_text(manifest["name"])))
+            st.rerun()
 
 # ------------------------------------------------------------------ what the last upload did
-report = project.last_intake()
+report = None if intake_view.show_kept_error(project) else project.last_intake()
 if report is not None and (report.added or report.skipped):
     added = report.added_by_class()
-    text = t("data.intake_added", n=len(report.added), detail=", ".join(f"{c}: {n}" for c, n in added.items()) or "–")
+    text = t("data.intake_added", n=len(report.added),
+             detail=", ".join(f"{as_text(c)}: {n}" for c, n in added.items()) or "–")
     if report.created_classes:
-        text += " " + t("data.intake_created", classes=", ".join(report.created_classes))
+        text += " " + t("data.intake_created", classes=", ".join(as_text(c) for c in report.created_classes))
     (st.warning if report.skipped else st.success)(text + (" " + t("data.intake_skipped", n=len(report.skipped))
                                                           if report.skipped else ""))
     if report.skipped:
@@ -152,7 +176,7 @@ if report is not None and (report.added or report.skipped):
             st.dataframe([{t("data.col_file"): s.name, t("data.col_reason"): skipped_reason(s)}
                           for s in report.skipped],
                          hide_index=True, width="stretch")
-    if st.button(t("data.intake_dismiss"), icon=":material/close:", key="dismiss-intake"):
+    if st.button(t("data.intake_dismiss"), icon=":material/close:", key="dismiss-intake", disabled=not can_edit):
         project.clear_last_intake()
         st.rerun()
 
@@ -162,10 +186,10 @@ st.caption(t("data.classes_help"))
 with st.form("add-class", clear_on_submit=True, border=False):
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     new_class = c1.text_input(t("data.new_class"), placeholder=t("data.new_class_placeholder"))
-    if c2.form_submit_button(t("data.add_class"), icon=":material/add:"):
+    if c2.form_submit_button(t("data.add_class"), icon=":material/add:", disabled=not can_edit, help=cannot_edit):
         try:
             added_name = project.add_class(new_class)
-            state.flash(t("data.class_added", name=added_name))
+            state.flash(t("data.class_added", name=as_text(added_name)))
             st.rerun()
         except DaptError as error:
             show_error(error)
@@ -173,13 +197,10 @@ with st.form("add-class", clear_on_submit=True, border=False):
 with st.expander(t("data.zip_title"), icon=":material/folder_zip:"):
     st.caption(t("data.zip_help"))
     zip_key = f"zip-{project.id}-{state.counter('zip-uploads')}"
-    archive = st.file_uploader(t("data.zip_upload"), type=["zip"], key=zip_key)
+    archive = st.file_uploader(t("data.zip_upload"), type=["zip"], key=zip_key, disabled=not can_edit)
     if archive is not None:
         with st.spinner(t("data.zip_reading")):
-            try:
-                project.import_zip(archive.getvalue(), archive.name)
-            except DaptError as error:
-                show_error(error)
+            intake_view.import_uploaded_zip(project, archive)  # an error stays shown (ui/intake_view.py)
         state.bump("zip-uploads")
         st.rerun()
 
@@ -194,14 +215,15 @@ elif len(counts) >= 2:
     lang = current_language()  # fixed now: a format function may be called outside this run
     chosen = st.selectbox(t("pf.good_class"), choices, index=choices.index(good_class or NONE_CHOICE),
                           format_func=lambda c: t("pf.good_none", lang=lang) if c == NONE_CHOICE else c,
-                          key=f"good-class-{project.id}-{good_class}", help=t("pf.good_class_help"))
+                          key=f"good-class-{project.id}-{good_class}", help=t("pf.good_class_help"),
+                          disabled=not can_edit)
     if not project.good_class_confirmed:
         st.caption(t("pf.good_guessed"))
-    if chosen != (good_class or NONE_CHOICE) or (not project.good_class_confirmed
+    if chosen != (good_class or NONE_CHOICE) or (not project.good_class_confirmed and can_edit
                                                   and st.button(t("pf.good_confirm"), key="good-class-confirm")):
         try:
             project.set_good_class(None if chosen == NONE_CHOICE else chosen)
-            state.flash(t("pf.good_saved", name=t("pf.good_none") if chosen == NONE_CHOICE else chosen))
+            state.flash(t("pf.good_saved", name=t("pf.good_none") if chosen == NONE_CHOICE else as_text(chosen)))
             st.rerun()
         except DaptError as error:
             show_error(error)
@@ -209,19 +231,17 @@ elif len(counts) >= 2:
 for index, class_name in enumerate(list(counts)):
     records = project.images(class_name)
     from_test = sum(record.part == "test" for record in records)
-    header = (t("data.class_header_parts", name=class_name, n=len(records), test=from_test) if from_test
-              else t("data.class_header", name=class_name, n=len(records)))
+    header = (t("data.class_header_parts", name=as_text(class_name), n=len(records), test=from_test) if from_test
+              else t("data.class_header", name=as_text(class_name), n=len(records)))
     with st.expander(header, expanded=len(counts) <= 3 or not records):
         with isolated(class_name):
             upload_key = f"upload-{project.id}-{index}-{state.counter('uploads-' + class_name)}"
-            files = st.file_uploader(t("data.upload", name=class_name), accept_multiple_files=True, key=upload_key,
-                                     help=t("data.upload_help"))
+            files = st.file_uploader(t("data.upload", name=as_text(class_name)), accept_multiple_files=True,
+                                     key=upload_key,
+                                     help=cannot_edit or t("data.upload_help"), disabled=not can_edit)
             if files:
                 with st.spinner(t("data.checking", n=len(files))):
-                    try:
-                        project.add_images(class_name, [(f.name, f.getvalue()) for f in files])
-                    except DaptError as error:
-                        show_error(error)
+                    intake_view.add_uploaded_files(project, class_name, files)  # an error stays shown
                 state.bump("uploads-" + class_name)
                 st.rerun()
 
@@ -244,12 +264,13 @@ for index, class_name in enumerate(list(counts)):
                     others = [c for c in counts if c != class_name]
                     target = c1.selectbox(t("data.move_to"), others, key=f"move-target-{project.id}-{index}",
                                           disabled=not others)
-                    if c2.button(t("data.move"), key=f"move-{project.id}-{index}", disabled=not others,
-                                 icon=":material/drive_file_move:"):
+                    if c2.button(t("data.move"), key=f"move-{project.id}-{index}", disabled=not others or not can_edit,
+                                 icon=":material/drive_file_move:", help=cannot_edit):
                         moved = project.move_images(picked, target)
-                        state.flash(t("data.moved", n=moved, name=target))
+                        state.flash(t("data.moved", n=moved, name=as_text(target)))
                         st.rerun()
-                    if c3.button(t("data.remove"), key=f"remove-{project.id}-{index}", icon=":material/delete:"):
+                    if c3.button(t("data.remove"), key=f"remove-{project.id}-{index}", icon=":material/delete:",
+                                 disabled=not can_edit, help=cannot_edit):
                         removed = project.remove_images(picked)
                         state.flash(t("data.removed", n=removed))
                         st.rerun()
@@ -259,20 +280,25 @@ for index, class_name in enumerate(list(counts)):
             with st.popover(t("data.class_settings"), icon=":material/edit:"):
                 with st.form(f"rename-class-{project.id}-{index}", border=False):
                     renamed_class = st.text_input(t("data.rename_class"), value=class_name)
-                    if st.form_submit_button(t("data.rename")):
+                    if st.form_submit_button(t("data.rename"), disabled=not can_edit, help=cannot_edit):
                         try:
                             project.rename_class(class_name, renamed_class)
                             st.rerun()
                         except DaptError as error:
                             show_error(error)
                 if delete_button(f"delete-class-{project.id}-{index}", t("data.delete_class"),
-                                 t("data.delete_class_confirm", name=class_name, n=len(records)), subject=class_name):
+                                 t("data.delete_class_confirm", name=as_text(class_name), n=len(records)),
+                                 subject=class_name,
+                                 disabled=not can_edit, help=cannot_edit):
                     project.delete_class(class_name)
-                    state.flash(t("data.class_deleted", name=class_name))
+                    state.flash(t("data.class_deleted", name=as_text(class_name)))
                     st.rerun()
 
 if len(counts) >= 2 and total:
     review_section(project)
+label_next_section(project)
+members_panel(project)  # owners, signed in
+history_section(project)
 
 if counts:
     ready = len(counts) >= 2 and all(counts.values())

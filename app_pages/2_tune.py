@@ -20,11 +20,15 @@ from dapt_core.engine.methods import (
 )
 from dapt_core.engine.selection import scaled_learning_rate
 from dapt_core.errors import DaptError
-from dapt_core.studio import backbone_cache, job_queue, jobs
-from ui import nav, pass_fail_view, state
+from dapt_core.studio import backbone_cache, job_queue, jobs, server_paths
+from dapt_core.studio.access import Action
+from dapt_core.studio.accounts import Accounts
+from ui import nav, pass_fail_view, sign_in, state
 from ui.feasibility import feasibility_section
 from ui.i18n import current_language, engine_text, error_text, join_sentences, t
 from ui.narrative import pct, run_warnings
+from ui.plain_text import as_text
+from ui.project_access import why_not
 from ui.tiles_view import TILE_CHOICES, tile_preview
 from ui.time_estimate import time_estimate_section
 from ui.widgets import delete_button, duration, job_panel, page_header, require_project, run_label, show_error
@@ -109,16 +113,25 @@ with settings_col:
         spec = st.text_input(t("tune.spec"), key="tune-spec", placeholder="ViT-B-32:laion2b_s34b_b79k").strip()
 
     available = loaded = None
+    # Signed in (accounts or an identity provider), server paths are limited to the allowed folders, with
+    # one answer whether or not a path exists (dapt_core/studio/server_paths.py).
+    signed_in = Accounts(state.workspace().root).exist() or bool(sign_in.identity_providers())
+    try:
+        server_paths.refuse_outside(spec, state.workspace().root, restricted=signed_in)
+    except DaptError as error:
+        show_error(error)
+        spec = ""
     if spec:
-        with st.spinner(t("tune.checking", spec=spec)):
+        with st.spinner(t("tune.checking", spec=as_text(spec))):
             available = backbone_cache.BACKBONES.check(spec, device_key)
         if available.ok:
             loaded = state.backbone(spec, device_key)  # loaded now, so Start begins at once
             d = available.description or {}
-            st.success(t("tune.ready", spec=spec, weights=str(d.get("weights", ""))[:19], dim=d.get("embed_dim")),
+            st.success(t("tune.ready", spec=as_text(spec), weights=as_text(str(d.get("weights", ""))[:19]),
+                         dim=d.get("embed_dim")),
                        icon=":material/check_circle:")
         else:
-            st.error(t("tune.unavailable", message=available.message), icon=":material/cloud_off:")
+            st.error(t("tune.unavailable", message=as_text(available.message)), icon=":material/cloud_off:")
             c1, c2 = st.columns(2)
             if c1.button(t("tune.check_again"), key="check-again"):
                 backbone_cache.BACKBONES.check(spec, device_key, again=True)
@@ -150,7 +163,8 @@ with settings_col:
     if good_class is None:
         st.caption(t("pf.tune_no_good"))
     else:
-        escape_rate = st.number_input(t("pf.tune_escape_rate", good=good_class), min_value=0.1, max_value=50.0,
+        escape_rate = st.number_input(t("pf.tune_escape_rate", good=as_text(good_class)), min_value=0.1,
+                                      max_value=50.0,
                                       step=0.5, format="%.1f",
                                       key="tune-escape-rate", help=t("pf.tune_escape_rate_help")) / 100
 
@@ -211,7 +225,7 @@ with settings_col:
         if not mixed:
             st.caption(t(f"tune.test_all_{next(iter(sources.values()), 'drawn')}"))
         for note in split.notes:
-            st.caption(t("tune.note", note=engine_text(note)))
+            st.caption(t("tune.note", note=as_text(engine_text(note))))  # notes name classes
     else:
         show_error(split_error)
     if split is not None and tiles != "off" and loaded is not None:
@@ -239,10 +253,13 @@ with settings_col:
     if can_start and loaded is not None:
         time_estimate_section(loaded, split, settings, shots, lr_mode, project.good_class, budget or None)
     own_runs = state.my_active_jobs(job_queue.JobKind.TUNE)  # one run at a time per session: a second would only queue
-    reason = error_text(split_error) if split_error is not None else t("tune.own_run_active") if own_runs else None
+    reason = (error_text(split_error, markdown=True) if split_error is not None
+              else t("tune.own_run_active") if own_runs else None)
+    reason = why_not(project, Action.TUNE) or reason  # a viewer looks at the settings but starts nothing
     start_slot = st.empty()
     clicked = start_slot.button(t("tune.start"), type="primary", icon=":material/play_arrow:",
-                                disabled=not can_start or bool(own_runs), key="start-tuning", help=reason)
+                                disabled=not can_start or bool(own_runs) or not project.may(Action.TUNE),
+                                key="start-tuning", help=reason)
     if clicked and not own_runs:  # a click from a page drawn before the run began does not queue a second
         request = jobs.TuneRequest(str(state.workspace().root), project.id, spec, settings, shots=shots,
                                    device=device_key, choose_lr=None if lr_mode == "fixed" else lr_mode,
@@ -253,7 +270,7 @@ with settings_col:
         except DaptError as error:
             show_error(error)
         else:
-            job = state.queue().submit(request)
+            job = project.start_job(state.queue(), request)  # the user's job: checked, audited, theirs in any tab
             state.claim_job(job.id)
             own_runs = [job]
             # Drawn disabled in this same run, so a second click cannot queue a second run. No
@@ -278,7 +295,7 @@ def _done(snap) -> None:
                                          planned=timing["epochs"])])
     # Pass/fail and the run's health lead; a run the line could not use is saved, but not congratulated.
     warnings = run_warnings(result)
-    lead = [*warnings, pass_fail_view.headline(result)]  # join_sentences skips a missing headline
+    lead = [*warnings, pass_fail_view.headline(result, markdown=True)]  # join_sentences skips a missing headline
     alarming = bool(warnings) or pass_fail_view.is_alarming(result)
     (st.warning if alarming else st.success)(join_sentences([*lead, saved]),
                                              icon=":material/warning:" if alarming else ":material/check_circle:")
@@ -296,9 +313,11 @@ with live_col, st.container(key="tune-live"):
     for lost in project.interrupted_runs():
         settings_lost = lost.get("settings") or {}
         st.warning(t("tune.interrupted", when=str(lost.get("started", ""))[:19].replace("T", " "),
-                     method=t(f"method.{settings_lost.get('method', 'dapt')}.name"), backbone=lost.get("backbone"),
+                     method=t(f"method.{settings_lost.get('method', 'dapt')}.name"),
+                     backbone=as_text(lost.get("backbone") or ""),
                      shots=lost.get("shots")), icon=":material/restart_alt:")
-        if st.button(t("job.dismiss"), key=f"forget-{lost.get('job_id')}", icon=":material/close:"):
+        if st.button(t("job.dismiss"), key=f"forget-{lost.get('job_id')}", icon=":material/close:",
+                     disabled=not project.may(Action.TUNE)):
             project.clear_running(str(lost.get("job_id")))
             st.rerun()
     job_panel(project, job_queue.JobKind.TUNE, on_done=_done)
@@ -314,12 +333,14 @@ with live_col, st.container(key="tune-live"):
             st.warning(t("tune.run_damaged", run=info.id))
             continue
         with st.container(border=True):
-            st.markdown(run_label(info))
+            st.markdown(run_label(info, markdown=True))
+            if info.created_by:
+                st.caption(t("tune.run_by", name=as_text(info.created_by)))
             row = st.container(horizontal=True)
             if row.button(t("tune.inspect"), key=f"open-{info.id}", icon=":material/scatter_plot:"):
                 state.choose_run(info.id)
                 nav.INSPECT.switch()
             if delete_button(f"delete-{info.id}", t("tune.delete_run"), t("tune.delete_run_confirm", run=info.id),
-                             where=row):
+                             where=row, disabled=not project.may(Action.DELETE), help=why_not(project, Action.DELETE)):
                 project.delete_run(info.id)
                 st.rerun()

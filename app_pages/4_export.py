@@ -16,10 +16,14 @@ from dapt_core.engine import prompt_file
 from dapt_core.engine.inference import Classifier
 from dapt_core.errors import DaptError, ImageRejected
 from dapt_core.studio import backbone_cache, job_queue, jobs
+from dapt_core.studio.access import Action
 from ui import charts, pass_fail_view, run_view, state
+from ui.drift_view import drift_section
 from ui.heatmap_view import heatmap_gallery, report_heatmaps
 from ui.i18n import current_language, engine_text, t
 from ui.narrative import pct
+from ui.plain_text import as_text, in_code_span
+from ui.project_access import why_not
 from ui.report_builder import build_report
 from ui.widgets import job_panel, page_header, require_project, run_picker, show_error
 
@@ -67,7 +71,7 @@ def _operating_point_choice(calibration: Calibration | None) -> float | None:
         st.warning(t("pf.line.no_threshold", rate=pct(rate), n=len(point.defect_scores),
                      needed=math.ceil(1 / rate - 1)), icon=":material/warning:")
     else:
-        st.caption(t("pf.try_point", good=point.good_class, threshold=f"{cut:.3f}", rate=pct(rate),
+        st.caption(t("pf.try_point", good=as_text(point.good_class), threshold=f"{cut:.3f}", rate=pct(rate),
                      overkill=pct(point.overkill_on_held_out(rate)), n=len(point.good_scores)))
     return rate
 
@@ -79,7 +83,7 @@ def _try_photos(classifier: Classifier, decision, photos) -> None:
             images.append(load_image(photo.getvalue()))
             names.append(photo.name)
         except ImageRejected as error:
-            st.warning(t("export.try_skipped", name=photo.name, reason=engine_text(str(error))),
+            st.warning(t("export.try_skipped", name=as_text(photo.name), reason=as_text(engine_text(str(error)))),
                        icon=":material/warning:")
     if not images:
         return
@@ -118,7 +122,7 @@ def _zip_names(archive: bytes) -> list[str]:
 
 def _latency_table(rows: list[dict]) -> None:
     for engine, error in {row["engine"]: row["error"] for row in rows if "error" in row}.items():
-        st.warning(t("export.bench_failed", engine=engine, error=error), icon=":material/warning:")
+        st.warning(t("export.bench_failed", engine=engine, error=as_text(error)), icon=":material/warning:")
     table = [{t("export.bench_engine"): row["engine"], t("export.bench_batch"): row["batch"],
               t("export.bench_ms"): round(row["ms_per_photo"], 2),
               t("export.bench_fps"): round(row["photos_per_second"], 1),
@@ -145,7 +149,11 @@ if run is not None:
             show_error(error)
             data = None
         if data is not None:
-            st.download_button(t("export.prompt_download"), data, file_name=f"{stem}.safetensors",
+            def _prompt_file(data=data, run_id=run.id) -> bytes:  # read when clicked: the History says who took it
+                project.note_download("prompt_file", run_id)
+                return data
+
+            st.download_button(t("export.prompt_download"), _prompt_file, file_name=f"{stem}.safetensors",
                                mime="application/octet-stream", icon=":material/download:", type="primary",
                                key="download-prompt", on_click="ignore")  # no rerun: see the report below
             st.caption(t("export.prompt_size", kb=f"{len(data) / 1024:.0f}"))
@@ -156,6 +164,7 @@ if run is not None:
         spec = (run.data.get("backbone") or {}).get("spec", "demo")
 
         def _report() -> str:  # made when clicked: the page itself stays fast
+            project.note_download("report", run.id)
             view = run_view.load_view(run)
             return build_report(view, project.name, lang=language,
                                 heatmaps=report_heatmaps(view, lambda: _classifier(str(run.prompt_file), spec,
@@ -201,6 +210,7 @@ if run is not None:
                 try:
                     if classifier is not None:
                         st.session_state[onnx_key] = onnx_export.export_zip(classifier, stem)
+                        project.note_download("onnx", run.id)
                 except DaptError as error:
                     show_error(error)
         if onnx_key in st.session_state:
@@ -218,6 +228,7 @@ if run is not None:
                 st.session_state[bench_key] = latency.measure(run.prompt_file, device=device_key, photo_size=largest)
         if bench_key in st.session_state:
             _latency_table(st.session_state[bench_key])
+    drift_section(project, run, device_key)
 
 # ---------------------------------------------------------------- import a prompt file
 st.divider()
@@ -236,47 +247,49 @@ if imported is not None:
     try:
         file = prompt_file.load(data, name)
     except DaptError as error:
-        st.error(t("export.import_bad", name=name), icon=":material/error:")
+        st.error(t("export.import_bad", name=as_text(name)), icon=":material/error:")
         show_error(error)
         file = None
     if file is not None:
         header = file.header
         metrics = header.get("metrics") or {}
-        st.markdown(t("export.import_summary", name=name, method=t(f"method.{file.method}.name"),
-                      backbone=file.backbone_spec, classes=", ".join(file.classnames),
+        st.markdown(t("export.import_summary", name=as_text(name), method=t(f"method.{file.method}.name"),
+                      backbone=in_code_span(file.backbone_spec), classes=", ".join(map(as_text, file.classnames)),
                       created=str(header.get("created", ""))[:19].replace("T", " "),
                       before=pct(metrics.get("zero_shot_accuracy")), after=pct(metrics.get("accuracy"))))
         comparison = jobs.compare_classes(file.classnames, project.classes)
         if comparison["case_only"]:
-            st.info(t("export.classes_case", pairs=", ".join(f"{a} ↔ {b}" for a, b in comparison["case_only"])))
+            st.info(t("export.classes_case",
+                      pairs=", ".join(f"{as_text(a)} ↔ {as_text(b)}" for a, b in comparison["case_only"])))
         if comparison["only_file"]:
-            st.warning(t("export.classes_only_file", classes=", ".join(comparison["only_file"])),
+            st.warning(t("export.classes_only_file", classes=", ".join(map(as_text, comparison["only_file"]))),
                        icon=":material/warning:")
         if comparison["only_project"]:
-            st.warning(t("export.classes_only_project", classes=", ".join(comparison["only_project"])),
+            st.warning(t("export.classes_only_project", classes=", ".join(map(as_text, comparison["only_project"]))),
                        icon=":material/warning:")
         if not comparison["only_file"] and not comparison["only_project"] and not comparison["case_only"]:
             st.success(t("export.classes_match"), icon=":material/check_circle:")
-        with st.spinner(t("tune.checking", spec=file.backbone_spec)):
+        with st.spinner(t("tune.checking", spec=as_text(file.backbone_spec))):
             available = backbone_cache.BACKBONES.check(file.backbone_spec, device_key)
         problem = None
         if not available.ok:
-            problem = t("export.backbone_missing", spec=file.backbone_spec, message=available.message)
+            problem = t("export.backbone_missing", spec=as_text(file.backbone_spec),
+                        message=as_text(available.message))
         else:
             try:
                 file.check_backbone(state.backbone(file.backbone_spec, device_key))
             except DaptError as error:
-                problem = t("export.backbone_mismatch", message=str(error))
+                problem = t("export.backbone_mismatch", message=as_text(error))
         if problem:
             st.error(problem, icon=":material/error:")
         usable = comparison["usable"] and problem is None
         if not comparison["usable"]:
             st.error(t("export.no_common_classes"), icon=":material/error:")
         c1, c2 = st.columns([1, 1])
-        if c1.button(t("export.evaluate"), type="primary", disabled=not usable, icon=":material/fact_check:",
-                     key="evaluate-import"):
-            job = state.queue().submit(jobs.EvaluateRequest(str(state.workspace().root), project.id, data, name,
-                                                            device=device_key))
+        if c1.button(t("export.evaluate"), type="primary", disabled=not usable or not project.may(Action.TUNE),
+                     icon=":material/fact_check:", key="evaluate-import", help=why_not(project, Action.TUNE)):
+            job = project.start_job(state.queue(), jobs.EvaluateRequest(str(state.workspace().root), project.id,
+                                                                        data, name, device=device_key))
             st.session_state.setdefault("_my_jobs", []).append(job.id)
             st.rerun()
         if c2.button(t("export.import_clear"), key="clear-import", type="tertiary"):
@@ -287,17 +300,17 @@ if imported is not None:
 def _evaluation_done(snap) -> None:
     result = snap.result or {}
     classnames = result.get("classnames") or []
-    st.success(t("export.eval_done", name=result.get("file_name"), n=result.get("n_test"),
+    st.success(t("export.eval_done", name=as_text(result.get("file_name") or ""), n=result.get("n_test"),
                  before=pct(result.get("zero_shot_accuracy")), after=pct(result.get("accuracy"))),
                icon=":material/check_circle:")
     if result.get("pass_fail"):  # the line's numbers on this project's photos, as a run's page leads with them
-        st.info(pass_fail_view.headline(result), icon=":material/rule:")
+        st.info(pass_fail_view.headline(result, markdown=True), icon=":material/rule:")
         st.dataframe(pass_fail_view.rows(result), hide_index=True, width="stretch")
     left_out = result.get("left_out") or {}
     if left_out.get("excluded"):
         st.caption(t("export.eval_excluded", n=left_out["excluded"]))
     for other, count in (left_out.get("other_classes") or {}).items():
-        st.caption(t("export.eval_other_class", cls=other, n=count))
+        st.caption(t("export.eval_other_class", cls=as_text(other), n=count))
     confusion = result.get("confusion") or {}
     if confusion.get("after"):
         st.plotly_chart(charts.confusion_heatmap(confusion["after"], classnames, t("inspect.confusion_after")),

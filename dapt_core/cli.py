@@ -295,6 +295,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read the password from standard input (one line) instead of asking for it")
     users.add_argument("--replace", action="store_true", help="add: give an existing account a new password")
     users.set_defaults(handler=cmd_users)
+
+    projects = commands.add_parser(
+        "projects", parents=[common], help="who may see and change each project of the app (owners and members)",
+        description="Members of the app's projects and their roles: owner (everything), editor (photos, classes, "
+                    "tuning) and viewer (look and download). Projects made before sign-in was turned on have no "
+                    "owner, and nobody signed in sees them until one is granted here.")
+    projects.add_argument("action", choices=("list", "grant", "revoke"))
+    projects.add_argument("project", nargs="?", help="the project's id or name (grant, revoke)")
+    projects.add_argument("user", nargs="?", help="the name the person signs in with (grant, revoke)")
+    projects.add_argument("role", nargs="?", choices=("owner", "editor", "viewer"), help="grant: the role")
+    projects.add_argument("--workspace", metavar="DIR",
+                          help=f"the app's workspace folder (default: ${WORKSPACE_ENV}, else ./workspace)")
+    projects.set_defaults(handler=cmd_projects)
     return parser
 
 
@@ -471,32 +484,27 @@ def cmd_predict(args) -> int:
 def cmd_drift(args) -> int:
     from .deploy import drift
     from .deploy.batch_predict import image_files
-    from .deploy.calibration import Calibration
     from .engine import prompt_file
+    from .engine.inference import Classifier
 
     if Path(args.prompt_file).suffix.lower() == ".onnx":
         raise ConfigError("`dapt drift` needs the prompt file (.safetensors) the .onnx file was exported from.")
     file = prompt_file.load(args.prompt_file)
-    calibration = Calibration.from_dict(file.header["calibration"]) if file.header.get("calibration") else None
-    features, reference, skipped, notes = None, None, [], []
     if Path(args.photos).suffix.lower() == ".csv":
-        names, novelty = drift.read_predict_csv(args.photos, args.order)
-        notes.append("A CSV holds no image features: only the unknown share was compared.")
+        photos = args.photos
     else:
-        from .engine.inference import Classifier
-
-        paths = drift.ordered(image_files(args.photos), args.order)
-        if not paths:
+        photos = image_files(args.photos)
+        if not photos:
             raise DataError(f"No image files found in {args.photos}.")
-        classifier = Classifier.from_prompt_file(file, device=args.device)
-        bar = tqdm(total=len(paths), desc="encoding", unit="photo", file=sys.stderr, leave=False)
-        features, novelty, names, skipped = drift.encode_photos(
-            classifier, paths, batch_size=args.batch_size, on_progress=lambda done, total: bar.update(done - bar.n))
+    bar = tqdm(total=None if isinstance(photos, str) else len(photos), desc="encoding", unit="photo",
+               file=sys.stderr, leave=False, disable=isinstance(photos, str))
+    try:
+        report, skipped = drift.check(
+            file, photos, order=args.order, window=args.window, batch_size=args.batch_size,
+            classifier_for=lambda f: Classifier.from_prompt_file(f, device=args.device),
+            on_progress=lambda done, total: bar.update(done - bar.n))
+    finally:
         bar.close()
-        reference = drift.reference_of(file)
-    report = drift.assess(names, novelty=novelty, features=features, calibration=calibration, reference=reference,
-                          window=args.window)
-    report.notes[:0] = notes
     if args.chart:
         drift.write_chart(report, args.chart)
     if args.json:
@@ -773,11 +781,53 @@ def cmd_users(args) -> int:
     return 0
 
 
+def cmd_projects(args) -> int:
+    """`dapt projects list|grant|revoke`: the members of the app's projects, from the shell. Whoever has a shell
+    on the server can read the workspace anyway, so this needs no sign-in; it is how an unowned project gets its
+    first owner."""
+    import getpass
+
+    from .studio import audit
+    from .studio.access import Members
+    from .studio.workspace import Workspace
+
+    workspace = Workspace(args.workspace or os.environ.get(WORKSPACE_ENV) or DEFAULT_ROOT)
+    listing = workspace.list_projects()
+    if args.action == "list":
+        for info in listing:
+            roles = Members(workspace.projects_dir / info.id).roles()
+            members = ", ".join(f"{user} ({role})" for user, role in sorted(roles.items())) or "no owner"
+            print(f"{info.id}\t{info.name}\t{members}")
+        if not listing:
+            print(f"no projects in {workspace.root}")
+        return 0
+    if not args.project or not args.user or (args.action == "grant" and not args.role):
+        raise ConfigError("Say which project and user: dapt projects grant PROJECT USER owner|editor|viewer, "
+                          "or dapt projects revoke PROJECT USER (dapt projects list shows the projects).")
+    matches = [info for info in listing if args.project in (info.id, info.name)]
+    if len(matches) != 1:
+        raise ConfigError(f"{'No' if not matches else 'More than one'} project has the id or name '{args.project}'; "
+                          "dapt projects list shows them, use the id.")
+    folder = workspace.projects_dir / matches[0].id
+    # Audited as the shell's user: the change was made outside the app, by whoever could log in to the server.
+    by = {"via": "shell", "shell_user": getpass.getuser()}
+    if args.action == "grant":
+        Members(folder).set(args.user, args.role)
+        audit.record(folder, None, audit.MEMBER_SET, member=args.user, role=args.role, **by)
+        print(f"{args.user} is now {args.role} of '{matches[0].name}' ({matches[0].id})")
+    else:
+        Members(folder).remove(args.user)
+        audit.record(folder, None, audit.MEMBER_REMOVED, member=args.user, **by)
+        print(f"{args.user} is no longer a member of '{matches[0].name}' ({matches[0].id})")
+    return 0
+
+
 def cmd_next(args) -> int:
     """`dapt next DIR`: the unlabelled photos of DIR ranked by what labelling them would teach."""
     from .data.records import LabeledImage
     from .deploy.batch_predict import expand_inputs
-    from .engine.labelling_order import describe, rank_photos, to_json
+    from .engine.backbone import load_backbone
+    from .engine.labelling_order import describe, rank_photos, ranking_model, to_json
 
     if not Path(args.unlabelled_dir).is_dir():
         raise DataError(f"{args.unlabelled_dir} is not a folder.")
@@ -794,16 +844,8 @@ def cmd_next(args) -> int:
         labelled = [LabeledImage(path, classnames.index(name)) for by_class in scan.parts.values()
                     for name, photos in by_class.items() for path in photos]
     mode = None if args.by == "auto" else args.by
-    classifier = None
-    if args.prompt_file and mode != "typical":
-        from .engine.inference import Classifier
-
-        if Path(args.prompt_file).suffix.lower() == ".onnx":
-            raise DataError("dapt next reads a prompt file (.safetensors), not an ONNX export.")
-        classifier = Classifier.load(args.prompt_file, device=args.device)
-        backbone = classifier.model.backbone
-    else:
-        backbone = _load_backbone_for(args.backbone, args.device)
+    classifier, backbone = ranking_model(args.prompt_file, mode, lambda spec: (
+        _load_backbone_for(args.backbone, args.device) if spec is None else load_backbone(spec, args.device)))
     root = Path(args.unlabelled_dir)
     names = [p.relative_to(root).as_posix() if p.is_relative_to(root) else str(p) for p in paths]
     bar = tqdm(desc="reading photos", unit="batch", file=sys.stderr, leave=False, disable=args.json)

@@ -375,7 +375,8 @@ def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
         first.goto(f"{server.url}/?project={project.id}&lang=ja")
         expect(first.get_by_text("プロジェクトとデータ").first).to_be_visible(timeout=60_000)
         expect(first.get_by_text(re.compile(r"デバイス: CPU\(\d+ スレッド\)"))).to_be_visible()  # not "threads"
-        expect(first.locator('[data-testid="stFileUploaderDropzoneInstructions"]').last).to_be_visible()  # a class's
+        # a class's uploader (the last one shown: "What to label next" holds another, folded away)
+        expect(first.locator('[data-testid="stFileUploaderDropzoneInstructions"]:visible').last).to_be_visible()
         words = first.evaluate("""() => [...document.querySelectorAll(
             '[data-testid=stFileUploaderDropzone] button p, [data-testid=stFileUploaderDropzoneInstructions] span')]
             .map(e => [getComputedStyle(e).fontSize, getComputedStyle(e, '::after').content])""")

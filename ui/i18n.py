@@ -105,12 +105,18 @@ class _Lenient(dict):
         return "{" + key + "}"
 
 
-def error_text(error: BaseException, lang: str | None = None) -> str:
-    """A user-facing message for an error: translated when it has a known code, else its text."""
+def error_text(error: BaseException, lang: str | None = None, *, markdown: bool = False) -> str:
+    """A user-facing message for an error: translated when it has a known code, else its text. `markdown`:
+    for Streamlit's Markdown, with the names in it (and an uncoded message) shown as typed (ui.plain_text)."""
+    from ui.plain_text import as_text
+
     code = getattr(error, "code", None)
     if code and f"error.{code}" in STRINGS:
-        return t(f"error.{code}", lang=lang, **(getattr(error, "params", None) or {}))
-    return t("error.engine", lang=lang, message=str(error))
+        params = getattr(error, "params", None) or {}
+        if markdown:
+            params = {key: as_text(value) if isinstance(value, str) else value for key, value in params.items()}
+        return t(f"error.{code}", lang=lang, **params)
+    return t("error.engine", lang=lang, message=as_text(error) if markdown else str(error))
 
 
 def skipped_reason(skipped, lang: str | None = None) -> str:
@@ -133,6 +139,8 @@ _ENGINE_REASONS = [(re.compile(pattern), key) for pattern, key in (
      "reason.too_large_wh"),
     (r"too large: (?P<n>[\d,]+) pixels exceeds the limit of (?P<limit>[\d,]+); downscale it", "reason.too_large_n"),
     (r"too large: the image exceeds the limit of (?P<limit>[\d,]+); downscale it", "reason.too_large"),
+    (r"too large to decode: (?P<w>\d+)x(?P<h>\d+) pixels need about (?P<need>[\d,]+) MB of memory, more than the "
+     r"(?P<budget>[\d,]+) MB allowed; downscale it or save it as JPEG", "reason.over_budget"),
     (r"corrupt image: (?P<detail>.*)", "reason.corrupt"),
     (r"truncated or corrupt (?P<format>\S+): (?P<detail>.*)", "reason.truncated"),
     (r"image has no pixels", "reason.no_pixels"),

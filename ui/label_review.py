@@ -12,9 +12,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core.studio import review_state
+from dapt_core.studio.access import Action
 from dapt_core.studio.workspace import Project
 from ui import state
 from ui.i18n import t
+from ui.plain_text import as_text
 from ui.widgets import isolated
 
 KINDS = ("suspect_label", "duplicate", "near_duplicate", "outlier")
@@ -73,18 +75,19 @@ def _finding(project: Project, finding: dict, result: dict) -> None:
     key = finding["key"]
     with st.container(border=True):
         st.image([str(project.thumbnail_path(sha)) for sha in shas],
-                 caption=[f"{name} · {name_class}" for name, name_class in zip(names, classes)], width=96)
+                 caption=[as_text(f"{name} · {name_class}") for name, name_class in zip(names, classes)], width=96)
         st.markdown(_reason(finding, result))
         row = st.container(horizontal=True)
+        can_edit = project.may(Action.EDIT)  # a viewer sees the findings; fixing them is an editor's
         if finding["kind"] == "suspect_label" and finding["suggested"] in project.classes:
-            if row.button(t("review.move", name=finding["suggested"]), key=f"review-move-{key}",
-                          icon=":material/drive_file_move:", type="primary"):
+            if row.button(t("review.move", name=as_text(finding["suggested"])), key=f"review-move-{key}",
+                          icon=":material/drive_file_move:", type="primary", disabled=not can_edit):
                 moved = project.move_images(shas, finding["suggested"])
-                state.flash(t("data.moved", n=moved, name=finding["suggested"]))
+                state.flash(t("data.moved", n=moved, name=as_text(finding["suggested"])))
                 st.rerun()
         for sha, name in zip(shas, names):
-            label = t("review.remove") if len(shas) == 1 else t("review.remove_one", name=name)
-            if row.button(label, key=f"review-remove-{key}-{sha}", icon=":material/delete:"):
+            label = t("review.remove") if len(shas) == 1 else t("review.remove_one", name=as_text(name))
+            if row.button(label, key=f"review-remove-{key}-{sha}", icon=":material/delete:", disabled=not can_edit):
                 removed = project.remove_images([sha])
                 state.flash(t("data.removed", n=removed))
                 st.rerun()
@@ -97,10 +100,12 @@ def _finding(project: Project, finding: dict, result: dict) -> None:
 
 
 def _reason(finding: dict, result: dict) -> str:
-    names, classes, details = finding["names"], finding["classes"], finding["details"]
+    """The finding in words, for Markdown: its file and class names as typed."""
+    names, classes = [as_text(n) for n in finding["names"]], [as_text(c) for c in finding["classes"]]
+    details = finding["details"]
     kind = finding["kind"]
     if kind == "suspect_label":
-        return t("review.reason.suspect", name=names[0], label=classes[0], other=finding["suggested"],
+        return t("review.reason.suspect", name=names[0], label=classes[0], other=as_text(finding["suggested"]),
                  count=details["neighbours_other"], k=details["neighbours"])
     if kind == "outlier":
         return t("review.reason.outlier", name=names[0], label=classes[0])

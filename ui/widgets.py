@@ -13,9 +13,11 @@ import streamlit as st
 from dapt_core.engine.progress import Phase
 from dapt_core.errors import DaptError
 from dapt_core.studio import job_queue
+from dapt_core.studio.disk import disk_error
 from dapt_core.studio.workspace import Project
 from ui import charts, live_chart, nav, state
 from ui.i18n import current_language, error_text, t
+from ui.plain_text import as_text
 
 GRID_PAGE = 48  # thumbnails shown at once per class
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ CHART_POINTS = 150
 
 
 def show_error(error: BaseException) -> None:
-    st.error(error_text(error), icon=":material/error:")
+    st.error(error_text(error, markdown=True), icon=":material/error:")
 
 
 @contextmanager
@@ -45,8 +47,12 @@ def isolated(what: str):
     except DaptError as error:
         show_error(error)
     except Exception as error:  # a bug or an unexpected file: say so here, keep the page
+        told = disk_error(error)  # a full or read-only disk is no bug: said plainly, without paths
+        if told is not None:
+            show_error(told)
+            return
         log.exception("%s failed", what)
-        st.error(t("common.part_failed", what=what, error=f"{type(error).__name__}: {error}"),
+        st.error(t("common.part_failed", what=as_text(what), error=as_text(f"{type(error).__name__}: {error}")),
                  icon=":material/error:")
 
 
@@ -95,7 +101,7 @@ def delete_button(key: str, label: str, question: str, *, subject: str = "", whe
 def page_header(title_key: str, project: Project | None) -> None:
     st.title(t(title_key))
     if project is not None:
-        st.caption(t("common.project_caption", name=project.name))
+        st.caption(t("common.project_caption", name=as_text(project.name)))
 
 
 def sidebar_status(sidebar) -> None:
@@ -136,8 +142,9 @@ def thumbnail_grid(project: Project, records: list, key: str, *, captions: list[
                                value=1, step=1, key=f"grid-page-{key}")
     chunk = records[(page - 1) * GRID_PAGE: page * GRID_PAGE]
     chunk_captions = (captions or [r.name for r in records])[(page - 1) * GRID_PAGE: page * GRID_PAGE]
-    st.image([str(project.thumbnail_path(r.sha256)) for r in chunk], caption=[_short(c) for c in chunk_captions],
-             width=96)
+    # Captions are Markdown: file names go in as text.
+    st.image([str(project.thumbnail_path(r.sha256)) for r in chunk],
+             caption=[as_text(_short(c)) for c in chunk_captions], width=96)
 
 
 def _short(text: str, limit: int = 22) -> str:
@@ -149,7 +156,7 @@ def run_picker(project: Project, key: str):
     runs = [info for info in project.runs() if info.error is None]
     damaged = [info for info in project.runs() if info.error is not None]
     for info in damaged:
-        st.warning(error_text(info.error))
+        st.warning(error_text(info.error, markdown=True))
     if not runs:
         st.info(t("common.no_runs"), icon=":material/info:")
         nav.TUNE.link()
@@ -165,11 +172,14 @@ def run_picker(project: Project, key: str):
     return project.run(run_id)
 
 
-def run_label(info, lang: str | None = None) -> str:
+def run_label(info, lang: str | None = None, *, markdown: bool = False) -> str:
+    """A run in one line (for a select box; `markdown`: for Streamlit's Markdown, the backbone, which is typed
+    in, as text)."""
     from ui.narrative import pct
 
     when = info.created.replace("T", " ")[:16]
-    params = {"when": when, "method": t(f"method.{info.method}.name", lang=lang), "backbone": info.backbone,
+    params = {"when": when, "method": t(f"method.{info.method}.name", lang=lang),
+              "backbone": as_text(info.backbone) if markdown else info.backbone,
               "shots": info.shots, "before": pct(info.zero_shot_accuracy), "after": pct(info.accuracy)}
     if getattr(info, "escapes", None) is not None:  # pass/fail first, where the task has a good class
         return t("common.run_label_pass_fail", lang=lang, escapes=pct(info.escapes), overkill=pct(info.overkill),
@@ -241,9 +251,10 @@ def _job_card(snap: job_queue.JobSnapshot, on_done) -> None:
         request = snap.request
         if tuning and request is not None:
             title = t("job.title_tune_detail", method=t(f"method.{request.settings.get('method', 'dapt')}.name"),
-                      backbone=request.backbone, shots=request.shots)
+                      backbone=as_text(request.backbone), shots=request.shots)
         mine = state.is_mine(snap.id)
-        owner = t("job.yours") if mine else t("job.others")
+        owner = (t("job.yours") if mine else t("job.others_named", owner=as_text(snap.owner)) if snap.owner
+                 else t("job.others"))
         st.markdown(f"**{title}** · {owner}")
         if snap.state == job_queue.QUEUED:
             st.info(t("job.queued", place=snap.place, device=snap.device), icon=":material/hourglass_top:")
@@ -265,14 +276,19 @@ def _job_card(snap: job_queue.JobSnapshot, on_done) -> None:
 
 
 def _cancel_button(snap: job_queue.JobSnapshot, mine: bool, icon: str, *, disabled: bool = False) -> None:
-    """Cancel: at once for this session's own job; someone else's job asks first."""
+    """Cancel: at once for this session's own job; someone else's job asks first. Signed in, only the job's
+    owner and the project's owners may cancel it (checked again by the library when pressed)."""
+    if not state.workspace().may_cancel(snap):
+        st.button(t("job.cancel"), key=f"cancel-{snap.id}", icon=icon, disabled=True,
+                  help=t("job.cancel_not_yours", owner=as_text(snap.owner or "–")))
+        return
     confirm = f"confirm-cancel-{snap.id}"
     if st.session_state.get(confirm):
         st.warning(t("job.cancel_others_confirm"), icon=":material/warning:")
         with st.container(horizontal=True):
             if st.button(t("job.cancel_others_yes"), key=f"cancel-yes-{snap.id}", type="primary"):
                 st.session_state.pop(confirm, None)
-                state.queue().cancel(snap.id)
+                _cancel(snap.id)
                 _rerun_panel()
             if st.button(t("job.cancel_others_no"), key=f"cancel-no-{snap.id}"):
                 st.session_state.pop(confirm, None)
@@ -280,10 +296,17 @@ def _cancel_button(snap: job_queue.JobSnapshot, mine: bool, icon: str, *, disabl
         return
     if st.button(t("job.cancel"), key=f"cancel-{snap.id}", icon=icon, disabled=disabled):
         if mine:
-            state.queue().cancel(snap.id)
+            _cancel(snap.id)
         else:
             st.session_state[confirm] = True
         _rerun_panel()
+
+
+def _cancel(job_id: str) -> None:
+    try:
+        state.workspace().cancel_job(state.queue(), job_id)
+    except DaptError as error:  # the user's role changed since the card was drawn
+        state.flash(error_text(error, markdown=True), "error")
 
 
 def _rerun_panel() -> None:
@@ -303,8 +326,8 @@ def _job_error(snap: job_queue.JobSnapshot) -> str:
     if snap.error_code:
         error = _Coded(snap.error or "")
         error.code, error.params = snap.error_code, snap.error_params
-        return error_text(error)
-    return snap.error or ""
+        return error_text(error, markdown=True)
+    return as_text(snap.error or "")
 
 
 def _running(snap: job_queue.JobSnapshot) -> None:
