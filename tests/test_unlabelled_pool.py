@@ -44,6 +44,17 @@ def test_photos_are_kept_once_and_survive_a_new_handle(project, shift):
     assert project.counts() == {"red": 3, "green": 3, "blue": 3}  # the project itself is untouched
 
 
+def test_the_pool_takes_photos_as_the_project_does_picture_only_and_within_the_size_limit(project, monkeypatch):
+    # A padded copy of a project photo is still that photo, and an oversized file is skipped with its reason.
+    labelled = project.images("red")[0]
+    padded = project.image_path(labelled.sha256).read_bytes() + b"\x00" * 5000
+    report = UnlabelledPool(project).add([("padded.png", padded)])
+    assert not report.added and report.skipped[0].code == "duplicate"
+    monkeypatch.setenv("DAPT_MAX_FILE_MB", "1")
+    big = UnlabelledPool(project).add([("big.png", padded + b"\x00" * 1_000_000)])
+    assert not big.added and big.skipped[0].code == "file_too_big"
+
+
 def test_a_photo_the_project_holds_is_refused(project):
     labelled = project.images("red")[0]
     report = UnlabelledPool(project).add([("again.png", project.image_path(labelled.sha256).read_bytes())])

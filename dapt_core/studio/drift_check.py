@@ -18,6 +18,8 @@ from pathlib import Path
 
 from ..data.images import IMAGE_SUFFIXES
 from ..errors import DataError
+from . import limits
+from .intake import safe_extract
 from .storage import IntakeReport, atomic_write_json, clean_display_name, utc_now
 
 DRIFT_FILE = "drift.json"
@@ -96,8 +98,6 @@ def first_photo_of(report, window_index: int) -> int:
 def _photos_in(files: list[tuple[str, bytes]], root: Path) -> tuple[list[Path], list[str], list[dict]]:
     """The uploaded photos (a ZIP's expanded with the intake's guards) written under `root` in name order:
     their paths, the names to show, and the files skipped (name, reason)."""
-    from .unlabelled_pool import expand_zip
-
     named: list[tuple[str, bytes | Path]] = []
     skipped: list[dict] = []
     for index, (name, data) in enumerate(files):
@@ -106,7 +106,7 @@ def _photos_in(files: list[tuple[str, bytes]], root: Path) -> tuple[list[Path], 
             folder = root / f"zip-{index}"
             folder.mkdir()
             try:
-                expand_zip(data, folder, report)
+                safe_extract(data, folder, report, limits.current())
             except zipfile.BadZipFile:
                 skipped.append({"name": clean_display_name(name), "reason": "not a readable ZIP archive"})
                 continue

@@ -124,27 +124,10 @@ class ImageIntake(ProjectManifest):
 
     def _intake_one(self, name: str, data: bytes | Path, class_name: str, known: dict,
                     report: IntakeReport, part: str, batch: _Batch) -> ImageRecord | None:
-        size = _size_of(data)
-        if size > batch.limits.max_file_bytes:
-            report.skipped.append(SkippedFile.of("file_too_big", name, size_mb=limits.megabytes(size),
-                                                 limit_mb=batch.limits.max_file_mb))
+        photo = read_photo(name, data, batch.limits, report.skipped)
+        if photo is None:
             return None
-        if isinstance(data, Path):
-            try:
-                data = data.read_bytes()
-            except OSError as error:
-                reason = f"cannot read file: {error.strerror or error}"
-                report.skipped.append(SkippedFile.of("rejected", name, reason=reason))
-                return None
-        try:
-            image = load_image(data)
-        except ImageRejected as rejected:
-            report.skipped.append(SkippedFile.of("rejected", name, reason=str(rejected)))
-            return None
-        # Only the picture is stored, and named by the hash of what is stored: the same photo with or
-        # without bytes glued after it is one photo (a duplicate the second time).
-        data = _picture_only(data)
-        digest = sha256_of(data)
+        data, image, digest = photo
         if digest in known:
             other = known[digest]
             report.skipped.append(SkippedFile.of("duplicate", name,
@@ -188,7 +171,7 @@ class ImageIntake(ProjectManifest):
             root.mkdir()
             try:
                 with disk_errors():
-                    _safe_extract(data, root, report, current)
+                    safe_extract(data, root, report, current)
             except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
                 raise WorkspaceError("zip_bad", name=report.source, detail=str(error)) from None
             task_root = _task_root(root)
@@ -294,6 +277,33 @@ def _stored_bytes(images_dir: Path) -> int:
     return total
 
 
+def read_photo(name: str, data: bytes | Path, within: limits.Limits,
+               skipped: list[SkippedFile]) -> tuple[bytes, Image.Image, str] | None:
+    """What to store of one uploaded or local photo (the picture only), the picture decoded, and the sha256 that
+    names it; None, with the reason added to `skipped`, for a file over the per-photo limit, one that cannot be
+    read, or no picture. The project's intake and the unlabelled pool take photos through here alike."""
+    size = _size_of(data)
+    if size > within.max_file_bytes:
+        skipped.append(SkippedFile.of("file_too_big", name, size_mb=limits.megabytes(size),
+                                      limit_mb=within.max_file_mb))
+        return None
+    if isinstance(data, Path):
+        try:
+            data = data.read_bytes()
+        except OSError as error:
+            skipped.append(SkippedFile.of("rejected", name, reason=f"cannot read file: {error.strerror or error}"))
+            return None
+    try:
+        image = load_image(data)
+    except ImageRejected as rejected:
+        skipped.append(SkippedFile.of("rejected", name, reason=str(rejected)))
+        return None
+    # Only the picture is stored, and named by the hash of what is stored: the same photo with or
+    # without bytes glued after it is one photo (a duplicate the second time).
+    data = _picture_only(data)
+    return data, image, sha256_of(data)
+
+
 def _size_of(data: bytes | Path) -> int:
     if isinstance(data, Path):
         try:
@@ -341,7 +351,7 @@ def _safe_member_path(name: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def _safe_extract(data: bytes | BinaryIO, root: Path, report: IntakeReport, caps: limits.Limits) -> None:
+def safe_extract(data: bytes | BinaryIO, root: Path, report: IntakeReport, caps: limits.Limits) -> None:
     """Expand a ZIP under `root`: no absolute paths, no '..', no links, bounded sizes (limits.py)."""
     source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
     archive_bytes = source.seek(0, io.SEEK_END)

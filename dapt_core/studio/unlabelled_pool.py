@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import atomic
-from ..data.images import IMAGE_SUFFIXES, load_image, sha256_of
-from ..errors import DataError, ImageRejected
+from ..data.images import IMAGE_SUFFIXES
+from ..errors import DataError
+from . import limits
+from .intake import read_photo, safe_extract
 from .storage import (
     IntakeReport,
     SkippedFile,
@@ -154,18 +156,10 @@ class UnlabelledPool:
 
     def _intake_one(self, name: str, content: bytes | Path, known: set, in_project: dict,
                     report: PoolIntake) -> PoolPhoto | None:
-        if isinstance(content, Path):
-            try:
-                content = content.read_bytes()
-            except OSError as error:
-                report.skipped.append(SkippedFile.of("rejected", name, reason=f"cannot read file: {error}"))
-                return None
-        try:
-            image = load_image(content)
-        except ImageRejected as rejected:
-            report.skipped.append(SkippedFile.of("rejected", name, reason=str(rejected)))
+        photo = read_photo(name, content, limits.current(), report.skipped)
+        if photo is None:
             return None
-        digest = sha256_of(content)
+        content, image, digest = photo
         if digest in in_project:
             other = in_project[digest]
             report.skipped.append(SkippedFile.of("duplicate", name, **{"other": other.name, "class": other.class_name}))
@@ -187,7 +181,7 @@ class UnlabelledPool:
         with tempfile.TemporaryDirectory(prefix="dapt-pool-zip-") as temporary:
             root = Path(temporary)
             try:
-                expand_zip(content, root, intake)
+                safe_extract(content, root, intake, limits.current())
             except zipfile.BadZipFile as error:
                 raise WorkspaceError("zip_bad", name=intake.source, detail=str(error)) from None
             files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
@@ -285,15 +279,6 @@ class UnlabelledPool:
             if run.prompt_file.is_file():
                 return run
         return None
-
-
-def expand_zip(content: bytes, root: Path, report: IntakeReport) -> None:
-    """A ZIP expanded under `root` with the project intake's guards (no absolute paths or '..', no links, the
-    size caps of dapt_core.studio.limits); what it leaves out goes to `report.skipped`."""
-    from . import limits
-    from .intake import _safe_extract
-
-    _safe_extract(content, root, report, limits.current())
 
 
 def upload_files(pool: UnlabelledPool, files: Iterable[tuple[str, bytes]]) -> PoolIntake:
