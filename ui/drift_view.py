@@ -10,8 +10,6 @@ test's p-value against its alarm level) and a table of the windows.
 
 from __future__ import annotations
 
-import time
-
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
@@ -19,7 +17,7 @@ from plotly.subplots import make_subplots
 from dapt_core.data.images import IMAGE_SUFFIXES
 from dapt_core.deploy.drift import DEFAULT_WINDOW, MIN_WINDOW
 from dapt_core.engine import prompt_file
-from dapt_core.engine.progress import Phase, Progress, eta_seconds
+from dapt_core.engine.progress import Phase
 from dapt_core.errors import DaptError
 from dapt_core.studio import drift_check, job_queue
 from dapt_core.studio.backbone_cache import BACKBONES
@@ -81,12 +79,7 @@ def _start(project, run, files: list[tuple[str, bytes]], window: int, device_key
         from dapt_core.engine.inference import Classifier
 
         context.phase(Phase.LOADING)
-        started = time.perf_counter()
-
-        def on_progress(done: int, total: int) -> None:
-            elapsed = time.perf_counter() - started
-            context.report(Progress(Phase.CHECK, step=done, total_steps=total, elapsed=elapsed,
-                                    eta=eta_seconds(elapsed, done, total)))
+        on_progress = context.counted(Phase.CHECK)
 
         return drift_check.check_run(
             run, files, window=window, on_progress=on_progress,

@@ -12,12 +12,10 @@ without a click.
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from dapt_core.data.images import IMAGE_SUFFIXES
-from dapt_core.engine.progress import Phase, Progress, eta_seconds
+from dapt_core.engine.progress import Phase
 from dapt_core.studio import job_queue
 from dapt_core.studio.access import Action
 from dapt_core.studio.backbone_cache import BACKBONES
@@ -109,12 +107,7 @@ def _start(project: Project, pool: UnlabelledPool, spec: str | None, count: int)
 
     def work(context: job_queue.JobContext) -> dict:
         context.phase(Phase.LOADING)
-        started = time.perf_counter()
-
-        def on_batch(done: int, total: int) -> None:
-            elapsed = time.perf_counter() - started
-            context.report(Progress(Phase.CHECK, step=done, total_steps=total, elapsed=elapsed,
-                                    eta=eta_seconds(elapsed, done, total)))
+        on_batch = context.counted(Phase.CHECK)
 
         # spec None: the newest run's file names its own backbone; else the one typed on the page
         return pool.rank(lambda named: BACKBONES.get(named or spec or DEFAULT_BACKBONE, device_key), count=count,

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from ..engine.loss_terms import CE, INTER, INTRA, LOSS
-from ..engine.progress import Phase, Progress
+from ..engine.progress import Phase, Progress, eta_seconds
 from ..errors import Cancelled, DaptError
 from .disk import disk_error
 
@@ -121,6 +121,18 @@ class JobContext:
     def report(self, progress) -> None:
         """Callback for dapt_core's on_progress (called from this worker thread)."""
         self._job._record(progress)
+
+    def counted(self, phase: str) -> Callable[[int, int], None]:
+        """A callback of (done, total) that reports `phase` with the time left, timed from now: for work that
+        counts its own steps (batches of photos), as the check, an evaluation, a ranking and a drift check do."""
+        started = time.perf_counter()
+
+        def report(done: int, total: int) -> None:
+            elapsed = time.perf_counter() - started
+            self.report(Progress(phase, step=done, total_steps=total, elapsed=elapsed,
+                                 eta=eta_seconds(elapsed, done, total)))
+
+        return report
 
     def check_cancel(self) -> None:
         if self.cancel.is_set():

@@ -7,13 +7,12 @@ each a request of plain values that the process-wide queue (job_queue.py) runs i
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..deploy.pass_fail import DEFAULT_ESCAPE_RATE
 from ..engine.methods import DEFAULT_SHOTS
-from ..engine.progress import Phase, Progress, eta_seconds
+from ..engine.progress import Phase
 from . import audit
 from .backbone_cache import BACKBONES
 from .job_queue import Job, JobContext, JobKind, JobQueue
@@ -215,15 +214,13 @@ class EvaluateRequest:
                             f"({', '.join(file.classnames)}) have no images here that it was not tuned on.")
         context.check_cancel()
         total = evaluation_batches(classifier.model, len(items))
-        started = time.perf_counter()
+        report = context.counted(Phase.EVALUATE)
         done = 0
 
         def on_batch(*_):
             nonlocal done
             done += 1
-            elapsed = time.perf_counter() - started
-            context.report(Progress(Phase.EVALUATE, step=done, total_steps=total, elapsed=elapsed,
-                                    eta=eta_seconds(elapsed, done, total)))
+            report(done, total)
 
         context.phase(Phase.EVALUATE)
         before, after = classifier.evaluate(items, cancel=context.cancel, on_batch=on_batch,
@@ -328,13 +325,7 @@ class FeasibilityRequest:
         kept = self.cached()
         if kept is not None:  # another session's check of the same photos finished first
             return kept
-        started = time.perf_counter()
-
-        def on_batch(done: int, total: int) -> None:
-            elapsed = time.perf_counter() - started
-            context.report(Progress(Phase.CHECK, step=done, total_steps=total, elapsed=elapsed,
-                                    eta=eta_seconds(elapsed, done, total)))
-
+        on_batch = context.counted(Phase.CHECK)
         context.phase(Phase.CHECK)
         result = check_feasibility(backbone, split.classnames, split.train, good_class=good_class,
                                    cache_dir=Workspace(self.workspace_root).cache_dir, cancel=context.cancel,
