@@ -24,7 +24,6 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +32,6 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from dapt_core.data.folders import load_split  # noqa: E402
-from dapt_core.data.records import Split  # noqa: E402
 from dapt_core.demo.demo_task import write_demo_task  # noqa: E402
 from dapt_core.engine.backbone import load_backbone  # noqa: E402
 from dapt_core.engine.device import describe_cpu  # noqa: E402
@@ -45,17 +43,6 @@ from dapt_core.engine.warm_start import WARM_SHARE, WarmStart  # noqa: E402
 GOOD = "no defect"
 NEW_CLASS = "stain"
 TABLE = Path("/tmp/warm_start_table.md")
-
-
-def without(split: Split, name: str) -> Split:
-    """The task without class `name` (labels renumbered)."""
-    keep = [c for c in split.classnames if c != name]
-    index = {split.classnames.index(c): i for i, c in enumerate(keep)}
-
-    def part(items):
-        return [replace(item, label=index[item.label]) for item in items if item.label in index]
-
-    return Split(keep, part(split.train), part(split.test))
 
 
 def scores(run, old: list[str]) -> dict:
@@ -100,7 +87,7 @@ def run_seed(backbone, folder: Path, seed: int, share: float, lr_scale: float, o
     scratch = tune(split16, base)
     scratch_scores = scores(scratch, [c for c in split16.classnames if c != NEW_CLASS])
     # (a) add a class
-    old4 = without(split16, NEW_CLASS)
+    old4 = split16.without_class(NEW_CLASS)
     stored = tune(old4, base)
     path = stored.result.save_prompt_file(out / f"four-classes-seed{seed}.safetensors")
     warm = tune(split16, warm_config, WarmStart.load(path))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +91,12 @@ def write_spot_task(root: Path, per_class=(8, 10), size=512, seed=0) -> dict:
                     boxes[f"{split}/{name}/{index:03d}.png"] = (x, y, x + SPOT, y + SPOT)
                 Image.fromarray((pixels * 255).astype(np.uint8)).save(folder / f"{index:03d}.png")
     return boxes
+
+
+def zip_of(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A ZIP archive in memory holding `entries` (name: contents)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

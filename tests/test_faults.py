@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import zip_of
 from PIL import Image
 
 from dapt_core.studio.recovery import recover
@@ -36,14 +37,6 @@ def noise_png(seed: int, size: int = 150) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
     return buffer.getvalue()
 
 
@@ -119,7 +112,7 @@ def test_a_disk_filling_up_during_a_zip_import_adds_nothing(small_disk):
     workspace, project = project_with_photos(small_disk / "ws")
     before = tree(project.path)
     archive = zip_of({f"good/z{i}.png": noise_png(300 + i) for i in range(8)}
-                     | {f"new class/n{i}.png": noise_png(400 + i) for i in range(8)})
+                     | {f"new class/n{i}.png": noise_png(400 + i) for i in range(8)}, zipfile.ZIP_STORED)
     fill(small_disk, leave=400_000)
     with pytest.raises(WorkspaceError) as full:
         project.import_zip(archive, "line3.zip")
@@ -188,7 +181,8 @@ def test_a_read_only_workspace_refuses_every_change_plainly_and_changes_nothing(
     try:
         changes = {
             "upload": lambda: project.add_images("scratch", [("s.png", noise_png(7))]),
-            "zip import": lambda: project.import_zip(zip_of({"good/z.png": noise_png(8)}), "z.zip"),
+            "zip import": lambda: project.import_zip(zip_of({"good/z.png": noise_png(8)}, zipfile.ZIP_STORED),
+                                                     "z.zip"),
             "new project": lambda: workspace.create_project("Line 5"),
             "rename": lambda: project.rename("Line three"),
             "relabel": lambda: project.move_images([project.images()[0].sha256], "scratch"),
@@ -244,7 +238,8 @@ def test_a_zip_import_killed_half_way_shows_nothing_of_it_and_the_sweep_says_so(
     workspace, project = project_with_photos(tmp_path / "ws")
     earlier = tree(project.images_dir)
     archive = tmp_path / "big.zip"
-    archive.write_bytes(zip_of({f"good/z{i:03d}.png": noise_png(1000 + i, size=96) for i in range(400)}))
+    archive.write_bytes(zip_of({f"good/z{i:03d}.png": noise_png(1000 + i, size=96) for i in range(400)},
+                               zipfile.ZIP_STORED))
     child = start_child(f"""
         project = ws.project({project.id!r})
         project.import_zip(open({str(archive)!r}, "rb").read(), "big.zip")
@@ -355,7 +350,7 @@ def test_a_failed_zip_upload_stays_on_screen_instead_of_the_last_summary(tmp_pat
     monkeypatch.setenv("DAPT_ZIP_MAX_ENTRIES", "50")
     at = _app(workspace.root, monkeypatch)
     assert any("3 images added" in str(s.value) for s in at.success)  # the earlier upload's summary
-    many = zip_of({f"good/{i}.png": b"" for i in range(60)})
+    many = zip_of({f"good/{i}.png": b"" for i in range(60)}, zipfile.ZIP_STORED)
     at.file_uploader(key=f"zip-{project.id}-0").set_value([("many.zip", many, "application/zip")])
     at.run()
     for _ in range(2):  # the page reran to clear the picker, and may run again: the message stays

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import io
 import struct
-import zipfile
 import zlib
 
 import numpy as np
 import pytest
+from conftest import zip_of
 from PIL import Image
 
 from dapt_core.data.images import load_image, sha256_of
@@ -121,14 +121,6 @@ def test_a_full_project_keeps_what_fits_then_refuses_the_next_upload(project, mo
 
 
 # ------------------------------------------------------------------ ZIP archives
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def test_a_zip_with_too_many_entries_is_refused_before_anything_is_written(project, monkeypatch):

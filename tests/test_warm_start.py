@@ -10,7 +10,6 @@ from conftest import TINY_CONFIG, register_tiny, write_colour_task
 
 from dapt_core.cli import main
 from dapt_core.data.folders import load_split
-from dapt_core.data.records import Split
 from dapt_core.engine import prompt_file
 from dapt_core.engine.backbone import load_backbone
 from dapt_core.engine.experiment import run_experiment
@@ -25,16 +24,6 @@ from dapt_core.studio.workspace import Workspace
 @pytest.fixture
 def split(colour_task):
     return load_split(colour_task, shots=4, seed=1)
-
-
-def without(split: Split, name: str) -> Split:
-    keep = [c for c in split.classnames if c != name]
-    index = {split.classnames.index(c): i for i, c in enumerate(keep)}
-
-    def part(items):
-        return [replace(item, label=index[item.label]) for item in items if item.label in index]
-
-    return Split(keep, part(split.train), part(split.test))
 
 
 def test_a_warm_start_resumes_at_the_stored_loss(tiny_backbone, split):
@@ -57,7 +46,7 @@ def test_the_warm_schedule_is_a_share_of_the_recipe_without_warm_up():
 
 
 def test_a_new_class_is_added_from_a_saved_prompt_file(tiny_backbone, split, tmp_path):
-    old = without(split, "blue")
+    old = split.without_class("blue")
     stored = run_experiment(tiny_backbone, old, TuningConfig(method="dapt", epochs=2, lr=0.002, batch_size=4))
     path = stored.save_prompt_file(tmp_path / "two.safetensors")
     start = WarmStart.load(path)

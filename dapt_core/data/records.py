@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -36,3 +36,14 @@ class Split:
     val: list[LabeledImage] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def without_class(self, name: str) -> Split:
+        """The task without class `name`, the others' labels renumbered in their order (a run on the classes
+        there were before one was added: the warm start's benchmark and tests)."""
+        keep = [c for c in self.classnames if c != name]
+        index = {self.classnames.index(c): i for i, c in enumerate(keep)}
+
+        def part(items: list[LabeledImage]) -> list[LabeledImage]:
+            return [replace(item, label=index[item.label]) for item in items if item.label in index]
+
+        return Split(keep, part(self.train), part(self.test), part(self.val))
