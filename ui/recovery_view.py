@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dapt_core.studio.recovery import Recovered, recover
+from dapt_core.studio.workspace import Workspace
 from ui import state
 from ui.i18n import current_language, t
 
@@ -18,8 +19,9 @@ _PARTS = (("unfinished_projects", "recovery.projects"), ("unfinished_runs", "rec
 
 @st.cache_resource(show_spinner=False)
 def recover_once(root: str) -> Recovered:
-    """Swept once per server process (the first page view, before the page itself runs)."""
-    return recover(state.workspace())
+    """Swept once per server process (the first page view, before the page itself runs): the whole workspace,
+    whoever's session happens to run it first."""
+    return recover(Workspace(root))
 
 
 def show_once() -> None:
