@@ -27,6 +27,7 @@ from PIL import Image
 
 from dapt_core.studio.recovery import recover
 from dapt_core.studio.storage import MANIFEST, WorkspaceError
+from dapt_core.studio.unlabelled_pool import UnlabelledPool
 from dapt_core.studio.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,6 +256,29 @@ def test_a_zip_import_killed_half_way_shows_nothing_of_it_and_the_sweep_says_so(
     assert stored_but_unlisted(project) == set() and list((workspace.root / "tmp").iterdir()) == []
     assert tree(project.images_dir) == earlier
     assert not recover(workspace).anything  # a second start has nothing to say
+
+
+def test_an_unlabelled_zip_killed_half_way_is_swept_and_the_pool_keeps_what_it_listed(tmp_path):
+    workspace, project = project_with_photos(tmp_path / "ws")
+    pool = UnlabelledPool(project)
+    pool.add([("shift-a.png", noise_png(7))])
+    listed = tree(pool.path)
+    archive = tmp_path / "shift.zip"
+    archive.write_bytes(zip_of({f"cam1/u{i:03d}.png": noise_png(2000 + i, size=96) for i in range(400)},
+                               zipfile.ZIP_STORED))
+    child = start_child(f"""
+        from dapt_core.studio.unlabelled_pool import UnlabelledPool
+        UnlabelledPool(ws.project({project.id!r})).add_zip(open({str(archive)!r}, "rb").read(), "shift.zip")
+        print("done", flush=True)
+    """, workspace.root)
+    kill_when(child, lambda: len(list(pool.images_dir.iterdir())) >= 20)
+    assert [p.name for p in pool.photos()] == ["shift-a.png"]  # the index lists nothing of the archive
+    found = recover(workspace)
+    # the archive was being expanded in the workspace's tmp/, so the sweep sees it (not in the system's /tmp)
+    assert found.temporary_folders == 1 and found.orphans >= 2 * 19 and found.freed_bytes > 0
+    assert tree(pool.path) == listed and list((workspace.root / "tmp").iterdir()) == []
+    assert len(pool.add_zip(archive.read_bytes(), "shift.zip").added) == 400  # the same upload again, whole
+    assert not recover(workspace).anything
 
 
 def test_a_relabel_killed_half_way_leaves_one_label_or_the_other(tmp_path):

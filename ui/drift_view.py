@@ -82,7 +82,7 @@ def _start(project, run, files: list[tuple[str, bytes]], window: int, device_key
         on_progress = context.counted(Phase.CHECK)
 
         return drift_check.check_run(
-            run, files, window=window, on_progress=on_progress,
+            run, files, window=window, on_progress=on_progress, workspace_root=project.workspace.root,
             classifier_for=lambda file: Classifier.from_prompt_file(file, BACKBONES.get(file.backbone_spec,
                                                                                         device_key)))
 

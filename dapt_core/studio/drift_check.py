@@ -11,7 +11,6 @@ as text beside it.
 
 from __future__ import annotations
 
-import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,8 @@ from pathlib import Path
 from ..data.images import IMAGE_SUFFIXES
 from ..errors import DataError
 from . import limits
-from .intake import safe_extract
+from .disk import disk_errors
+from .intake import safe_extract, scratch_folder
 from .storage import IntakeReport, atomic_write_json, clean_display_name, utc_now
 
 DRIFT_FILE = "drift.json"
@@ -28,29 +28,31 @@ JOB_KIND = "drift"  # the job queue's kind of a drift check (dapt_core.studio.jo
 
 
 def check_run(run, files: list[tuple[str, bytes]], *, window: int, classifier_for: Callable,
-              on_progress: Callable[[int, int], None] | None = None) -> dict:
+              on_progress: Callable[[int, int], None] | None = None, workspace_root: Path | None = None) -> dict:
     """Check `files` (name, bytes) against `run`'s prompt file: photos and ZIPs of photos, or one CSV written by
     `dapt predict --csv`. `classifier_for(prompt file)` gives the Classifier (the app's cached backbone).
-    The result is kept in the run's folder and returned (see `load_last`)."""
+    The result is kept in the run's folder and returned (see `load_last`). The upload is written out under the
+    workspace's tmp/ (`workspace_root`; intake.scratch_folder) while the check runs."""
     from ..deploy import drift
     from ..engine import prompt_file
 
     file = prompt_file.load(run.prompt_file)
     csvs = [(name, data) for name, data in files if name.lower().endswith(".csv")]
-    with tempfile.TemporaryDirectory(prefix="dapt-drift-") as temporary:
-        root = Path(temporary)
+    with scratch_folder(workspace_root, "dapt-drift-") as root:
         if csvs:
             if len(files) != 1:
                 raise DataError("Give one CSV from `dapt predict --csv`, or photos, not both.")
             path = root / "predictions.csv"
-            path.write_bytes(csvs[0][1])
+            with disk_errors():
+                path.write_bytes(csvs[0][1])
             report, skipped = drift.check(file, path, order="name", window=window)
             for w in report.windows:  # paths on the line's PC: their file names say enough here
                 w.first, w.last = Path(w.first).name, Path(w.last).name
             report.verdict = drift.overall_verdict(report)
             source = "csv"
         else:
-            paths, shown, skipped_upload = _photos_in(files, root)
+            with disk_errors():
+                paths, shown, skipped_upload = _photos_in(files, root)
             if not paths:
                 raise DataError("None of the uploaded files is a photo.")
             report, skipped = drift.check(file, paths, order="name", window=window, classifier_for=classifier_for,

@@ -13,7 +13,7 @@ import tempfile
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -162,12 +162,8 @@ class ImageIntake(ProjectManifest):
         The whole archive is one change of the manifest: a failure or a crash half-way adds nothing."""
         report = IntakeReport(source=clean_display_name(archive_name), when=utc_now())
         current = limits.current()
-        scratch = self.workspace.root / TEMPORARY_FOLDER
-        with disk_errors():
-            scratch.mkdir(parents=True, exist_ok=True)
-            temporary = tempfile.mkdtemp(prefix="dapt-zip-", dir=scratch)
-        try:
-            root = Path(temporary) / "archive"
+        with scratch_folder(self.workspace.root, "dapt-zip-") as temporary:
+            root = temporary / "archive"
             root.mkdir()
             try:
                 with disk_errors():
@@ -202,8 +198,6 @@ class ImageIntake(ProjectManifest):
                         existing[target.casefold()] = target
                 if report.added or report.created_classes:
                     self._write_manifest(manifest)
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
         self._remember(report)
         return report
 
@@ -275,6 +269,26 @@ def _stored_bytes(images_dir: Path) -> int:
         except OSError:
             pass
     return total
+
+
+@contextmanager
+def scratch_folder(workspace_root: Path | None, prefix: str) -> Iterator[Path]:
+    """A fresh temporary folder in the workspace's tmp/, removed afterwards. In the workspace rather than the
+    system's temporary folder so that what a crash leaves there is swept at the next start (recovery.py) and
+    an expanded upload fills the disk the workspace's limits and disk-full messages are about. `workspace_root`
+    None (the command line, which has no workspace) takes the system's temporary folder."""
+    if workspace_root is None:
+        with tempfile.TemporaryDirectory(prefix=prefix) as temporary:
+            yield Path(temporary)
+        return
+    scratch = Path(workspace_root) / TEMPORARY_FOLDER
+    with disk_errors():
+        scratch.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch))
+    try:
+        yield temporary
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def read_photo(name: str, data: bytes | Path, within: limits.Limits,

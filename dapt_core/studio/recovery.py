@@ -4,9 +4,10 @@ Every change of a project is made so that a crash (SIGKILL, a power cut) at any 
 as it was before the change or as it is after it (see workspace.py), never half of it. What it can leave
 are things nobody lists and nobody will finish: partial `.tmp` files of atomic writes, the temporary
 folders a ZIP is expanded into, hidden folders of projects being created or deleted, runs being assembled
-or deleted, and stored photos and previews that a manifest was about to list or had just stopped listing.
-They are invisible to the user but fill the disk (131 MB per expanded ZIP, a whole project per deletion),
-so the app removes them once when it starts, before any page runs, and says what it did.
+or deleted, and stored photos and previews that a manifest (or the unlabelled pool's index) was about to list
+or had just stopped listing. They are invisible to the user but fill the disk (131 MB per expanded ZIP, a
+whole project per deletion), so the app removes them once when it starts, before any page runs, and says
+what it did.
 
 Never removed: anything a readable manifest lists, the photos a saved run still shows, and anything of a
 project whose manifest cannot be read (the user decides about those). Each project is swept holding its
@@ -85,6 +86,7 @@ def recover(workspace: Workspace) -> Recovered:
 
 
 def _sweep_project(workspace: Workspace, project_id: str, found: Recovered) -> None:
+    from .unlabelled_pool import UnlabelledPool
     from .workspace import Project
 
     project = Project(workspace, project_id)
@@ -104,6 +106,8 @@ def _sweep_project(workspace: Workspace, project_id: str, found: Recovered) -> N
             sha = path.name.split(".", 1)[0]
             if path.is_file() and SHA256_NAME.match(sha) and sha not in keep:
                 found.take("orphans", path)
+    for path in UnlabelledPool(project).unlisted_files():
+        found.take("orphans", path)
 
 
 def _entries(folder: Path) -> list[Path]:

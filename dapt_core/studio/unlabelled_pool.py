@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterable
@@ -34,8 +33,10 @@ from .. import atomic
 from ..data.images import IMAGE_SUFFIXES
 from ..errors import DataError
 from . import limits
-from .intake import read_photo, safe_extract
+from .disk import disk_errors
+from .intake import read_photo, safe_extract, scratch_folder
 from .storage import (
+    SHA256_NAME,
     IntakeReport,
     SkippedFile,
     WorkspaceError,
@@ -134,6 +135,19 @@ class UnlabelledPool:
         waiting = {d["sha256"] for d in data["photos"]} - set(data["skipped"])
         return {**ranking, "picks": [pick for pick in ranking.get("picks", []) if pick.get("sha256") in waiting]}
 
+    def unlisted_files(self) -> list[Path]:
+        """Photos and previews in the pool's folders that pool.json does not list: written by an upload that a
+        crash stopped before pool.json was (recovery.py removes them). None while pool.json cannot be read,
+        since the pool is then rebuilt from the photos on disk."""
+        try:
+            data = json.loads((self.path / POOL_FILE).read_text(encoding="utf-8"))
+            listed = {d["sha256"] for d in data["photos"]}
+        except (OSError, ValueError, TypeError, KeyError):
+            return []
+        return [path for folder in (self.images_dir, self.thumbs_dir) if folder.is_dir()
+                for path in folder.iterdir() if path.is_file() and SHA256_NAME.match(path.name.split(".", 1)[0])
+                and path.name.split(".", 1)[0] not in listed]
+
     # ------------------------------------------------------------------ changing
     def add(self, files: Iterable[tuple[str, bytes | Path]]) -> PoolIntake:
         """Keep every file that decodes as an image, once (by content); a photo the project holds already,
@@ -178,10 +192,10 @@ class UnlabelledPool:
         """Every image in a ZIP (any folders; their names mean nothing here), expanded with the intake's
         guards against unsafe paths, links and zip bombs."""
         intake = IntakeReport(source=clean_display_name(archive_name), when=utc_now())
-        with tempfile.TemporaryDirectory(prefix="dapt-pool-zip-") as temporary:
-            root = Path(temporary)
+        with scratch_folder(self.project.workspace.root, "dapt-pool-zip-") as root:
             try:
-                safe_extract(content, root, intake, limits.current())
+                with disk_errors():
+                    safe_extract(content, root, intake, limits.current())
             except zipfile.BadZipFile as error:
                 raise WorkspaceError("zip_bad", name=intake.source, detail=str(error)) from None
             files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
