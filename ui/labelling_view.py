@@ -19,7 +19,8 @@ from dapt_core.engine.progress import Phase
 from dapt_core.studio import job_queue
 from dapt_core.studio.access import Action
 from dapt_core.studio.backbone_cache import BACKBONES
-from dapt_core.studio.unlabelled_pool import DEFAULT_BACKBONE, DEFAULT_COUNT, JOB_KIND, UnlabelledPool, upload_files
+from dapt_core.studio.guarded import UserPool
+from dapt_core.studio.unlabelled_pool import DEFAULT_BACKBONE, DEFAULT_COUNT, JOB_KIND, upload_files
 from dapt_core.studio.workspace import Project
 from ui import short_job, state
 from ui.i18n import skipped_reason, t
@@ -32,7 +33,7 @@ HESITATION_MARGIN = 0.5  # as dapt_core.engine.labelling_order: below it the mod
 
 def label_next_section(project: Project) -> None:
     """The expander, drawn where it is called; a failure in it leaves the rest of the page."""
-    pool = UnlabelledPool(project)
+    pool = project.unlabelled_pool()
     with st.expander(t("next.title"), icon=":material/playlist_add_check:", expanded=bool(pool.waiting())):
         with isolated(t("next.title")):
             _section(project, pool)
@@ -44,7 +45,7 @@ def _may_edit(project) -> bool:
     return True if may is None else bool(may(Action.EDIT))
 
 
-def _section(project: Project, pool: UnlabelledPool) -> None:
+def _section(project: Project, pool: UserPool) -> None:
     st.caption(t("next.help"))
     editable = _may_edit(project)
     upload_key = f"next-upload-{project.id}-{state.counter('next-uploads')}"
@@ -100,7 +101,7 @@ def _latest_job(project: Project) -> job_queue.Job | None:
     return found[-1] if found else None
 
 
-def _start(project: Project, pool: UnlabelledPool, spec: str | None, count: int) -> job_queue.Job:
+def _start(project: Project, pool: UserPool, spec: str | None, count: int) -> job_queue.Job:
     """Queue the ranking in its own lane of the device (seconds of work never wait behind a tuning run)."""
     device_key, _ = state.device()
     cache_dir = state.workspace().cache_dir
@@ -126,7 +127,7 @@ def _follow(job: job_queue.Job) -> None:
 
 
 # ---------------------------------------------------------------------------------- the grid
-def _grid(project: Project, pool: UnlabelledPool, ranking: dict, run, editable: bool) -> None:
+def _grid(project: Project, pool: UserPool, ranking: dict, run, editable: bool) -> None:
     picks = ranking["picks"]
     how = t("next.mode." + ranking["mode"])
     st.markdown(t("next.ranked", n=len(picks), photos=ranking["photos"], how=how))
@@ -144,7 +145,7 @@ def _grid(project: Project, pool: UnlabelledPool, ranking: dict, run, editable: 
                 _pick(pool, pick, classes, editable)
 
 
-def _pick(pool: UnlabelledPool, pick: dict, classes: list[str], editable: bool) -> None:
+def _pick(pool: UserPool, pick: dict, classes: list[str], editable: bool) -> None:
     sha = pick["sha256"]
     st.image(str(pool.thumbnail_path(sha)), width=140)
     st.text(f"#{pick['rank']} · {pick['name']}")

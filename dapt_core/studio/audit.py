@@ -45,6 +45,9 @@ RUN_DELETED = "run_deleted"
 DOWNLOADED = "downloaded"
 MEMBER_SET = "member_set"
 MEMBER_REMOVED = "member_removed"
+POOL_PHOTOS_ADDED = "pool_photos_added"  # photos put in the unlabelled pool (labelling one is an upload)
+POOL_PHOTO_SKIPPED = "pool_photo_skipped"
+POOL_CLEARED = "pool_cleared"
 
 _append_lock = threading.Lock()  # one appender at a time in this process (the torn-line check reads, then writes)
 

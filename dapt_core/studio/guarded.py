@@ -24,6 +24,7 @@ from . import audit
 from .access import Action, Members, Role, allows, denial, may_cancel
 from .job_queue import Job, JobKind, JobQueue, JobSnapshot
 from .storage import IntakeReport, ProjectInfo, WorkspaceError
+from .unlabelled_pool import PoolIntake, UnlabelledPool
 from .workspace import Project, Workspace
 
 # Project's public methods and properties that only read (or fill a cache: previews, a run's map), which
@@ -33,6 +34,10 @@ READS = frozenset({
     "labelled_images", "names_by_sha", "good_class", "good_class_confirmed", "last_intake", "run_ids", "runs",
     "run", "interrupted_runs",
 })
+# UnlabelledPool's public methods that only read; its changes have checked methods on UserPool below (`rank`
+# writes the ranking from inside a job, whose start was checked).
+POOL_READS = frozenset({"photos", "waiting", "image_path", "thumbnail_path", "ranking", "unlisted_files", "rank",
+                        "newest_run"})
 # The changes and the action each needs.
 CHANGES = {
     "add_images": Action.EDIT, "add_image_paths": Action.EDIT, "import_zip": Action.EDIT,
@@ -322,3 +327,56 @@ class UserProject:
         """Record that the user took a file away (`what`: prompt_file, report, onnx)."""
         self.require(Action.DOWNLOAD)
         self._record(audit.DOWNLOADED, what=what, run=run_id)
+
+    def unlabelled_pool(self) -> UserPool:
+        """The project's unlabelled photos (unlabelled_pool.py), as this user may change them."""
+        return UserPool(self)
+
+
+class UserPool:
+    """A project's unlabelled pool seen by one user: adding photos, skipping one and emptying the pool need the
+    editor role and are written to the project's History; labelling a photo goes through
+    UserProject.add_images, which checks and records it as an upload."""
+
+    def __init__(self, project: UserProject):
+        self._project = project
+        self.pool = UnlabelledPool(project)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "pool":
+            raise AttributeError(name)
+        if name not in POOL_READS:  # a change without a checked method below would skip the check
+            raise AttributeError(f"{name} is not a read of the unlabelled pool; give UserPool a checked method")
+        return getattr(self.pool, name)
+
+    def add(self, files) -> PoolIntake:
+        self._project.require(Action.EDIT)
+        return self._recorded(self.pool.add(files))
+
+    def add_zip(self, content: bytes, archive_name: str = "upload.zip") -> PoolIntake:
+        self._project.require(Action.EDIT)
+        return self._recorded(self.pool.add_zip(content, archive_name), archive=archive_name)
+
+    def _recorded(self, report: PoolIntake, **details) -> PoolIntake:
+        if report.added:
+            self._project._record(audit.POOL_PHOTOS_ADDED, count=len(report.added), skipped=len(report.skipped),
+                                  **details)
+        return report
+
+    def label(self, sha256: str, class_name: str) -> IntakeReport:
+        self._project.require(Action.EDIT)
+        return self.pool.label(sha256, class_name)
+
+    def skip(self, sha256: str) -> None:
+        self._project.require(Action.EDIT)
+        name = next((photo.name for photo in self.pool.photos() if photo.sha256 == sha256), None)
+        self.pool.skip(sha256)
+        if name is not None:
+            self._project._record(audit.POOL_PHOTO_SKIPPED, name=name)
+
+    def clear(self) -> None:
+        self._project.require(Action.EDIT)
+        count = len(self.pool.photos())
+        self.pool.clear()
+        if count:
+            self._project._record(audit.POOL_CLEARED, count=count)
