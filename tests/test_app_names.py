@@ -64,7 +64,7 @@ def _names(port: int) -> dict[str, str]:
     return {
         "project": f"![p]({url}/p.png) **b** :material/home: $x^2$ [l]({url}/l)",
         "good": f"![g]({url}/g)",
-        "defect": "<img src=x onerror=alert(1)> ~~s~~ $y$",
+        "defect": "<img src=x onerror=alert(1)> ~~s~~ <b>y</b>",
         # a file name keeps nothing before a "/": a relative image address would be asked of the app's server
         "file": "![f](beacon-file.png) **f** :smile: :red[r] #1.png",
     }
@@ -138,6 +138,11 @@ def test_names_are_text_on_every_page_and_in_the_report(tmp_path):
             shown = _shown(page)
             assert names["project"] in page.locator("h1").inner_text()
             assert names["good"] in shown and names["defect"] in shown
+            # Plotly draws some HTML in chart text (a link, bold): the class names stay literal there too
+            legends = page.locator(".js-plotly-plot .legendtext").all_text_contents()
+            assert names["good"] in legends and names["defect"] in legends, legends
+            assert names["defect"] in page.locator(".js-plotly-plot .xtick").all_text_contents()
+            assert page.locator(".js-plotly-plot a").count() == 0  # no link in any chart (from a name)
             context.close()
             browser.close()
     finally:

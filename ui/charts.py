@@ -4,6 +4,7 @@ ui.i18n, so a figure speaks the language of whoever asked for it."""
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 
@@ -59,6 +60,13 @@ def plotly_config(lang: str | None = None) -> dict:
     return config
 
 
+def chart_text(value: object) -> str:
+    """A name people typed (a class, a photo) as Plotly shows it literally. Plotly draws a few HTML tags in any
+    text of a chart (<a href> becomes a link, <b>, <br>, <span style>), so < > & go in as entities, which it
+    shows as the characters themselves."""
+    return html.escape(str(value), quote=False)
+
+
 def class_colours(classnames: list[str]) -> dict[str, str]:
     return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(classnames)}
 
@@ -82,6 +90,8 @@ def embedding_maps(projection, classnames: list[str], labels: np.ndarray, names:
     every = np.concatenate([projection.before, projection.after, projection.text_before, projection.text_after])
     x_range, y_range = _padded_range(every[:, 0]), _padded_range(every[:, 1])
     colours = class_colours(classnames)
+    shown = [chart_text(name) for name in classnames]
+    names = [chart_text(name) for name in names]
     figures = []
     for which, coords, text in (("before", projection.before, projection.text_before),
                                 ("after", projection.after, projection.text_after)):
@@ -90,12 +100,12 @@ def embedding_maps(projection, classnames: list[str], labels: np.ndarray, names:
             mask = labels == index
             if not mask.any():
                 continue
-            predicted = [classnames[p] for p in preds[which][mask]]
+            predicted = [shown[p] for p in preds[which][mask]]
             fig.add_trace(go.Scatter(
-                x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name, legendgroup=name,
+                x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=shown[index], legendgroup=shown[index],
                 marker={"size": 6, "color": colours[name], "opacity": 0.75, "line": {"width": 0}},
                 customdata=np.stack([np.asarray([names[i] for i in np.flatnonzero(mask)], dtype=object),
-                                     np.full(int(mask.sum()), name, dtype=object),
+                                     np.full(int(mask.sum()), shown[index], dtype=object),
                                      np.asarray(predicted, dtype=object)], axis=1),
                 hovertemplate=(f"<b>%{{customdata[0]}}</b><br>{t('chart.class', lang=lang)}: %{{customdata[1]}}"
                                f"<br>{t('chart.predicted', lang=lang)}: %{{customdata[2]}}<extra></extra>")))
@@ -104,13 +114,13 @@ def embedding_maps(projection, classnames: list[str], labels: np.ndarray, names:
         # placed apart (star_labels), each with a thin line to its star where it had to move.
         fig.add_trace(go.Scatter(
             x=text[:, 0], y=text[:, 1], mode="markers", name=t("chart.text_embeddings", lang=lang),
-            text=classnames, marker={"symbol": "star", "size": 17, "color": [colours[c] for c in classnames],
+            text=shown, marker={"symbol": "star", "size": 17, "color": [colours[c] for c in classnames],
                                      "line": {"width": 1.5, "color": "#222"}},
             hovertemplate=f"<b>%{{text}}</b><br>{t('chart.text_point', lang=lang)}<extra></extra>"))
         for name, (x, y), (ax, ay) in zip(classnames, text[:, :2], star_labels(text[:, :2], classnames,
                                                                                x_range, y_range)):
             moved = (ax, ay) != _LABEL_OFFSETS[0]  # a name right above its star needs no line to it
-            fig.add_annotation(x=float(x), y=float(y), ax=ax, ay=ay, yshift=0 if moved else -ay, text=name,
+            fig.add_annotation(x=float(x), y=float(y), ax=ax, ay=ay, yshift=0 if moved else -ay, text=chart_text(name),
                                showarrow=moved, arrowhead=0, arrowwidth=1, arrowcolor="#777", standoff=7,
                                font={"size": 12, "color": "#222"}, bgcolor="rgba(255,255,255,0.75)", borderpad=1)
         title = t("inspect.map_before" if which == "before" else "inspect.map_after", lang=lang)
@@ -221,9 +231,10 @@ def thin_history(history, max_points: int) -> list[dict]:
 
 def per_class_bars(classnames: list[str], before: dict, after: dict, *, lang: str | None = None) -> go.Figure:
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=classnames, y=[before.get(c) for c in classnames], name=t("common.zero_shot", lang=lang),
+    shown = [chart_text(name) for name in classnames]
+    fig.add_trace(go.Bar(x=shown, y=[before.get(c) for c in classnames], name=t("common.zero_shot", lang=lang),
                          marker_color="#9aa4b5"))
-    fig.add_trace(go.Bar(x=classnames, y=[after.get(c) for c in classnames], name=t("common.tuned", lang=lang),
+    fig.add_trace(go.Bar(x=shown, y=[after.get(c) for c in classnames], name=t("common.tuned", lang=lang),
                          marker_color="#3b6fe0"))
     fig.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis={"range": [0, 1.02], "tickformat": ".0%", "title": t("chart.accuracy", lang=lang),
@@ -238,7 +249,8 @@ def confusion_heatmap(matrix: list[list[int]], classnames: list[str], title: str
     totals = values.sum(axis=1, keepdims=True)
     share = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
     fig = go.Figure(go.Heatmap(
-        z=share, x=classnames, y=classnames, colorscale="Blues", zmin=0, zmax=1, showscale=False,
+        z=share, x=[chart_text(name) for name in classnames], y=[chart_text(name) for name in classnames],
+        colorscale="Blues", zmin=0, zmax=1, showscale=False,
         text=values.astype(int), texttemplate="%{text}",
         hovertemplate=(f"{t('chart.true', lang=lang)}: %{{y}}<br>{t('chart.predicted', lang=lang)}: %{{x}}"
                        f"<br>%{{text}} (%{{z:.0%}})<extra></extra>")))

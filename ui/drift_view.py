@@ -146,7 +146,7 @@ def figure(report) -> go.Figure:
     fig = make_subplots(rows=len(tests), cols=1, shared_xaxes=True, vertical_spacing=0.12)
     x = [w.index for w in report.windows]
     colours = [FLAGGED if w.flagged else OK for w in report.windows]
-    hover = [f"{w.first} … {w.last}" for w in report.windows]
+    hover = [f"{charts.chart_text(w.first)} … {charts.chart_text(w.last)}" for w in report.windows]
     for row, test in enumerate(tests, start=1):
         if test == "unknown share":
             fig.add_bar(x=x, y=[w.unknown_share for w in report.windows], marker_color=colours, hovertext=hover,
