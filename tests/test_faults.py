@@ -275,7 +275,7 @@ def test_an_unlabelled_zip_killed_half_way_is_swept_and_the_pool_keeps_what_it_l
     assert [p.name for p in pool.photos()] == ["shift-a.png"]  # the index lists nothing of the archive
     found = recover(workspace)
     # the archive was being expanded in the workspace's tmp/, so the sweep sees it (not in the system's /tmp)
-    assert found.temporary_folders == 1 and found.orphans >= 2 * 19 and found.freed_bytes > 0
+    assert found.temporary_folders == 1 and found.orphans >= 19 and found.freed_bytes > 0
     assert tree(pool.path) == listed and list((workspace.root / "tmp").iterdir()) == []
     assert len(pool.add_zip(archive.read_bytes(), "shift.zip").added) == 400  # the same upload again, whole
     assert not recover(workspace).anything
