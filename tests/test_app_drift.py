@@ -8,7 +8,7 @@ import io
 
 from PIL import Image, ImageEnhance
 from playwright.sync_api import expect
-from test_browser import BACKBONE, browser, fill_number, open_page, settle, uploader  # noqa: F401 (a fixture)
+from test_browser import BACKBONE, app_page, browser, fill_number, settle, uploader  # noqa: F401 (a fixture)
 
 from dapt_core.demo import demo_task
 from dapt_core.studio import drift_check, job_queue, jobs
@@ -65,9 +65,7 @@ def test_darkened_photos_drift_and_fresh_ones_do_not(browser, tmp_path):  # noqa
     dark = line_photos(tmp_path / "dark", brightness=0.6)
     fresh = line_photos(tmp_path / "fresh")
     server = Server(workspace.root, tmp_path / "server.log").start()
-    context = None
-    try:
-        context, page = open_page(browser, f"{server.url}/export?project={project.id}")
+    with app_page(browser, server, f"{server.url}/export?project={project.id}", tmp_path) as page:
         expect(page.get_by_text("Drift: is the line still what the model was calibrated on?")).to_be_visible(
             timeout=90_000)
         fill_number(page, "Photos per window", WINDOW)
@@ -92,12 +90,3 @@ def test_darkened_photos_drift_and_fresh_ones_do_not(browser, tmp_path):  # noqa
         settle(page)
         page.screenshot(path=str(tmp_path / "no-drift.png"))
         print(f"screenshot of no drift: {tmp_path / 'no-drift.png'}")
-    except Exception:
-        if context is not None:
-            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'}\nserver log:\n{server.log_text()}")
-        raise
-    finally:
-        if context is not None:
-            context.close()
-        server.stop()

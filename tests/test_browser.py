@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,26 @@ def open_page(browser, url: str):
     return context, page
 
 
+@contextmanager
+def app_page(browser, server: Server, url: str, tmp_path: Path):
+    """A page of the app at `url` on the started `server`, for the length of a test. On a failure inside, a
+    full-page screenshot and the server's log are printed for whoever debugs it; the browser context is closed
+    and the server stopped either way."""
+    context = page = None
+    try:
+        context, page = open_page(browser, url)
+        yield page
+    except BaseException:
+        if page is not None:
+            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+            print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'}\nserver log:\n{server.log_text()}")
+        raise
+    finally:
+        if context is not None:
+            context.close()
+        server.stop()
+
+
 def uploader(page, label: str):
     return page.locator('[data-testid="stFileUploader"]').filter(has_text=label).locator('input[type="file"]')
 
@@ -89,9 +110,7 @@ def elsewhere(server: Server, urls: list[str]) -> list[str]:
 def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
     task = write_colour_task(tmp_path / "colours", per_class=6, size=40)
     server = Server(shared["workspace"], tmp_path / "server1.log").start()
-    page = None
-    try:
-        context, page = open_page(browser, server.url)
+    with app_page(browser, server, server.url, tmp_path) as page:
         requested = []
         page.on("request", lambda request: requested.append(request.url))
 
@@ -177,15 +196,7 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
         report_info.value.save_as(report)
         assert report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
         assert elsewhere(server, requested) == []  # the favicon included: the app works offline
-        context.close()
         shared["project"], shared["summary"] = "Browser line", "2 classes, 14 images, 1 saved run"
-    except BaseException:
-        if page is not None:  # a picture of the page at the failure, for whoever debugs it
-            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'}\nserver log:\n{server.log_text()}")
-        raise
-    finally:
-        server.stop()
     assert server.process is None
 
 
