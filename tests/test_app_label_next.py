@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from playwright.sync_api import expect  # noqa: E402  (after test_browser, which skips without chromium)
-from test_browser import browser, open_page, settle, uploader  # noqa: F401 (browser: a fixture)
+from test_browser import app_page, browser, settle, uploader  # noqa: F401 (browser: a fixture)
 
 from dapt_core.demo import demo_task
 from dapt_core.studio.unlabelled_pool import UnlabelledPool
@@ -43,16 +43,16 @@ def test_rank_label_and_reload(browser, tmp_path):  # noqa: F811
 
     workspace = Workspace(tmp_path / "workspace")
     project = demo_project(workspace)
+    good = demo_task.CLASSES[0]  # six more good parts than defects of each kind: uneven, as on a line
+    project.add_images(good, [(f"train-{i:03d}.png", demo_task.demo_png(0, "train", good, i)) for i in range(4, 10)])
     photos = shift_photos(tmp_path / "shift")
     server = Server(workspace.root, tmp_path / "server.log").start()
-    context = None
-    try:
-        context, page = open_page(browser, f"{server.url}/?project={project.id}")
+    with app_page(browser, server, f"{server.url}/?project={project.id}", tmp_path) as page:
         page.get_by_text("What to label next", exact=True).click()
         uploader(page, "Add unlabelled photos").set_input_files([str(p) for p in photos])
         expect(page.get_by_text(f"{UNLABELLED} unlabelled photos added.")).to_be_visible()
         assert len(UnlabelledPool(project).photos()) == UNLABELLED
-        assert sum(project.counts().values()) == 4 * len(demo_task.CLASSES)  # nothing labelled by an upload
+        assert sum(project.counts().values()) == 4 * len(demo_task.CLASSES) + 6  # nothing labelled by an upload
         settle(page)
         page.get_by_role("button", name="Rank photos").click()
         expect(page.get_by_text(re.compile(r"^#1 · shift-\d\d\.png$"))).to_be_visible(timeout=120_000)
@@ -61,6 +61,11 @@ def test_rank_label_and_reload(browser, tmp_path):  # noqa: F811
         reasons = page.get_by_text(re.compile(r"^(typical of a group of \d+ photos no label covers yet|unlike every "
                                               r"other photo here, and nothing labelled looks like it)$"))
         expect(reasons).to_have_count(UNLABELLED)
+        # what the ranking was measured to do, and the classes' balance, with the class to label first
+        expect(page.get_by_text("Measured on the demo task with the demo model", exact=False)).to_be_visible()
+        balance = "Labelled so far: no defect 10 · scratch 4 · crack 4 · dent 4 · stain 4."
+        expect(page.get_by_text(balance)).to_be_visible()
+        expect(page.get_by_text("'scratch' has the fewest labelled photos (4, against 10", exact=False)).to_be_visible()
         page.get_by_text(re.compile(r"^#1 · ")).scroll_into_view_if_needed()
         settle(page)
         page.screenshot(path=str(tmp_path / "label-next.png"))
@@ -81,13 +86,5 @@ def test_rank_label_and_reload(browser, tmp_path):  # noqa: F811
         expect(page.get_by_text(re.compile(r"^#2 · "))).to_be_visible()
         expect(page.get_by_text(f"#1 · {first}", exact=True)).to_have_count(0)
         assert len(project.images(CLASS)) == 5
-    except Exception:
-        if context is not None:
-            page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
-            print(f"\nscreenshot of the failure: {tmp_path / 'failure.png'}\nserver log:\n{server.log_text()}")
-        raise
-    finally:
-        if context is not None:
-            context.close()
-        server.stop()
+        expect(page.get_by_text("'crack' has the fewest labelled photos (4, against 10", exact=False)).to_be_visible()
 

@@ -129,6 +129,7 @@ def test_next_ranks_a_folder(tiny_spec, folders, capsys):
     printed = capsys.readouterr().out
     assert "4 of 18 photos to label next" in printed and "1. " in printed and "4. " in printed
     assert "1 photo(s) left out: the same file is labelled already." in printed
+    assert "taught DAPT no more than as many photos picked at random" in printed  # what it was measured to do
 
 
 def test_next_from_a_prompt_file(tiny_spec, folders, tmp_path, capsys):

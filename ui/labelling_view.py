@@ -28,6 +28,7 @@ from ui.plain_text import as_text
 from ui.widgets import delete_button, isolated
 
 COLUMNS = 3  # picks per row of the grid
+UNEVEN_GAP = 3  # classes count as uneven from half the most and this many photos apart (not 1 against 2)
 HESITATION_MARGIN = 0.5  # as dapt_core.engine.labelling_order: below it the model hesitates between two
 
 
@@ -133,6 +134,9 @@ def _grid(project: Project, pool: UserPool, ranking: dict, run, editable: bool) 
     st.markdown(t("next.ranked", n=len(picks), photos=ranking["photos"], how=how))
     if (run.id if run is not None else None) != ranking.get("run_id"):
         st.caption(t("next.stale"))
+    if ranking["mode"] == "typical":
+        st.caption(t("next.measured_typical"))
+    _class_balance(project.counts())
     if not picks:
         st.success(t("next.all_done"), icon=":material/check_circle:")
         return
@@ -143,6 +147,18 @@ def _grid(project: Project, pool: UserPool, ranking: dict, run, editable: bool) 
         for column, pick in zip(st.columns(COLUMNS), picks[start:start + COLUMNS]):
             with column.container(border=True):
                 _pick(pool, pick, classes, editable)
+
+
+def _class_balance(counts: dict[str, int]) -> None:
+    """The labelled photos per class, and which class to label first when they are uneven: tuning takes the same
+    number from every class, and even classes beat every ranking on the demo task (README, What to label next)."""
+    if not counts:
+        return
+    st.caption(t("next.balance", counts=" · ".join(f"{as_text(name)} {n}" for name, n in counts.items())))
+    fewest = min(counts, key=counts.get)
+    most = max(counts.values())
+    if most >= 2 * counts[fewest] and most - counts[fewest] >= UNEVEN_GAP:
+        st.info(t("next.uneven", cls=as_text(fewest), n=counts[fewest], most=most), icon=":material/balance:")
 
 
 def _pick(pool: UserPool, pick: dict, classes: list[str], editable: bool) -> None:

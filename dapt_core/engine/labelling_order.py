@@ -25,7 +25,11 @@ Each pick carries a reason in plain English ("typical of a group of 23 photos no
 The arithmetic works on plain arrays (`rank_typical`, `rank_uncertain`), so it is tested on synthetic
 features; `rank_photos` adds the feature extraction (and, with a prompt file's Classifier, its answers).
 How much it saves is measured on the demo task by benchmarks/labelling_order.py (README "What to label
-next").
+next"). There, tuned with the recipe's epochs, the typical ranking taught no more than a random choice of as many
+photos: the demo model's frozen features group the photos by what they look like overall, not by their defect,
+so its groups are not the classes and its picks come out uneven across them (one class got 13-18 of 50 picks).
+The typical photos of each class, taken evenly (which needs the labels first), did best of all. So the ranking
+says under it what it was measured to do (MEASURED_TYPICAL), and the app shows the classes' balance beside it.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ KMEANS_RESTARTS = 3
 KMEANS_ITERATIONS = 60
 DEFAULT_COUNT = 20
 HESITATION_MARGIN = 0.5  # below it, the reason says the model hesitates between two classes
+# What the typical ranking was measured to do (benchmarks/labelling_order.py, README "What to label next"),
+# printed under it so that nobody takes it for more.
+MEASURED_TYPICAL = ("Measured on the demo task with the demo model, photos picked by this ranking taught DAPT no "
+                    "more than as many photos picked at random: its groups were not the classes, and its picks came "
+                    "out uneven across them. Keep the classes even as you label; even classes did best there.")
 
 
 @dataclass
@@ -396,4 +405,6 @@ def describe(result: dict) -> list[str]:
         lines.append(f"{rank:>{width}}. {result['names'][pick.index]}: {pick.reason}")
     if result.get("already_labelled"):
         lines.append(f"{len(result['already_labelled'])} photo(s) left out: the same file is labelled already.")
+    if result["mode"] == "typical":
+        lines.append(MEASURED_TYPICAL)
     return lines
