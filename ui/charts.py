@@ -248,9 +248,9 @@ def confusion_heatmap(matrix: list[list[int]], classnames: list[str], title: str
     values = np.asarray(matrix, dtype=float)
     totals = values.sum(axis=1, keepdims=True)
     share = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    shown = [chart_text(name) for name in classnames]
     fig = go.Figure(go.Heatmap(
-        z=share, x=[chart_text(name) for name in classnames], y=[chart_text(name) for name in classnames],
-        colorscale="Blues", zmin=0, zmax=1, showscale=False,
+        z=share, x=shown, y=shown, colorscale="Blues", zmin=0, zmax=1, showscale=False,
         text=values.astype(int), texttemplate="%{text}",
         hovertemplate=(f"{t('chart.true', lang=lang)}: %{{y}}<br>{t('chart.predicted', lang=lang)}: %{{x}}"
                        f"<br>%{{text}} (%{{z:.0%}})<extra></extra>")))

@@ -19,9 +19,8 @@ from dapt_core.engine.progress import Phase
 from dapt_core.studio import job_queue
 from dapt_core.studio.access import Action
 from dapt_core.studio.backbone_cache import BACKBONES
-from dapt_core.studio.guarded import UserPool
+from dapt_core.studio.guarded import UserPool, UserProject
 from dapt_core.studio.unlabelled_pool import DEFAULT_BACKBONE, DEFAULT_COUNT, JOB_KIND, upload_files
-from dapt_core.studio.workspace import Project
 from ui import short_job, state
 from ui.i18n import skipped_reason, t
 from ui.plain_text import as_text
@@ -32,7 +31,7 @@ UNEVEN_GAP = 3  # classes count as uneven from half the most and this many photo
 HESITATION_MARGIN = 0.5  # as dapt_core.engine.labelling_order: below it the model hesitates between two
 
 
-def label_next_section(project: Project) -> None:
+def label_next_section(project: UserProject) -> None:
     """The expander, drawn where it is called; a failure in it leaves the rest of the page."""
     pool = project.unlabelled_pool()
     with st.expander(t("next.title"), icon=":material/playlist_add_check:", expanded=bool(pool.waiting())):
@@ -40,15 +39,9 @@ def label_next_section(project: Project) -> None:
             _section(project, pool)
 
 
-def _may_edit(project) -> bool:
-    """Whether the user's role lets them add and label photos (a project seen through sign-in has roles)."""
-    may = getattr(project, "may", None)
-    return True if may is None else bool(may(Action.EDIT))
-
-
-def _section(project: Project, pool: UserPool) -> None:
+def _section(project: UserProject, pool: UserPool) -> None:
     st.caption(t("next.help"))
-    editable = _may_edit(project)
+    editable = project.may(Action.EDIT)
     upload_key = f"next-upload-{project.id}-{state.counter('next-uploads')}"
     files = st.file_uploader(t("next.upload"), accept_multiple_files=True, key=upload_key, disabled=not editable,
                              type=sorted({s.lstrip(".") for s in IMAGE_SUFFIXES} | {"zip"}))
@@ -97,12 +90,12 @@ def _section(project: Project, pool: UserPool) -> None:
 
 
 # ---------------------------------------------------------------------------------- the ranking job
-def _latest_job(project: Project) -> job_queue.Job | None:
+def _latest_job(project: UserProject) -> job_queue.Job | None:
     found = [job for job in state.queue().jobs(project.id) if job.kind == JOB_KIND]
     return found[-1] if found else None
 
 
-def _start(project: Project, pool: UserPool, spec: str | None, count: int) -> job_queue.Job:
+def _start(project: UserProject, pool: UserPool, spec: str | None, count: int) -> job_queue.Job:
     """Queue the ranking in its own lane of the device (seconds of work never wait behind a tuning run)."""
     device_key, _ = state.device()
     cache_dir = state.workspace().cache_dir
@@ -128,7 +121,7 @@ def _follow(job: job_queue.Job) -> None:
 
 
 # ---------------------------------------------------------------------------------- the grid
-def _grid(project: Project, pool: UserPool, ranking: dict, run, editable: bool) -> None:
+def _grid(project: UserProject, pool: UserPool, ranking: dict, run, editable: bool) -> None:
     picks = ranking["picks"]
     how = t("next.mode." + ranking["mode"])
     st.markdown(t("next.ranked", n=len(picks), photos=ranking["photos"], how=how))

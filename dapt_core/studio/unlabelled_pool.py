@@ -87,12 +87,17 @@ class UnlabelledPool:
         self._lock = lock_for(Path(project.path))  # the project's lock: labelling writes both
 
     # ------------------------------------------------------------------ reading
-    def _read(self) -> dict:
+    def _stored(self) -> dict | None:
+        """pool.json as written, or None where it is missing or cannot be read as a pool's index."""
         try:
             data = json.loads((self.path / POOL_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            data = None
-        if not isinstance(data, dict) or not isinstance(data.get("photos"), list):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("photos"), list) else None
+
+    def _read(self) -> dict:
+        data = self._stored()
+        if data is None:
             # A missing or unreadable index: rebuilt from what the images folder holds (names lost, photos not).
             data = {"format": FORMAT, "photos": self._photos_on_disk(), "skipped": [], "ranking": None}
         data.setdefault("skipped", [])
@@ -137,13 +142,12 @@ class UnlabelledPool:
 
     def unlisted_files(self) -> list[Path]:
         """Photos and previews in the pool's folders that pool.json does not list: written by an upload that a
-        crash stopped before pool.json was (recovery.py removes them). None while pool.json cannot be read,
-        since the pool is then rebuilt from the photos on disk."""
-        try:
-            data = json.loads((self.path / POOL_FILE).read_text(encoding="utf-8"))
-            listed = {d["sha256"] for d in data["photos"]}
-        except (OSError, ValueError, TypeError, KeyError):
+        crash stopped before pool.json was (recovery.py removes them). None of them while pool.json cannot be
+        read, or lists a photo it cannot name, since the pool is then rebuilt from the photos on disk."""
+        data = self._stored()
+        if data is None or not all(isinstance(d, dict) and "sha256" in d for d in data["photos"]):
             return []
+        listed = {d["sha256"] for d in data["photos"]}
         return [path for folder in (self.images_dir, self.thumbs_dir) if folder.is_dir()
                 for path in folder.iterdir() if path.is_file() and SHA256_NAME.match(path.name.split(".", 1)[0])
                 and path.name.split(".", 1)[0] not in listed]
