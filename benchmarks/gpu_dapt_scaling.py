@@ -80,9 +80,10 @@ def main(argv=None) -> int:
     name = args.model or (QUICK_MODEL if args.quick else "ViT-B-16")
     if name == QUICK_MODEL:
         import open_clip
-        folder = Path(tempfile.mkdtemp(prefix="dapt-quick-"))
-        (folder / f"{QUICK_MODEL}.json").write_text(json.dumps(QUICK_CONFIG))
-        open_clip.add_model_config(folder / f"{QUICK_MODEL}.json")
+        with tempfile.TemporaryDirectory(prefix="dapt-quick-") as folder:  # open_clip reads the file at once
+            config_path = Path(folder) / f"{QUICK_MODEL}.json"
+            config_path.write_text(json.dumps(QUICK_CONFIG))
+            open_clip.add_model_config(config_path)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     backbone = load_backbone(f"{name}:random", device)
@@ -193,6 +194,12 @@ def measure(backbone, classes: int, batch_size: int, steps: int, warmup: int, bu
 
 def measure_with_data(backbone, classes: int, batch_size: int, model_ms_per_step: float, images: int) -> dict:
     """The training loop of `tune` on generated JPEGs: ms per step and the share spent waiting for data."""
+    with tempfile.TemporaryDirectory(prefix="dapt-scaling-data-") as folder:
+        return _measure_on_jpegs(backbone, classes, batch_size, model_ms_per_step, images, Path(folder))
+
+
+def _measure_on_jpegs(backbone, classes: int, batch_size: int, model_ms_per_step: float, images: int,
+                      folder: Path) -> dict:
     import math
 
     import numpy as np
@@ -203,7 +210,6 @@ def measure_with_data(backbone, classes: int, batch_size: int, model_ms_per_step
     from dapt_core.engine.training import tune
 
     per_class = max(1, math.ceil(images / classes))
-    folder = Path(tempfile.mkdtemp(prefix="dapt-scaling-data-"))
     rng = np.random.default_rng(classes)
     items = []
     for label in range(classes):

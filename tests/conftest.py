@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -16,8 +18,11 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the network
 # fp32 everywhere, as the reference computes; tests/test_device.py checks the reduced-precision path itself
 os.environ["DAPT_PRECISION"] = "fp32"
-# Zero-shot class embeddings are cached on disk; tests keep theirs out of the user's cache folder.
-os.environ.setdefault("DAPT_CACHE_DIR", tempfile.mkdtemp(prefix="dapt-test-cache-"))
+# Zero-shot class embeddings are cached on disk; tests keep theirs out of the user's cache folder, in a folder
+# removed when the session ends (they used to pile up in the temp folder, one per run).
+if "DAPT_CACHE_DIR" not in os.environ:
+    os.environ["DAPT_CACHE_DIR"] = tempfile.mkdtemp(prefix="dapt-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["DAPT_CACHE_DIR"], ignore_errors=True)
 
 import open_clip  # noqa: E402
 
