@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_argument("--password-stdin", action="store_true",
                        help="read the password from standard input (one line) instead of asking for it")
     users.add_argument("--replace", action="store_true", help="add: give an existing account a new password")
+    users.add_argument("--keep-memberships", action="store_true",
+                       help="add: the name is already a member of projects (an account removed earlier, or a user "
+                            "of the identity provider): the new account takes over those roles")
     users.set_defaults(handler=cmd_users)
 
     projects = commands.add_parser(
@@ -768,6 +771,8 @@ def cmd_users(args) -> int:
         accounts.remove(args.name)
         print(f"removed '{args.name}'")
         return 0
+    if args.name not in accounts.names() and not args.keep_memberships:
+        _refuse_inherited_memberships(accounts.path.parent, args.name)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -779,6 +784,22 @@ def cmd_users(args) -> int:
     accounts.add(args.name, password, replace=args.replace)
     print(f"account '{args.name}' saved in {accounts.path}; the app asks for it from the next page load")
     return 0
+
+
+def _refuse_inherited_memberships(workspace_root: Path, name: str) -> None:
+    """Projects know their members by name alone, so a new account named like a member would inherit that
+    member's roles: say which, and how to go on, before creating it."""
+    from .studio.guarded import UserWorkspace
+    from .studio.workspace import Workspace
+
+    member = UserWorkspace(Workspace(workspace_root), name)
+    roles = [f"{info.name} ({member.role_in(info.id)})" for info in member.list_projects()]
+    if roles:
+        raise ConfigError(
+            f"'{name}' is already a member of {len(roles)} project(s): {', '.join(roles)}. That may be a user "
+            f"of the identity provider (who could no longer sign in once a local account has the name) or an "
+            f"account removed earlier. Nothing was changed. Pick another name, or, if this is the same person, "
+            f"run again with --keep-memberships to give the new account those roles.")
 
 
 def cmd_projects(args) -> int:

@@ -98,6 +98,28 @@ def test_with_both_ways_set_up_the_screen_offers_both_and_a_provider_user_is_the
     assert at.session_state["signed-in-user"] == EMAIL  # what ui.sign_in.current_user() returns
 
 
+def test_a_provider_user_named_like_a_local_account_is_refused_not_given_its_projects(served_on_network):
+    from dapt_core.studio.guarded import UserWorkspace
+    from dapt_core.studio.workspace import Workspace
+
+    Accounts(served_on_network).add("aiko", "correct horse battery")
+    UserWorkspace(Workspace(served_on_network), "aiko").create_project("Aiko's line")
+    at = app_with_provider()
+    # a provider whose users are named by a username claim: someone there is called "aiko" too
+    at.secrets["dapt"] = {"user_claim": "preferred_username"}
+    at.user = {"is_logged_in": True, "provider": PROVIDER_NAME, "sub": "0b7c", "preferred_username": "aiko"}
+    at.run()
+    assert not at.exception
+    assert any("also has a local account named aiko" in e.value for e in at.error)
+    assert "signed-in-user" not in at.session_state
+    assert [b.label for b in at.button] == ["Sign out"]
+    assert not any("Aiko's line" in str(element.value) for element in at.main if hasattr(element, "value"))
+
+    at.user = {"is_logged_in": True, "provider": PROVIDER_NAME, "sub": "0b7d", "preferred_username": "aiko.t"}
+    at.run()  # another name from the same provider signs in
+    assert not at.error and at.session_state["signed-in-user"] == "aiko.t"
+
+
 # ---------------------------------------------------------------- the round trip (browser, real provider)
 
 

@@ -3,6 +3,7 @@ without them, and the sign-in every session goes through once they exist."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -47,6 +48,30 @@ def test_dapt_users_add_reads_the_password_from_stdin_and_lists_the_name(tmp_pat
     assert listed.stdout.split() == ["aiko"]
     assert Accounts(tmp_path).verify("aiko", PASSWORD)
     assert set(json.loads((tmp_path / "users.json").read_text())["users"]) == {"aiko"}
+
+
+def test_a_new_account_named_like_a_project_member_is_refused_until_told_to_keep_the_memberships(
+        tmp_path, monkeypatch, capsys):
+    from dapt_core import cli
+    from dapt_core.studio.guarded import UserWorkspace
+    from dapt_core.studio.workspace import Workspace
+
+    # "aiko" owns a project through the identity provider: no local account has that name
+    UserWorkspace(Workspace(tmp_path), "aiko").create_project("Line 3 camera")
+    add = ["users", "add", "aiko", "--workspace", str(tmp_path), "--password-stdin"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(add) != 0
+    error = capsys.readouterr().err
+    assert "already a member of 1 project(s): Line 3 camera (owner)" in error and "--keep-memberships" in error
+    assert not Accounts(tmp_path).exist()  # nothing was created
+    assert cli.main(["users", "add", "ben", "--workspace", str(tmp_path), "--password-stdin"]) == 0  # a new name
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert cli.main(add + ["--keep-memberships"]) == 0
+    assert Accounts(tmp_path).verify("aiko", PASSWORD)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("another long password\n"))
+    assert cli.main(add + ["--replace"]) == 0  # a new password for the same account asks nothing more
+    assert Accounts(tmp_path).verify("aiko", "another long password")
 
 
 def test_loopback_addresses_stay_on_this_machine_and_others_reach_the_network():

@@ -28,8 +28,8 @@ from ui.i18n import t
 from ui.plain_text import as_text
 
 USER_KEY = "signed-in-user"
-# how USER_KEY was signed in: LOCAL_ACCOUNT or an identity provider's name. A local account and a provider's
-# user of the same name stay apart: each is checked again on every run by the way it signed in.
+# how USER_KEY was signed in: LOCAL_ACCOUNT or an identity provider's name; each is checked again on every run
+# by the way it signed in. A provider's user named like a local account is refused (_provider_user).
 SIGNED_IN_THROUGH_KEY = "signed-in-through"
 LOCAL_ACCOUNT = "local account"
 FAILED_WAIT_SECONDS = 1.0  # each wrong password costs this long: guessing stays slow
@@ -94,8 +94,10 @@ def identity_of(claims: Mapping) -> str | None:
     return None
 
 
-def _provider_user(providers: list[str]) -> str | None:
-    """The identity provider's user of this session (from Streamlit's identity cookie), or None."""
+def _provider_user(providers: list[str], local_names: list[str]) -> str | None:
+    """The identity provider's user of this session (from Streamlit's identity cookie), or None. A provider's
+    user named like one of `local_names` (the local accounts) is refused: members are kept by name alone, so
+    they would share that account's projects and roles."""
     if not providers:
         return None
     claims = st.user.to_dict()
@@ -107,6 +109,13 @@ def _provider_user(providers: list[str]) -> str | None:
         wanted = _secrets_section("dapt").get("user_claim") or " / ".join(IDENTITY_CLAIMS)
         st.error(t("signin.no_identity_claim", claim=wanted), icon=":material/lock:")
         if st.button(t("signin.sign_out"), key="sign-out-unknown", icon=":material/logout:"):
+            st.logout()
+        st.stop()
+    if identity in local_names:
+        provider = claims.get("provider", DEFAULT_PROVIDER)
+        st.error(t("signin.provider_name_taken", provider=provider_label(provider), name=as_text(identity)),
+                 icon=":material/lock:")
+        if st.button(t("signin.sign_out"), key="sign-out-name-taken", icon=":material/logout:"):
             st.logout()
         st.stop()
     st.session_state[USER_KEY] = identity
@@ -153,7 +162,7 @@ def require_sign_in() -> str | None:
             st.code("dapt users add YOUR_NAME", language="bash")
             st.stop()
         return None
-    user = _provider_user(providers)
+    user = _provider_user(providers, accounts.names())
     # a session signed in before SIGNED_IN_THROUGH_KEY existed (or by a test's session_state) holds a local name
     if user is None and st.session_state.get(SIGNED_IN_THROUGH_KEY, LOCAL_ACCOUNT) == LOCAL_ACCOUNT:
         user = st.session_state.get(USER_KEY)
