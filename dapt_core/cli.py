@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "photos the prompt file was calibrated on: the share flagged unknown against its calibrated "
                     "rate, and the photos' features against the file's reference sample (MMD, permutation test). "
                     "A window is flagged at 1%% false alarms; 'drift' overall at 1%% for the whole folder.")
-    drift.add_argument("prompt_file", help="a prompt file (.safetensors)")
+    drift.add_argument("prompt_file", help="a prompt file (.safetensors), or the .onnx file exported from one (with "
+                                           "its .json beside it; ONNX Runtime encodes the photos, no torch model)")
     drift.add_argument("photos", help="a folder of photos (walked recursively), or a CSV from `dapt predict --csv` "
                                       "(the unknown share only)")
     drift.add_argument("--window", type=int, default=50, help="photos per window (default 50)")
@@ -487,12 +488,19 @@ def cmd_predict(args) -> int:
 def cmd_drift(args) -> int:
     from .deploy import drift
     from .deploy.batch_predict import image_files
-    from .engine import prompt_file
-    from .engine.inference import Classifier
 
-    if Path(args.prompt_file).suffix.lower() == ".onnx":
-        raise ConfigError("`dapt drift` needs the prompt file (.safetensors) the .onnx file was exported from.")
-    file = prompt_file.load(args.prompt_file)
+    if Path(args.prompt_file).suffix.lower() == ".onnx":  # the line PC's own runtime: no torch imported
+        from .deploy.onnx_runner import OnnxClassifier
+
+        file, classifier_for = OnnxClassifier(args.prompt_file), None  # it encodes the photos itself
+    else:
+        from .engine import prompt_file
+        from .engine.inference import Classifier
+
+        file = prompt_file.load(args.prompt_file)
+
+        def classifier_for(loaded):
+            return Classifier.from_prompt_file(loaded, device=args.device)
     if Path(args.photos).suffix.lower() == ".csv":
         photos = args.photos
     else:
@@ -504,7 +512,7 @@ def cmd_drift(args) -> int:
     try:
         report, skipped = drift.check(
             file, photos, order=args.order, window=args.window, batch_size=args.batch_size,
-            classifier_for=lambda f: Classifier.from_prompt_file(f, device=args.device),
+            classifier_for=classifier_for,
             on_progress=lambda done, total: bar.update(done - bar.n))
     finally:
         bar.close()

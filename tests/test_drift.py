@@ -109,6 +109,22 @@ def test_mmd_p_value_is_uniform_enough_under_no_change():
     assert np.mean(np.array(p_values) < 0.05) <= 0.15  # about 5 % expected
 
 
+def test_an_exports_reference_is_read_back_exactly_and_a_damaged_one_is_refused(tmp_path):
+    import base64
+
+    from dapt_core.deploy.onnx_runner import drift_reference_of
+    from dapt_core.errors import PromptFileError
+
+    values = _features(np.random.default_rng(2), 7).astype(np.float16)
+    entry = {"dtype": "float16", "shape": [7, 32], "base64": base64.b64encode(values.astype("<f2").tobytes()).decode()}
+    side = tmp_path / "model.json"
+    assert np.array_equal(drift_reference_of({"drift_reference": entry}, side), values.astype(np.float32))
+    assert drift_reference_of({}, side) is None  # an export from before the reference: the unknown share only
+    for damaged in ({**entry, "shape": [8, 32]}, {**entry, "base64": "not base64!"}, {"shape": [7, 32]}):
+        with pytest.raises(PromptFileError, match="model.json is damaged.*export again"):
+            drift_reference_of({"drift_reference": damaged}, side)
+
+
 @pytest.fixture(scope="module")
 def tuned(tiny_spec, tmp_path_factory):
     root = write_colour_task(tmp_path_factory.mktemp("drift") / "data", per_class=12)

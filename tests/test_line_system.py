@@ -260,6 +260,48 @@ def test_dapt_predict_runs_the_onnx_file_without_torch(demo_run, exported, tmp_p
     assert done.stdout.strip() == "True"
 
 
+def test_dapt_drift_on_the_onnx_file_matches_the_prompt_file_and_needs_no_torch(demo_run, exported, tmp_path,
+                                                                                capsys):
+    import subprocess
+    import sys
+
+    from dapt_core.deploy.onnx_runner import OnnxClassifier
+    from dapt_core.engine import prompt_file
+
+    _, path, fresh = demo_run
+    onnx_path, _ = exported
+    reference = prompt_file.load(path).tensors[prompt_file.DRIFT_REFERENCE]
+    assert np.array_equal(OnnxClassifier(onnx_path).drift_reference, reference.float().numpy())  # carried whole
+
+    folder = tmp_path / "line"  # a shift of the same line, then a window of other materials and noise
+    folder.mkdir()
+    for index, photo in enumerate(_fresh_paths(fresh)[::5]):
+        (folder / f"a{index:03d}.png").write_bytes(photo.read_bytes())
+    strangers = _strangers()
+    for index, image in enumerate(strangers["other material"] + strangers["noise"][:5]):
+        image.save(folder / f"b{index:03d}.png")
+    reports = {}
+    for source in (path, onnx_path):
+        assert main(["drift", str(source), str(folder), "--window", "25", "--json"]) == 0
+        reports[source] = json.loads(capsys.readouterr().out)
+    torch_report, onnx_report = reports[path], reports[onnx_path]
+    assert onnx_report["tests"] == ["unknown share", "features"]
+    assert [w["unknown"] for w in onnx_report["windows"]] == [w["unknown"] for w in torch_report["windows"]]
+    assert [w["flagged"] for w in onnx_report["windows"]] == [w["flagged"] for w in torch_report["windows"]]
+    assert [w["p_features"] for w in onnx_report["windows"]] == \
+        pytest.approx([w["p_features"] for w in torch_report["windows"]], abs=0.02)
+    assert onnx_report["windows"][-1]["flagged"] and onnx_report["drift"]
+
+    code = ("import sys\n"
+            "from dapt_core.cli import main\n"
+            f"code = main(['drift', {str(onnx_path)!r}, {str(folder)!r}, '--window', '25'])\n"
+            "assert 'torch' not in sys.modules, 'dapt drift on an .onnx file imported torch'\n"
+            "sys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "FLAGGED" in done.stdout
+
+
 def test_the_app_download_holds_the_graph_and_its_sidecar(demo_run):
     import io
     import zipfile

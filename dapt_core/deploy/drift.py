@@ -33,7 +33,8 @@ whose share of good parts differs much from the held-out photos' also shows as a
 file from before the reference sample (or a CSV from `dapt predict`, which holds no features) gets
 test (a) only, and the report says so.
 
-The statistics are numpy only; `encode_photos` runs a Classifier (torch, imported there).
+The statistics are numpy only; `encode_photos` runs a Classifier (torch, imported there) or, for an .onnx
+export, its OnnxClassifier (ONNX Runtime alone, as on a line PC).
 """
 
 from __future__ import annotations
@@ -226,8 +227,9 @@ def assess(names: list[str], *, novelty: np.ndarray | None = None, features: np.
         raise DataError("Nothing to compare: this prompt file has no calibration and no reference photos. Tune "
                         "again with at least 20 held-out photos.")
     if features is not None and not use_features:
-        notes.append("This prompt file holds no reference features (it predates them): only the unknown share "
-                     "was compared. Tune again to compare the photos themselves too.")
+        notes.append("This model file holds no reference features (it was tuned, or exported, before they "
+                     "existed): only the unknown share was compared. Tune or export again to compare the photos "
+                     "themselves too.")
     if unknown_model is None:
         notes.append("This prompt file's calibration cannot flag photos as unknown: only the features were compared.")
     if len(names) < MIN_WINDOW:
@@ -306,8 +308,12 @@ def ordered(paths: list[Path], order: str = "name") -> list[Path]:
 
 def image_features(classifier, images: list) -> tuple[np.ndarray, np.ndarray | None]:
     """The tuned image features (N, D) and novelty scores (N,; None for a file without calibration) of PIL
-    images with `classifier` (dapt_core.engine.inference.Classifier): the whole photo's test view, as its
-    novelty is computed."""
+    images with `classifier` (dapt_core.engine.inference.Classifier, or an .onnx export's OnnxClassifier):
+    the whole photo's test view, as its novelty is computed."""
+    from .onnx_runner import OnnxClassifier
+
+    if isinstance(classifier, OnnxClassifier):
+        return classifier.image_features(images)
     import torch
 
     from ..engine.transforms import test_view
@@ -333,16 +339,20 @@ def encode_photos(classifier, paths: list[Path], *, batch_size: int = 32,
 
     result = predict_paths(rows_of, paths, batch_size=batch_size, on_progress=on_progress)
     names = [name for name, _ in result.rows]
-    width = classifier.model.backbone.embed_dim
-    features = np.stack([f for _, (f, _) in result.rows]) if result.rows else np.empty((0, width))
-    novelty = None if classifier.novelty is None or not result.rows else np.array(
+    features = np.stack([f for _, (f, _) in result.rows]) if result.rows else None
+    novelty = None if not result.rows or result.rows[0][1][1] is None else np.array(
         [n for _, (_, n) in result.rows])
     return features, novelty, names, result.skipped
 
 
 def reference_of(file) -> np.ndarray | None:
-    """The prompt file's reference features (dapt_core.engine.prompt_file.DRIFT_REFERENCE), or None."""
-    from ..engine.prompt_file import DRIFT_REFERENCE
+    """The reference features of a prompt file (dapt_core.engine.prompt_file.DRIFT_REFERENCE) or of an .onnx
+    export (its sidecar's copy), or None."""
+    from .onnx_runner import OnnxClassifier
+
+    if isinstance(file, OnnxClassifier):
+        return file.drift_reference
+    from ..engine.prompt_file import DRIFT_REFERENCE  # torch: not on a line PC that runs the .onnx file
 
     tensor = file.tensors.get(DRIFT_REFERENCE)
     return None if tensor is None else tensor.float().numpy()
@@ -369,10 +379,16 @@ def check(file, photos: str | Path | list, *, order: str = "name", window: int =
           classifier_for: Callable | None = None, batch_size: int = 32,
           on_progress: Callable[[int, int], None] | None = None) -> tuple[DriftReport, list]:
     """`dapt drift` and the app's drift check in one path: `file` a loaded prompt file
-    (dapt_core.engine.prompt_file), `photos` a `dapt predict --csv` file (the unknown share only: a CSV holds
-    no features) or a list of photo files. `classifier_for(file)` makes the Classifier that encodes photos
+    (dapt_core.engine.prompt_file) or an .onnx export (onnx_runner.OnnxClassifier, which encodes the photos
+    itself), `photos` a `dapt predict --csv` file (the unknown share only: a CSV holds no features) or a list
+    of photo files. `classifier_for(file)` makes the Classifier that encodes photos for a prompt file
     (default: the file's own backbone, loaded). Returns the report and the photos that could not be read."""
-    calibration = Calibration.from_dict(file.header["calibration"]) if file.header.get("calibration") else None
+    from .onnx_runner import OnnxClassifier
+
+    if isinstance(file, OnnxClassifier):
+        calibration, classifier_for = file.calibration, lambda onnx: onnx
+    else:
+        calibration = Calibration.from_dict(file.header["calibration"]) if file.header.get("calibration") else None
     features, reference, skipped, notes = None, None, [], []
     if not isinstance(photos, list | tuple):
         names, novelty = read_predict_csv(photos, order)

@@ -11,11 +11,13 @@ temperature and the novelty references. It takes RGB pixels in [0, 1], (N, 3, S,
 
 The sidecar (same name, .json) holds the preprocessing, the class names in output order, the
 unknown threshold with its reject rate and the calibration scores (so a line system can also
-choose another rate or a coverage). onnx and onnxruntime are an optional extra ([onnx]).
+choose another rate or a coverage), and the held-out photos' features the drift check compares new
+photos with (`dapt drift OUT.onnx DIR` on the line PC). onnx and onnxruntime are an optional extra ([onnx]).
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import io
 import tempfile
@@ -28,6 +30,7 @@ from torch import nn
 
 from .. import __version__, atomic
 from ..engine.inference import Classifier
+from ..engine.prompt_file import DRIFT_REFERENCE
 from ..engine.prompts import encode_image_with_prompts
 from ..errors import DaptError
 from .onnx_runner import INSTALL_HINT, SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path
@@ -142,9 +145,21 @@ def sidecar(classifier: Classifier) -> dict:
         # probabilities[good_class] > pass_threshold and novelty <= unknown_threshold (null: no pass/fail).
         **_pass_fail(calibration),
         "calibration": calibration.to_dict() if calibration else None,
+        "drift_reference": drift_reference_entry(classifier.file),
         "prompt_file": {"backbone": header["backbone"], "method": header["method"], "created": header.get("created"),
                         "metrics": header.get("metrics", {})},
     }
+
+
+def drift_reference_entry(file) -> dict | None:
+    """The prompt file's drift reference (held-out photos' tuned features, fp16) as JSON: the little-endian
+    float16 values row by row, base64 (about 270 kB for 200 photos of 512 values), or None without one."""
+    tensor = file.tensors.get(DRIFT_REFERENCE)
+    if tensor is None:
+        return None
+    values = tensor.to(torch.float16).contiguous().numpy().astype("<f2")
+    return {"dtype": "float16", "shape": list(values.shape), "base64": base64.b64encode(values.tobytes()).decode(),
+            "about": "features (N, D) of held-out photos, to compare new photos' features with (drift)"}
 
 
 def _tiling(classifier: Classifier) -> dict:

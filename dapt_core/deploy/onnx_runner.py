@@ -10,6 +10,7 @@ probabilities, the image features and the novelty score (see dapt_core.deploy.on
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -29,6 +30,23 @@ SIDECAR_VERSION = 1
 INSTALL_HINT = "pip install 'dapt-studio[onnx]' (or: pip install onnx onnxscript onnxruntime)"
 _RESAMPLING = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
                "nearest": Image.Resampling.NEAREST}
+
+
+def drift_reference_of(sidecar: dict, side: Path) -> np.ndarray | None:
+    """The sidecar's drift reference (the prompt file's held-out photos' features, written by
+    onnx_export.drift_reference_entry) as float32 (N, D), or None for an export made before it existed."""
+    entry = sidecar.get("drift_reference")
+    if entry is None:
+        return None
+    try:
+        rows, width = (int(n) for n in entry["shape"])
+        data = base64.b64decode(entry["base64"], validate=True)
+        if entry.get("dtype") != "float16" or rows < 1 or width < 1 or len(data) != rows * width * 2:
+            raise ValueError(f"{len(data)} bytes for shape {entry['shape']} of {entry.get('dtype')}")
+    except (KeyError, TypeError, ValueError) as error:
+        raise PromptFileError(f"{side} is damaged: its drift reference cannot be read ({error}); export again.") \
+            from error
+    return np.frombuffer(data, dtype="<f2").reshape(rows, width).astype(np.float32)
 
 
 def sidecar_path(onnx_path: str | Path) -> Path:
@@ -79,6 +97,7 @@ class OnnxClassifier:
         self.size, self.interpolation = int(prep["size"]), str(prep.get("interpolation", "bicubic"))
         calibration = self.sidecar.get("calibration")
         self.calibration = Calibration.from_dict(calibration) if calibration else None
+        self.drift_reference = drift_reference_of(self.sidecar, side)
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -99,6 +118,13 @@ class OnnxClassifier:
 
     def batch(self, images: list) -> np.ndarray:
         return np.stack([pixels(_as_image(item), self.size, self.interpolation) for item in images])
+
+    def image_features(self, images: list) -> tuple[np.ndarray, np.ndarray | None]:
+        """The prompted image features (N, D) of whole photos and their novelty (N,; None without a
+        calibration), as the prompt file's Classifier gives them for the drift check."""
+        out = self.outputs(self.batch(images))
+        novelty = None if self.calibration is None else out["novelty"].astype(np.float64)
+        return out["features"].astype(np.float32), novelty
 
     def look(self, image) -> tuple[np.ndarray, float | None, np.ndarray, list, tuple[int, int]]:
         """A tiled file's view of one photo: the photo's logits and novelty, every view's logits (the
