@@ -28,6 +28,12 @@ DAPT table adds:
   "random, per class" and "typical, per class" (rank_typical within each class). They tell whether a choice
   loses by its photos or by its balance between classes.
 
+A line's shift is mostly good parts, not balanced. The table "a shift of mostly good parts" keeps every
+"no defect" photo of the pool (116) and draws a few of each defect class beside them (2, 4 or 8 of each: 94,
+88 or 78 % good), a new draw per seed; among the first 10, 20, 30 and 50 photos the ranking picks, and as many
+drawn at random, it counts the defect photos and the defect kinds (of 4) found. No tuning: a kind nobody
+labels cannot be tuned at all, so finding each kind is what a choice must do first there.
+
     python benchmarks/labelling_order.py --out /tmp/labelling_order_table.md [--dapt] [--epochs N] [--seeds 1 2 3]
 """
 
@@ -62,6 +68,9 @@ DOUBT_ROUNDS = 2  # tunings, each followed by a round of its most doubtful photo
 # The DAPT table: each choice at its budgets (labels per class).
 DAPT_ROWS = (("ranking", (4, 10)), ("random", (4, 10, 16)), ("random, then the tuned model's doubt", (10,)),
              ("random, per class", (10,)), ("typical, per class", (10,)))
+GOOD = 0  # "no defect" in demo_task.CLASSES
+DEFECTS_PER_KIND = (2, 4, 8)  # a shift of mostly good parts: these many photos of each defect class in the pool
+PICKS = (10, 20, 30, 50)  # photos labelled from such a shift
 
 
 def demo_photos(root: Path) -> tuple[list[LabeledImage], list[LabeledImage]]:
@@ -136,6 +145,41 @@ def covered(pool_y, chosen, n_classes: int) -> int:
     return len(np.unique(pool_y[np.asarray(chosen)]))
 
 
+def mostly_good_table(pool_x, pool_y, seeds) -> list[str]:
+    """Defect photos and defect kinds among the first picks of the ranking and of a random choice, from pools of
+    every good photo and a few of each defect class (drawn anew per seed)."""
+    good = np.flatnonzero(pool_y == GOOD)
+    kinds = [np.flatnonzero(pool_y == c) for c in np.unique(pool_y) if c != GOOD]
+    lines = ["A shift of mostly good parts: every 'no defect' photo of the pool and a few of each of the "
+             f"{len(kinds)} defect classes; defect photos and defect kinds among the first photos picked, mean of "
+             f"seeds {', '.join(map(str, seeds))} (a new draw of the defects per seed); 'all kinds' counts the seeds "
+             "where every defect kind was found.", "",
+             "| defects per kind (good share) | photos labelled | random: defects, kinds, all kinds | "
+             "ranking: defects, kinds, all kinds |", "|---|---:|---:|---:|"]
+    for per_kind in DEFECTS_PER_KIND:
+        found = {}
+        for seed in seeds:
+            rng = np.random.default_rng([seed, per_kind])
+            subset = np.concatenate([good] + [rng.choice(members, per_kind, replace=False) for members in kinds])
+            x, y = pool_x[subset], pool_y[subset]
+            for total in PICKS:
+                picks = {"random": rng.choice(len(x), total, replace=False),
+                         "ranking": [p.index for p in order.rank_typical(x, count=total, seed=seed)[:total]]}
+                for name, chosen in picks.items():
+                    labels = y[np.asarray(chosen)]
+                    defects = labels[labels != GOOD]
+                    found.setdefault((name, total), []).append((len(defects), len(set(defects.tolist()))))
+        share = len(good) / (len(good) + per_kind * len(kinds))
+        for total in PICKS:
+            cells = []
+            for name in ("random", "ranking"):
+                counts = np.array(found[name, total])
+                cells.append(f"{counts[:, 0].mean():.1f}, {counts[:, 1].mean():.1f}, "
+                             f"{int((counts[:, 1] == len(kinds)).sum())} of {len(seeds)}")
+            lines.append(f"| {per_kind} ({share:.0%}) | {total} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def tune(backbone, pool, chosen, test, cache: Path, seed: int, epochs: int | None):
     """DAPT tuned on the chosen photos (the recipe's epochs for their shots unless `epochs`), scored on `test`."""
     from dapt_core.engine.experiment import run_experiment
@@ -207,6 +251,8 @@ def main() -> int:
         lines.append(f"Target (random's accuracy with 16 per class, {target:.3f}, reached with at most 10 per class): "
                      f"{strategy}: {'met' if met else 'not met'}"
                      + (f", first at {reached[0]} per class" if reached else ", not reached at any budget") + ".")
+
+    lines += [""] + mostly_good_table(pool_x, pool_y, seeds)
 
     if args.dapt:
         schedule = f"epochs: {args.epochs}" if args.epochs else "the recipe's epochs for the shots, as the app tunes"
