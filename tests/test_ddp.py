@@ -45,7 +45,8 @@ def test_torchrun_two_processes_match_the_single_process_run(tmp_path, tiny_spec
 
     assert main([*args, "--out", str(tmp_path / "single")]) == 0
     capsys.readouterr()
-    env = {**os.environ, "DAPT_MODEL_CONFIGS": str(configs), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "DAPT_MODEL_CONFIGS": str(configs), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "TMPDIR": str(tmp_path)}  # torchrun leaves a torchelastic_* log folder in the temp folder
     done = subprocess.run([*torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "dapt_core.cli", *args,
                            "--out", str(tmp_path / "ddp")],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
