@@ -6,7 +6,7 @@ import streamlit as st
 
 from dapt_core.errors import DaptError
 from dapt_core.studio.access import Action
-from ui import intake_view, nav, recovery_view, state
+from ui import intake_view, nav, recovery_view, state, uploads
 from ui.i18n import current_language, skipped_reason, t
 from ui.label_review import review_section
 from ui.labelling_view import label_next_section
@@ -201,6 +201,7 @@ with st.expander(t("data.zip_title"), icon=":material/folder_zip:"):
     if archive is not None:
         with st.spinner(t("data.zip_reading")):
             intake_view.import_uploaded_zip(project, archive)  # an error stays shown (ui/intake_view.py)
+        uploads.release([archive])  # stored (or refused): its bytes leave the server's memory
         state.bump("zip-uploads")
         st.rerun()
 
@@ -242,6 +243,7 @@ for index, class_name in enumerate(list(counts)):
             if files:
                 with st.spinner(t("data.checking", n=len(files))):
                     intake_view.add_uploaded_files(project, class_name, files)  # an error stays shown
+                uploads.release(files)
                 state.bump("uploads-" + class_name)
                 st.rerun()
 

@@ -17,7 +17,7 @@ from dapt_core.engine.inference import Classifier
 from dapt_core.errors import DaptError, ImageRejected
 from dapt_core.studio import backbone_cache, job_queue, jobs
 from dapt_core.studio.access import Action
-from ui import charts, pass_fail_view, run_view, state
+from ui import charts, pass_fail_view, run_view, state, uploads
 from ui.drift_view import drift_section
 from ui.heatmap_view import heatmap_gallery, report_heatmaps
 from ui.i18n import current_language, engine_text, t
@@ -238,6 +238,7 @@ upload_key = f"import-{project.id}-{state.counter('prompt-imports')}"
 uploaded = st.file_uploader(t("export.import_upload"), key=upload_key)
 if uploaded is not None:
     st.session_state["imported-prompt"] = (uploaded.name, uploaded.getvalue())
+    uploads.release([uploaded])
     state.bump("prompt-imports")
     st.rerun()
 

@@ -141,6 +141,49 @@ def tune(at: AppTest, project_id: str, *, shots=3, epochs=2, batch=8):
 # ------------------------------------------------------------------------------ every page
 
 
+def test_each_upload_leaves_the_servers_memory_once_it_is_stored(workspace, monkeypatch):
+    """Streamlit holds an uploaded file in the server's memory for the session's whole life unless it is let go
+    (ui/uploads.py): photos, a ZIP and the unlabelled pool's photos must not stay held once stored."""
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+
+    from dapt_core.studio.unlabelled_pool import UnlabelledPool
+
+    managers = []  # AppTest gives each run its own; the upload is registered with it before the script runs
+    made = MemoryUploadedFileManager.__init__
+
+    def kept(self, *args, **kwargs):
+        made(self, *args, **kwargs)
+        managers.append(self)
+
+    monkeypatch.setattr(MemoryUploadedFileManager, "__init__", kept)
+
+    def held_after_the_run() -> int:
+        return sum(len(record.data) for files in managers[-1].file_storage.values() for record in files.values())
+
+    project = workspace.create_project("Memory", ["good", "scratch"])
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["project"] = project.id
+    at.run()
+    at.file_uploader(key=f"upload-{project.id}-0-0").set_value(
+        [(f"g{i}.png", png((40, 200, 40), i), "image/png") for i in range(3)])
+    at.run()
+    no_exception(at)
+    assert project.counts()["good"] == 3 and held_after_the_run() == 0
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("scratch/s1.png", png((200, 40, 40), 1))
+    at.file_uploader(key=f"zip-{project.id}-0").set_value([("batch.zip", buffer.getvalue(), "application/zip")])
+    at.run()
+    no_exception(at)
+    assert project.counts()["scratch"] == 1 and held_after_the_run() == 0
+
+    at.file_uploader(key=f"next-upload-{project.id}-0").set_value([("shift.png", png((90, 90, 90), 5), "image/png")])
+    at.run()
+    no_exception(at)
+    assert len(UnlabelledPool(project).photos()) == 1 and held_after_the_run() == 0
+
+
 @pytest.mark.parametrize("lang", ["en", "ja"])
 def test_every_page_renders_without_a_project(workspace, lang):
     at = new_app(lang=lang)

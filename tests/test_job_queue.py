@@ -252,3 +252,33 @@ def test_the_backbone_cache_lets_the_least_recently_used_backbone_go(monkeypatch
     cache.get("b", "cpu")
     assert loads == ["a", "b", "c", "b"]  # b had been let go, so it is loaded again
     assert backbone_cache.BackboneCache.KEEP >= 2  # the demo model and one real backbone fit together
+
+
+def test_a_finished_job_lets_go_of_what_its_work_was_handed():
+    """Finished jobs stay listed (for their cards), so their work must not keep what it was given alive: a drift
+    check is handed the uploaded photos' bytes."""
+    import gc
+    import weakref
+
+    class Upload(bytearray):
+        pass
+
+    queue = JobQueue()
+    jobs, handed = [], []
+    for outcome in ("done", "failed"):
+        upload = Upload(1024)
+        handed.append(weakref.ref(upload))
+
+        def work(context, upload=upload, outcome=outcome):
+            if outcome == "failed":
+                raise DataError("No photos to compare.")
+            return len(upload)
+
+        jobs.append(queue.submit(work, device="cpu", label="drift", project_id="p"))
+        del upload, work
+    for job in jobs:
+        assert job.wait(30)
+    assert [job.state for job in jobs] == [DONE, FAILED] and jobs[0].snapshot().result == 1024
+    gc.collect()
+    assert [ref() for ref in handed] == [None, None]
+    assert [job.id for job in queue.jobs("p")] == [job.id for job in jobs]  # still listed

@@ -21,7 +21,7 @@ from dapt_core.engine.progress import Phase
 from dapt_core.errors import DaptError
 from dapt_core.studio import drift_check, job_queue
 from dapt_core.studio.backbone_cache import BACKBONES
-from ui import charts, short_job, state
+from ui import charts, short_job, state, uploads
 from ui.i18n import t
 from ui.plain_text import as_text
 from ui.widgets import isolated, show_error
@@ -58,6 +58,7 @@ def _section(project, run, device_key: str) -> None:
     if right.button(t("drift.run"), key=f"drift-run-{run.id}", icon=":material/monitoring:", type="primary",
                     disabled=busy or not files):
         _start(project, run, [(f.name, f.getvalue()) for f in files], int(window), device_key)
+        uploads.release(files)  # the job holds its own copy until it ends
         state.bump("drift-uploads")  # the photos are taken: an empty uploader for the next batch
         st.rerun()
     if job is not None and job.state != job_queue.DONE:

@@ -21,7 +21,7 @@ from dapt_core.studio.access import Action
 from dapt_core.studio.backbone_cache import BACKBONES
 from dapt_core.studio.guarded import UserPool, UserProject
 from dapt_core.studio.unlabelled_pool import DEFAULT_BACKBONE, DEFAULT_COUNT, JOB_KIND, upload_files
-from ui import short_job, state
+from ui import short_job, state, uploads
 from ui.i18n import skipped_reason, t
 from ui.plain_text import as_text
 from ui.widgets import delete_button, isolated
@@ -48,6 +48,7 @@ def _section(project: UserProject, pool: UserPool) -> None:
     if files:
         with st.spinner(t("data.checking", n=len(files))):
             report = upload_files(pool, [(f.name, f.getvalue()) for f in files])
+        uploads.release(files)
         state.flash(t("next.added", n=len(report.added)))
         for skipped in report.skipped:
             state.flash(t("next.upload_skipped", name=as_text(skipped.name), reason=skipped_reason(skipped)),

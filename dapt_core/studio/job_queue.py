@@ -189,6 +189,9 @@ class Job:
             self._state = state
             self._finished = time.time()
             self._result = result
+            # A finished job stays listed (KEEP_FINISHED) but never runs again: let go of its work, whose
+            # closure may hold what it was handed (a drift check's uploaded photos).
+            self.work = None
             if error is not None:
                 self._error = str(error)
                 self._error_code = getattr(error, "code", None)
