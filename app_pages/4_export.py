@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import math
 import re
 import zipfile
+from pathlib import Path
 
 import streamlit as st
 
@@ -15,7 +15,7 @@ from dapt_core.deploy.calibration import MIN_HELD_OUT, Calibration
 from dapt_core.engine import prompt_file
 from dapt_core.engine.inference import Classifier
 from dapt_core.errors import DaptError, ImageRejected
-from dapt_core.studio import backbone_cache, job_queue, jobs
+from dapt_core.studio import backbone_cache, export_cache, job_queue, jobs
 from dapt_core.studio.access import Action
 from ui import charts, pass_fail_view, run_view, state, uploads
 from ui.drift_view import drift_section
@@ -114,9 +114,9 @@ def _try_photos(classifier: Classifier, decision, photos) -> None:
         heatmap_gallery(images, names, predictions)
 
 
-def _zip_names(archive: bytes) -> list[str]:
+def _zip_names(archive: Path) -> list[str]:
     """The files in a ZIP, as the button that downloads it names them (read from the archive itself)."""
-    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+    with zipfile.ZipFile(archive) as opened:
         return opened.namelist()
 
 
@@ -203,21 +203,25 @@ if run is not None:
 
         st.markdown(f"**{t('export.onnx_title')}**")
         st.caption(t("export.onnx_help"))
-        onnx_key = f"onnx-zip-{run.id}"
+        onnx_key = f"onnx-zip-{run.id}"  # the export's path: the file is read when Download is clicked
+        cache_dir = project.workspace.cache_dir
         if st.button(t("export.onnx_prepare"), icon=":material/memory:", key="make-onnx"):
             with st.spinner(t("export.onnx_prepare")):
                 classifier = _classifier(str(run.prompt_file), spec, device_key)
                 try:
                     if classifier is not None:
-                        st.session_state[onnx_key] = onnx_export.export_zip(classifier, stem)
+                        archive = export_cache.onnx_zip_path(cache_dir, project.id, run.id)
+                        st.session_state[onnx_key] = str(onnx_export.export_zip(classifier, archive, stem))
+                        export_cache.prune(cache_dir)
                         project.note_download("onnx", run.id)
                 except DaptError as error:
                     show_error(error)
-        if onnx_key in st.session_state:
-            archive = st.session_state[onnx_key]
-            st.download_button(t("export.onnx_download", files=", ".join(_zip_names(archive))), archive,
+        archive = st.session_state.get(onnx_key)
+        if archive and Path(archive).is_file():  # pruned meanwhile (export_cache.KEEP): made again on request
+            archive = Path(archive)
+            st.download_button(t("export.onnx_download", files=", ".join(_zip_names(archive))), archive.read_bytes,
                                file_name=f"{stem}-onnx.zip", mime="application/zip", icon=":material/download:",
-                               key="download-onnx")
+                               key="download-onnx", on_click="ignore")
 
         st.markdown(f"**{t('export.bench_title')}**")
         st.caption(t("export.bench_help"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -52,7 +53,9 @@ def test_try_photos_then_export_onnx_and_measure_latency_and_report_the_calibrat
     # the button names exactly the files the ZIP holds
     import zipfile
 
-    with zipfile.ZipFile(io.BytesIO(at.session_state[f"onnx-zip-{info.id}"])) as archive:
+    kept = at.session_state[f"onnx-zip-{info.id}"]  # a file in the workspace's cache, not bytes in the session
+    assert isinstance(kept, str) and Path(kept).parent == workspace.cache_dir / "exports"
+    with zipfile.ZipFile(kept) as archive:
         names = archive.namelist()
     assert sorted(name.rsplit(".", 1)[1] for name in names) == ["json", "onnx"]
     labels = [b.label for b in at.get("download_button")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -195,6 +196,16 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
         report = tmp_path / report_info.value.suggested_filename
         report_info.value.save_as(report)
         assert report.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+        # the ONNX export: made on the server's disk, read when Download is clicked
+        page.get_by_role("button", name="Make the ONNX export").click()
+        onnx_button = page.get_by_role("button", name=re.compile(r"^Download the ZIP with "))
+        expect(onnx_button).to_be_visible(timeout=180_000)
+        with page.expect_download(timeout=120_000) as onnx_info:
+            onnx_button.click()
+        archive = tmp_path / onnx_info.value.suggested_filename
+        onnx_info.value.save_as(archive)
+        with zipfile.ZipFile(archive) as opened:
+            assert sorted(name.rsplit(".", 1)[1] for name in opened.namelist()) == ["json", "onnx"]
         assert elsewhere(server, requested) == []  # the favicon included: the app works offline
         shared["project"], shared["summary"] = "Browser line", "2 classes, 14 images, 1 saved run"
     assert server.process is None

@@ -302,14 +302,13 @@ def test_dapt_drift_on_the_onnx_file_matches_the_prompt_file_and_needs_no_torch(
     assert "FLAGGED" in done.stdout
 
 
-def test_the_app_download_holds_the_graph_and_its_sidecar(demo_run):
-    import io
+def test_the_app_download_holds_the_graph_and_its_sidecar(demo_run, tmp_path):
     import zipfile
 
     from dapt_core.deploy.onnx_export import export_zip
 
     _, path, _ = demo_run
-    archive = zipfile.ZipFile(io.BytesIO(export_zip(Classifier.load(path, device="cpu"), "line")))
+    archive = zipfile.ZipFile(export_zip(Classifier.load(path, device="cpu"), tmp_path / "line.zip", "line"))
     assert sorted(archive.namelist()) == ["line.json", "line.onnx"]
     assert set(json.loads(archive.read("line.json"))["classnames"]) == set(CLASSES)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import io
 import tempfile
 import zipfile
 from pathlib import Path
@@ -109,15 +108,24 @@ def export_onnx(classifier: Classifier, out: str | Path) -> tuple[Path, Path]:
     return out, side
 
 
-def export_zip(classifier: Classifier, stem: str = "model") -> bytes:
-    """STEM.onnx and STEM.json in one ZIP archive (for a download from the app)."""
+def export_zip(classifier: Classifier, out: str | Path, stem: str = "model") -> Path:
+    """STEM.onnx and STEM.json in one ZIP archive at `out` (for a download from the app), written whole or not
+    at all. A file, not bytes: the graph holds the backbone's weights (about 340 MB for ViT-B/16), too much to
+    keep in a server's memory until someone clicks Download."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
     with tempfile.TemporaryDirectory(prefix="dapt-onnx-") as folder:
         onnx_path, side = export_onnx(classifier, Path(folder) / f"{stem}.onnx")
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.write(onnx_path, onnx_path.name)
-            archive.write(side, side.name)
-    return buffer.getvalue()
+        try:
+            with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.write(onnx_path, onnx_path.name)
+                archive.write(side, side.name)
+            partial.replace(out)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    return out
 
 
 def sidecar(classifier: Classifier) -> dict:

@@ -1,0 +1,34 @@
+"""Exports the app prepares for a download, kept on disk between the click on "Make" and the click on
+"Download" rather than in the server's memory.
+
+An ONNX export holds the backbone's weights (about 340 MB for ViT-B/16). Kept as bytes in a browser session, as
+it was, each session that made one held it (and Streamlit a second copy for the download button) until the
+session ended. Here it is a file in the workspace's cache folder (safe to delete, like the rest of it), one per
+project and run, and the download reads it when clicked. Only the newest KEEP files stay, so the folder cannot
+grow with every run ever exported; a session whose file was pruned is asked to make it again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FOLDER = "exports"
+KEEP = 4
+
+
+def onnx_zip_path(cache_dir: str | Path, project_id: str, run_id: str) -> Path:
+    """Where the ONNX export of one run of one project is kept."""
+    return Path(cache_dir) / FOLDER / f"{project_id}-{run_id}-onnx.zip"
+
+
+def prune(cache_dir: str | Path, keep: int = KEEP) -> list[Path]:
+    """Delete all but the `keep` newest exports (by modification time); returns the deleted files."""
+    folder = Path(cache_dir) / FOLDER
+    if not folder.is_dir():
+        return []
+    files = sorted((p for p in folder.glob("*.zip") if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
+    gone = []
+    for path in files[keep:]:
+        path.unlink(missing_ok=True)
+        gone.append(path)
+    return gone
