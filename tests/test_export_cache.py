@@ -22,3 +22,14 @@ def test_only_the_newest_exports_stay(tmp_path):
         "line-3-run-2-onnx.zip", "line-3-run-3-onnx.zip", "line-3-run-4-onnx.zip", "line-3-run-5-onnx.zip",
         "notes.txt"]
     assert export_cache.prune(tmp_path / "nowhere") == []
+
+
+def test_a_half_written_export_is_removed_once_it_is_old(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    cut_off, writing = folder / "p-r1-onnx.zip.partial", folder / "p-r2-onnx.zip.partial"
+    for path, age in ((cut_off, 2 * 3600), (writing, 30)):
+        path.write_bytes(b"half")
+        os.utime(path, (1_700_000_000 - age, 1_700_000_000 - age))
+    assert export_cache.prune(tmp_path, now=1_700_000_000) == [cut_off]
+    assert writing.exists()  # another session's export still being written
