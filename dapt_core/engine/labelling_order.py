@@ -30,8 +30,9 @@ photos: the demo model's frozen features group the photos by what they look like
 so its groups are not the classes and its picks come out uneven across them (one class got 13-18 of 50 picks).
 The typical photos of each class, taken evenly (which needs the labels first), did best of all. From a pool of
 mostly good parts, though, where a random choice seldom meets a defect, the ranking's one-photo-per-group picks
-found more of the rare defects and more of their kinds. So the ranking says under it what it was measured to do
-(MEASURED_TYPICAL), and the app shows the classes' balance beside it.
+found more of the rare defects and more of their kinds, though one or two photos of each kind were too few to tune
+a usable line model from. So the ranking says under it what it was measured to do (MEASURED_TYPICAL), and the
+app shows the classes' balance beside it.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ MEASURED_TYPICAL = ("Measured on the demo task with the demo model: from a balan
                     "picks taught DAPT no more than as many photos picked at random (its groups were not the classes, "
                     "and its picks came out uneven across them). From a shift of mostly good parts (88-94% good) it "
                     "found 1.2 to 2.3 times as many defect photos as random among the first 20 to 50 picks, and more "
-                    "kinds of defect; at 78% good, the gain was small and uneven. Keep the classes even as you label.")
+                    "kinds of defect (at 78% good, the gain was small and uneven); yet one or two photos of each kind "
+                    "were too few to tune a usable line model. Collect more photos of each defect kind, and keep the "
+                    "classes even as you label.")
 
 
 @dataclass
