@@ -157,7 +157,7 @@ def test_a_zip_entry_past_the_per_file_limit_is_skipped_and_the_rest_kept(projec
 # ------------------------------------------------------------------ only the picture is stored
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP", "BMP"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF"])
 def test_bytes_after_the_picture_are_not_stored_and_the_copy_counts_as_a_duplicate(project, fmt):
     clean = noise(fmt=fmt)
     padded = clean + b"\x00" * 200_000 + b"trailing"
@@ -167,6 +167,51 @@ def test_bytes_after_the_picture_are_not_stored_and_the_copy_counts_as_a_duplica
     stored = project.image_path(record.sha256).read_bytes()
     assert stored == clean and record.sha256 == sha256_of(clean)
     assert [s.code for s in report.skipped] == ["duplicate"]
+
+
+def _multi_page_tiff() -> bytes:
+    pages = [Image.fromarray(np.full((32, 40, 3), shade, np.uint8)) for shade in (30, 120, 210)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, format="TIFF", save_all=True, append_images=pages[1:])
+    return buffer.getvalue()
+
+
+def _exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "ACME line camera", "Line 3, station 2"
+    return exif
+
+
+@pytest.mark.parametrize("tiff", [
+    lambda: noise(fmt="TIFF", compression="tiff_lzw"),
+    lambda: noise(fmt="TIFF", compression="jpeg"),
+    lambda: noise(fmt="TIFF", compression="tiff_adobe_deflate", exif=_exif()),
+    lambda: noise(size=(300, 200), fmt="TIFF", big_tiff=True),  # BigTIFF: 8-byte offsets
+    _multi_page_tiff,
+], ids=["lzw", "jpeg", "deflate+exif", "bigtiff", "three pages"])
+def test_a_tiff_keeps_every_part_wherever_it_lies_and_loses_what_follows(tiff):
+    clean = tiff()
+    assert without_trailing_data(clean) == clean  # nothing follows: nothing cut
+    padded = clean + b"\x00" * 50_000 + b"appended"
+    trimmed = without_trailing_data(padded)
+    assert len(trimmed) <= len(clean)
+    with Image.open(io.BytesIO(clean)) as before, Image.open(io.BytesIO(trimmed)) as after:
+        assert getattr(after, "n_frames", 1) == getattr(before, "n_frames", 1)
+        for page in range(getattr(before, "n_frames", 1)):
+            before.seek(page)
+            after.seek(page)
+            assert np.array_equal(np.asarray(after.convert("RGB")), np.asarray(before.convert("RGB")))
+        assert after.getexif().get(0x0110) == before.getexif().get(0x0110)
+
+
+def test_a_tiff_whose_parts_point_past_its_end_is_kept_as_it_came():
+    clean = noise(fmt="TIFF")
+    strip_offsets = clean.find(struct.pack("<HH", 273, 4))  # the StripOffsets entry (LONG)
+    assert strip_offsets > 0
+    broken = bytearray(clean)
+    broken[strip_offsets + 8:strip_offsets + 12] = struct.pack("<I", len(clean) + 10_000)
+    broken = bytes(broken) + b"junk"
+    assert picture_end(broken) is None and without_trailing_data(broken) == broken
 
 
 def test_a_jpeg_end_marker_inside_its_metadata_does_not_cut_the_picture():

@@ -4,8 +4,11 @@ Decoders stop at the end of the picture and ignore what follows, so "a PNG follo
 decodes like the PNG alone, yet storing the upload as it came grew a project by a gigabyte from a 1 MB
 ZIP. The end is found by walking the format's own structure (PNG chunks up to IEND, JPEG segments and
 entropy-coded data up to EOI, GIF blocks up to the trailer, the RIFF size of WebP, the file size a BMP
-header states). TIFF, whose parts may lie anywhere in the file, is kept as it is: the per-file size
-limit bounds it.
+header states). A TIFF's parts may lie anywhere in the file, so its end is the furthest byte any of them
+reaches: every IFD of the page chain and of the SubIFD, Exif, GPS and Interoperability pointers, every value
+stored outside its entry, and the strips, tiles and JPEG thumbnail they point to (classic TIFF and BigTIFF).
+Bytes a maker note points to beyond its own value could be cut; the pixels never are, and the intake keeps the
+upload as it came unless the cut file decodes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ def picture_end(data: bytes) -> int | None:
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             size = struct.unpack("<I", data[4:8])[0]
             return 8 + size + (size & 1)
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_end(data)
         if data.startswith(b"BM"):
             size = struct.unpack("<I", data[2:6])[0]
             return size if size >= 26 else None
@@ -103,3 +108,60 @@ def _gif_end(data: bytes) -> int | None:
         else:
             return None
     return None
+
+
+# TIFF field types and their sizes in bytes (TIFF 6.0, and BigTIFF's 8-byte ones)
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4,
+                    16: 8, 17: 8, 18: 8}
+_TIFF_SUB_IFDS = {330, 34665, 34853, 40965}  # SubIFDs, Exif IFD, GPS IFD, Interoperability IFD
+_TIFF_DATA = ((273, 279), (324, 325), (513, 514))  # strips, tiles, JPEG thumbnail: (offsets, byte counts)
+_TIFF_POINTERS = _TIFF_SUB_IFDS | {tag for pair in _TIFF_DATA for tag in pair}  # the fields whose values are read
+_TIFF_SLACK = 16  # bytes after the furthest part that are left alone
+_TIFF_MAX_IFDS = 10_000  # a file that claims more is not walked (loops are caught anyway)
+
+
+def _tiff_end(data: bytes) -> int | None:
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack(order + "H", data[2:4])[0] == 43
+    offset_format, count_format, entry_size, inline = ("Q", "Q", 20, 8) if big else ("I", "H", 12, 4)
+    offset_size, count_size = struct.calcsize(offset_format), struct.calcsize(count_format)
+    first = struct.unpack(order + offset_format, data[8:16] if big else data[4:8])[0]
+    end = 16 if big else 8
+    pending, seen = [first], set()
+    while pending:
+        ifd = pending.pop()
+        if ifd == 0 or ifd in seen:
+            continue
+        if len(seen) >= _TIFF_MAX_IFDS or ifd + count_size > len(data):
+            return None
+        seen.add(ifd)
+        entries = struct.unpack(order + count_format, data[ifd:ifd + count_size])[0]
+        table_end = ifd + count_size + entries * entry_size
+        end = max(end, table_end + offset_size)
+        values = {}
+        for k in range(entries):
+            at = ifd + count_size + k * entry_size
+            tag, kind = struct.unpack(order + "HH", data[at:at + 4])
+            count = struct.unpack(order + offset_format, data[at + 4:at + 4 + offset_size])[0]
+            size = _TIFF_TYPE_SIZES.get(kind, 1) * count
+            field = at + 4 + offset_size
+            if size > inline:
+                where = struct.unpack(order + offset_format, data[field:field + offset_size])[0]
+                end = max(end, where + size)
+                raw = data[where:where + size]
+            else:
+                raw = data[field:field + size]
+            if tag in _TIFF_POINTERS and kind in (3, 4, 13, 16, 18) and len(raw) == size:
+                code = {2: "H", 4: "I", 8: "Q"}[_TIFF_TYPE_SIZES[kind]]
+                values[tag] = [value for (value,) in struct.iter_unpack(order + code, raw)]
+        for tag in _TIFF_SUB_IFDS & values.keys():
+            pending.extend(values[tag])
+        for offsets, counts in _TIFF_DATA:
+            starts, lengths = values.get(offsets, ()), values.get(counts, ())
+            end = max([end] + [start + length for start, length in zip(starts, lengths)])
+        pending.append(struct.unpack(order + offset_format, data[table_end:table_end + offset_size])[0])
+    if end > len(data):
+        return None
+    # Writers pad a few bytes after the last part (word alignment; Pillow's multi-page files end in an empty
+    # next-page pointer): not worth storing a file that differs from the one uploaded.
+    return len(data) if len(data) - end <= _TIFF_SLACK else end
