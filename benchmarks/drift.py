@@ -68,7 +68,7 @@ def photos(seed: int, classes, per_class: int, task: str = "carbon-fibre") -> li
 
 
 def encoded(classifier, images) -> tuple[np.ndarray, np.ndarray]:
-    parts = [drift.image_features(classifier, images[i:i + 100]) for i in range(0, len(images), 100)]
+    parts = [classifier.image_features(images[i:i + 100]) for i in range(0, len(images), 100)]
     return np.vstack([f for f, _ in parts]), np.concatenate([n for _, n in parts])
 
 

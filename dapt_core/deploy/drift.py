@@ -33,8 +33,8 @@ whose share of good parts differs much from the held-out photos' also shows as a
 file from before the reference sample (or a CSV from `dapt predict`, which holds no features) gets
 test (a) only, and the report says so.
 
-The statistics are numpy only; `encode_photos` runs a Classifier (torch, imported there) or, for an .onnx
-export, its OnnxClassifier (ONNX Runtime alone, as on a line PC).
+The statistics are numpy only; `encode_photos` runs a Classifier's `image_features` (torch) or, for an .onnx
+export, its OnnxClassifier's (ONNX Runtime alone, as on a line PC).
 """
 
 from __future__ import annotations
@@ -306,35 +306,15 @@ def ordered(paths: list[Path], order: str = "name") -> list[Path]:
     return sorted(paths, key=str)
 
 
-def image_features(classifier, images: list) -> tuple[np.ndarray, np.ndarray | None]:
-    """The tuned image features (N, D) and novelty scores (N,; None for a file without calibration) of PIL
-    images with `classifier` (dapt_core.engine.inference.Classifier, or an .onnx export's OnnxClassifier):
-    the whole photo's test view, as its novelty is computed."""
-    from .onnx_runner import OnnxClassifier
-
-    if isinstance(classifier, OnnxClassifier):
-        return classifier.image_features(images)
-    import torch
-
-    from ..engine.transforms import test_view
-
-    model = classifier.model
-    batch = torch.stack([test_view(image, classifier.preprocessing) for image in images])
-    with torch.no_grad(), model.backbone.autocast():
-        features = model.image_features(batch.to(model.backbone.device)).float()
-    with torch.no_grad():
-        novelty = None if classifier.novelty is None else classifier.novelty.score(features).cpu().numpy()
-    return features.cpu().numpy(), novelty
-
-
 def encode_photos(classifier, paths: list[Path], *, batch_size: int = 32,
                   on_progress: Callable[[int, int], None] | None = None):
-    """`image_features` of photo files, in batches: features (N, D), novelty (N,) or None, the names of the
-    photos that loaded, and the skipped ones."""
+    """`classifier.image_features` of photo files, in batches (a prompt file's Classifier or an .onnx export's
+    OnnxClassifier): features (N, D), novelty (N,) or None, the names of the photos that loaded, and the skipped
+    ones."""
     from .batch_predict import predict_paths
 
     def rows_of(images: list) -> list:
-        features, novelty = image_features(classifier, images)
+        features, novelty = classifier.image_features(images)
         return [(features[i], None if novelty is None else float(novelty[i])) for i in range(len(images))]
 
     result = predict_paths(rows_of, paths, batch_size=batch_size, on_progress=on_progress)
@@ -346,13 +326,9 @@ def encode_photos(classifier, paths: list[Path], *, batch_size: int = 32,
 
 
 def reference_of(file) -> np.ndarray | None:
-    """The reference features of a prompt file (dapt_core.engine.prompt_file.DRIFT_REFERENCE) or of an .onnx
-    export (its sidecar's copy), or None."""
-    from .onnx_runner import OnnxClassifier
-
-    if isinstance(file, OnnxClassifier):
-        return file.drift_reference
-    from ..engine.prompt_file import DRIFT_REFERENCE  # torch: not on a line PC that runs the .onnx file
+    """The prompt file's reference features (dapt_core.engine.prompt_file.DRIFT_REFERENCE), or None (an .onnx
+    export carries its copy as OnnxClassifier.drift_reference)."""
+    from ..engine.prompt_file import DRIFT_REFERENCE
 
     tensor = file.tensors.get(DRIFT_REFERENCE)
     return None if tensor is None else tensor.float().numpy()
@@ -385,7 +361,8 @@ def check(file, photos: str | Path | list, *, order: str = "name", window: int =
     (default: the file's own backbone, loaded). Returns the report and the photos that could not be read."""
     from .onnx_runner import OnnxClassifier
 
-    if isinstance(file, OnnxClassifier):
+    exported = isinstance(file, OnnxClassifier)  # no torch on that path: a line PC runs the .onnx file alone
+    if exported:
         calibration, classifier_for = file.calibration, lambda onnx: onnx
     else:
         calibration = Calibration.from_dict(file.header["calibration"]) if file.header.get("calibration") else None
@@ -405,7 +382,7 @@ def check(file, photos: str | Path | list, *, order: str = "name", window: int =
             classifier = classifier_for(file)
         features, novelty, names, skipped = encode_photos(classifier, paths, batch_size=batch_size,
                                                           on_progress=on_progress)
-        reference = reference_of(file)
+        reference = file.drift_reference if exported else reference_of(file)
     report = assess(names, novelty=novelty, features=features, calibration=calibration, reference=reference,
                     window=window)
     report.notes[:0] = notes

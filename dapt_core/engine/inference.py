@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -111,6 +112,17 @@ class Classifier:
         if not logits:
             return torch.empty(0, len(self.classnames)), None
         return torch.cat(logits), torch.cat(novelty) if novelty else None
+
+    @torch.no_grad()
+    def image_features(self, images: list) -> tuple[np.ndarray, np.ndarray | None]:
+        """The tuned image features (N, D) of whole photos (PIL images; their test view, as their novelty is
+        computed) and their novelty (N,; None for a file without calibration), for the drift check; the ONNX
+        runner gives the same (deploy/onnx_runner.py)."""
+        batch = torch.stack([test_view(image, self.preprocessing) for image in images])
+        with self.model.backbone.autocast():
+            features = self.model.image_features(batch.to(self.model.backbone.device)).float()
+        novelty = None if self.novelty is None else self.novelty.score(features).cpu().numpy()
+        return features.cpu().numpy(), novelty
 
     @torch.no_grad()
     def forward_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
