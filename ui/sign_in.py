@@ -101,26 +101,28 @@ def _provider_user(providers: list[str], local_names: list[str]) -> str | None:
     if not providers:
         return None
     claims = st.user.to_dict()
+    provider = claims.get("provider", DEFAULT_PROVIDER)
     # an identity cookie (kept 30 days) from a provider that has since been taken out of the secrets no longer counts
-    if not claims.get("is_logged_in") or claims.get("provider", DEFAULT_PROVIDER) not in providers:
+    if not claims.get("is_logged_in") or provider not in providers:
         return None
     identity = identity_of(claims)
     if identity is None:
         wanted = _secrets_section("dapt").get("user_claim") or " / ".join(IDENTITY_CLAIMS)
-        st.error(t("signin.no_identity_claim", claim=wanted), icon=":material/lock:")
-        if st.button(t("signin.sign_out"), key="sign-out-unknown", icon=":material/logout:"):
-            st.logout()
-        st.stop()
+        _refuse_provider_user(t("signin.no_identity_claim", claim=wanted), "sign-out-unknown")
     if identity in local_names:
-        provider = claims.get("provider", DEFAULT_PROVIDER)
-        st.error(t("signin.provider_name_taken", provider=provider_label(provider), name=as_text(identity)),
-                 icon=":material/lock:")
-        if st.button(t("signin.sign_out"), key="sign-out-name-taken", icon=":material/logout:"):
-            st.logout()
-        st.stop()
+        _refuse_provider_user(t("signin.provider_name_taken", provider=provider_label(provider),
+                                name=as_text(identity)), "sign-out-name-taken")
     st.session_state[USER_KEY] = identity
-    st.session_state[SIGNED_IN_THROUGH_KEY] = claims.get("provider", DEFAULT_PROVIDER)
+    st.session_state[SIGNED_IN_THROUGH_KEY] = provider
     return identity
+
+
+def _refuse_provider_user(message: str, key: str) -> None:
+    """Stop the page for a user the provider signed in but the app cannot take, saying why, with a way out."""
+    st.error(message, icon=":material/lock:")
+    if st.button(t("signin.sign_out"), key=key, icon=":material/logout:"):
+        st.logout()
+    st.stop()
 
 
 def _sign_out() -> None:
@@ -149,10 +151,11 @@ def require_sign_in() -> str | None:
     sign-in (the local default: one person, as on a laptop)."""
     accounts = Accounts(state.workspace().root)
     try:
-        exist = accounts.exist()
+        names = accounts.names()  # read once per run: every page of every session comes through here
     except DaptError as error:
         st.error(str(error), icon=":material/lock:")
         st.stop()
+    exist = bool(names)
     providers = identity_providers()
     if not exist and not providers:
         if serving_on_network(st.get_option("server.address")):
@@ -162,11 +165,11 @@ def require_sign_in() -> str | None:
             st.code("dapt users add YOUR_NAME", language="bash")
             st.stop()
         return None
-    user = _provider_user(providers, accounts.names())
+    user = _provider_user(providers, names)
     # a session signed in before SIGNED_IN_THROUGH_KEY existed (or by a test's session_state) holds a local name
     if user is None and st.session_state.get(SIGNED_IN_THROUGH_KEY, LOCAL_ACCOUNT) == LOCAL_ACCOUNT:
         user = st.session_state.get(USER_KEY)
-        if user not in accounts.names():  # the account was removed meanwhile
+        if user not in names:  # the account was removed meanwhile
             user = None
     if user is not None:
         # a provider's user name can be any text, and an e-mail address would become a mailto: link
