@@ -797,11 +797,12 @@ def cmd_users(args) -> int:
 def _refuse_inherited_memberships(workspace_root: Path, name: str) -> None:
     """Projects know their members by name alone, so a new account named like a member would inherit that
     member's roles: say which, and how to go on, before creating it."""
-    from .studio.guarded import UserWorkspace
+    from .studio.access import Members
     from .studio.workspace import Workspace
 
-    member = UserWorkspace(Workspace(workspace_root), name)
-    roles = [f"{info.name} ({member.role_in(info.id)})" for info in member.list_projects()]
+    workspace = Workspace(workspace_root)
+    found = ((info, Members(workspace.projects_dir / info.id).role_of(name)) for info in workspace.list_projects())
+    roles = [f"{info.name} ({role})" for info, role in found if role is not None]
     if roles:
         raise ConfigError(
             f"'{name}' is already a member of {len(roles)} project(s): {', '.join(roles)}. That may be a user "
