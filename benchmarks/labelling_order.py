@@ -203,9 +203,6 @@ def mostly_good_dapt_table(backbone, pool, pool_x, pool_y, evaluation, cache: Pa
     with the fewest has, the first picked). Scored as the line scores it, on the whole evaluation set: the share
     of defective parts it passes as good (escapes) and of good parts it flags (overkill), at the likeliest
     class."""
-    from dapt_core.engine.experiment import run_experiment
-    from dapt_core.engine.methods import TuningConfig
-
     eval_y = np.array([item.label for item in evaluation])
     lines = ["DAPT tuned on those choices as the app tunes (the classes each found, as many photos from each as the "
              "class with the fewest has; the recipe's epochs for those shots unless --epochs), on the 500 evaluation "
@@ -232,9 +229,8 @@ def mostly_good_dapt_table(backbone, pool, pool_x, pool_y, evaluation, cache: Pa
                     stand_in = next(c for c in present if c != GOOD)
                     test = [LabeledImage(item.path, present.index(item.label if item.label in present else stand_in))
                             for item in evaluation]
-                    split = Split([CLASSES[c] for c in present], train, test)
-                    result = run_experiment(backbone, split, TuningConfig(method="dapt", epochs=epochs, seed=seed),
-                                            shots=shots, cache_dir=cache, safeguard=False)
+                    result = tune_split(backbone, Split([CLASSES[c] for c in present], train, test), cache, seed,
+                                        epochs, shots)
                     called_good = result.after.logits.argmax(1).numpy() == present.index(GOOD)
                     escapes = float(called_good[eval_y != GOOD].mean())
                     overkill = float((~called_good)[eval_y == GOOD].mean())
@@ -259,12 +255,16 @@ def mostly_good_dapt_table(backbone, pool, pool_x, pool_y, evaluation, cache: Pa
 
 def tune(backbone, pool, chosen, test, cache: Path, seed: int, epochs: int | None):
     """DAPT tuned on the chosen photos (the recipe's epochs for their shots unless `epochs`), scored on `test`."""
+    return tune_split(backbone, Split(list(CLASSES), [pool[i] for i in chosen], test), cache, seed, epochs)
+
+
+def tune_split(backbone, split: Split, cache: Path, seed: int, epochs: int | None, shots: int | None = None):
+    """DAPT tuned on `split` (the recipe's epochs for its shots unless `epochs`), without the safeguard."""
     from dapt_core.engine.experiment import run_experiment
     from dapt_core.engine.methods import TuningConfig
 
-    split = Split(list(CLASSES), [pool[i] for i in chosen], test)
-    return run_experiment(backbone, split, TuningConfig(method="dapt", epochs=epochs, seed=seed), cache_dir=cache,
-                          safeguard=False)
+    return run_experiment(backbone, split, TuningConfig(method="dapt", epochs=epochs, seed=seed), shots=shots,
+                          cache_dir=cache, safeguard=False)
 
 
 def tuned_probabilities(backbone, pool, cache: Path, epochs: int | None):
