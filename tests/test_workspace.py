@@ -251,6 +251,26 @@ def test_the_demo_project_keeps_the_demo_tasks_split(ws, monkeypatch):
     assert {r.name for r in project.images() if r.part == "test"} == {f"test-{i:03d}.png" for i in range(3)}
 
 
+def test_a_demo_project_stopped_half_way_leaves_nothing(ws, monkeypatch):
+    """In the app the progress callback is where Streamlit stops the page when the person goes to another one,
+    with its own BaseException (not an Exception): the half-made project must go, as after a full disk."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
+    from dapt_core.demo import demo_task
+
+    monkeypatch.setattr(demo_task, "TRAIN_PER_CLASS", 4)
+    monkeypatch.setattr(demo_task, "TEST_PER_CLASS", 3)
+
+    def left_the_page(done: int, total: int) -> None:
+        if done == total // 2:
+            raise StopException()
+
+    with pytest.raises(StopException):
+        ws.create_demo_project("Demo", progress=left_the_page)
+    assert ws.list_projects() == []
+    assert [p.name for p in ws.projects_dir.iterdir() if not p.name.startswith(".")] == []
+
+
 def test_damaged_manifest_is_reported_never_replaced(ws, project):
     project.add_class("dent")  # leaves a backup of the previous manifest
     path = project.path / MANIFEST

@@ -166,7 +166,9 @@ class Workspace:
                         if progress is not None:
                             progress(done, total)
                     project.add_images(class_name, files, source="demo", remember=False, part=part)
-        except Exception:  # a full disk half-way: no half demo project is left behind
+        # A full disk half-way, or the app's page stopped by the person going to another page (Streamlit
+        # stops the script with a BaseException from the progress callback): no half demo project is left.
+        except BaseException:
             try:
                 self.delete_project(project.id)
             except WorkspaceError:
