@@ -87,6 +87,22 @@ def settle(page) -> None:
     page.wait_for_timeout(200)
 
 
+def open_advanced(page, field: str) -> None:
+    """Open the Tune page's "Advanced settings" and wait for `field` in it. A rerun that lands just after the
+    click (the weights check ending, say) can redraw the expander closed, so it is opened again until the field
+    shows."""
+    inside = page.get_by_label(field, exact=True)
+    for _ in range(3):
+        settle(page)
+        page.get_by_text("Advanced settings").click()
+        try:
+            expect(inside).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            continue
+    expect(inside).to_be_visible()
+
+
 def fill_number(page, label: str, value: int) -> None:
     field = page.get_by_label(label, exact=True)
     field.fill(str(value))
@@ -159,7 +175,7 @@ def test_end_to_end_in_a_real_browser(browser, shared, tmp_path):
         expect(page.get_by_text("Weights available")).to_be_visible(timeout=180_000)
         # the default shots fit the data: every class keeps test photos (blue has 6: 3 train, 3 test)
         expect(page.get_by_label("Training images per class (shots)", exact=True)).to_have_value("3")
-        page.get_by_text("Advanced settings").click()
+        open_advanced(page, "Epochs (0 = the recipe's 100)")
         fill_number(page, "Epochs (0 = the recipe's 100)", 3)
         settle(page)
         start = page.get_by_role("button", name="Start tuning")
@@ -358,7 +374,7 @@ def test_two_tabs_one_queue_each_knows_its_own_job(browser, tmp_path):
         for _ in range(2):
             context, page = open_page(browser, f"{server.url}/tune?project={project.id}")
             expect(page.get_by_text("Weights available")).to_be_visible(timeout=180_000)
-            page.get_by_text("Advanced settings").click()
+            open_advanced(page, "Epochs (0 = the recipe's 100)")
             fill_number(page, "Epochs (0 = the recipe's 100)", 2000)  # still running below
             settle(page)
             pages.append(page)
@@ -432,7 +448,7 @@ def test_the_demo_project_gives_the_command_lines_numbers(browser, tmp_path):
         expect(page.get_by_label("Training images per class (shots)", exact=True)).to_have_value("16")
         # the task's own held-out set, said once under the split table (every class has its test/ folder)
         expect(page.get_by_text("Test photos: each class's own test/ folder")).to_be_visible()
-        page.get_by_text("Advanced settings").click()
+        open_advanced(page, "Epochs (0 = the recipe's 200)")
         fill_number(page, "Epochs (0 = the recipe's 200)", 1)
         settle(page)
         page.get_by_role("button", name="Start tuning").click()
